@@ -1,0 +1,30 @@
+"""Bit-exact NumPy golden models of convaccel (the arithmetic contract, DESIGN.md section 2).
+
+Plain NumPy and int64 throughout; nothing here imports ``hw``, ``sim`` or
+``scripts``.  Inputs must have integer dtypes; every function raises
+``ValueError`` rather than wrap int64.
+"""
+
+from .conv import as_int, as_int_array, as_pair, as_padding4, conv2d, output_size
+from .layer import ACTIVATIONS, conv_layer
+from .pool import POOL_MODES, pool2d
+from .quant import MAX_SHIFT, clamp_activation, relu, requantize, round_shift, saturate
+
+__all__ = [
+    "ACTIVATIONS",
+    "MAX_SHIFT",
+    "POOL_MODES",
+    "as_int",
+    "as_int_array",
+    "as_pair",
+    "as_padding4",
+    "clamp_activation",
+    "conv2d",
+    "conv_layer",
+    "output_size",
+    "pool2d",
+    "relu",
+    "requantize",
+    "round_shift",
+    "saturate",
+]

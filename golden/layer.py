@@ -1,0 +1,82 @@
+"""Golden model of one accelerator layer: conv -> +bias -> requant -> activation -> pool."""
+
+from .conv import conv2d
+from .pool import pool2d
+from .quant import relu, requantize
+
+__all__ = ["ACTIVATIONS", "conv_layer"]
+
+ACTIVATIONS = ("none", "relu")
+
+
+def _parse_pool(pool):
+    """Return ``(mode, kernel, stride)`` from ``None`` or a 2- or 3-tuple."""
+    if pool is None:
+        return None
+    if not isinstance(pool, (tuple, list)) or len(pool) not in (2, 3):
+        raise ValueError(
+            f'pool must be None or (mode, kernel[, stride]) such as ("max", 2, 2), got {pool!r}'
+        )
+    mode, kernel, *rest = pool
+    return mode, kernel, rest[0] if rest else None
+
+
+def conv_layer(
+    x,
+    w,
+    bias=None,
+    multiplier=1,
+    shift=0,
+    *,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    activation="none",
+    pool=None,
+    bits=8,
+    return_intermediates=False,
+):
+    """Run one quantized convolution layer in the contract order.
+
+    conv (+ bias, full width) -> `requantize` -> activation -> `pool2d`.
+
+    Parameters
+    ----------
+    x, w, bias, stride, padding, dilation, groups
+        As for `conv2d`.
+    multiplier, shift : int or array_like of int, optional
+        Requantization scale, scalar or per output channel; see `requantize`.
+        The defaults (1, 0) only saturate.
+    activation : {"none", "relu"}, optional
+        Activation applied to the requantized values.
+    pool : None or tuple, optional
+        ``(mode, kernel)`` or ``(mode, kernel, stride)`` with mode "max" or
+        "avg"; see `pool2d`.  ``None`` skips pooling.
+    bits : int, optional
+        Activation width for saturation.
+    return_intermediates : bool, optional
+        If true, return a dict of every stage instead of the output only.
+
+    Returns
+    -------
+    numpy.ndarray of int64 or dict
+        The layer output, (N, M, P', Q') or (M, P', Q'); or a dict with keys
+        ``"acc"`` (accumulators including bias), ``"requant"``, ``"act"`` and
+        ``"out"``.
+
+    Raises
+    ------
+    ValueError
+        On any invalid argument (checked before computing).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    pool_args = _parse_pool(pool)
+    acc = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    req = requantize(acc, multiplier, shift, bits=bits)
+    act = relu(req) if activation == "relu" else req
+    out = act if pool_args is None else pool2d(act, pool_args[1], pool_args[2], mode=pool_args[0])
+    if return_intermediates:
+        return {"acc": acc, "requant": req, "act": act, "out": out}
+    return out
