@@ -1,0 +1,11 @@
+"""Amaranth hardware of convaccel: configuration, processing element, requantizer."""
+
+from .config import PRESETS, AccelConfig
+from .mac_pe import MacPE
+from .requant_activation import Activation, RequantActivation
+from .verilog import DESIGNS, build_design, generate_verilog
+
+__all__ = [
+    "PRESETS", "AccelConfig", "MacPE", "Activation", "RequantActivation",
+    "DESIGNS", "build_design", "generate_verilog",
+]

@@ -1,0 +1,295 @@
+"""The one generate-time configuration object of convaccel.
+
+Every part of the project - the Amaranth hardware, the cocotb harness, the
+command-line scripts - takes its widths and maxima from an
+:class:`AccelConfig`. The golden models receive the same numbers as plain
+values (``golden/`` imports nothing from ``hw/``).
+
+The configuration is frozen and validates itself on construction: a bad value
+raises :class:`ValueError` naming the parameter and the value. It round-trips
+through JSON (:meth:`AccelConfig.to_json`, :meth:`AccelConfig.from_json`) so a
+build can be described by a file, and a few named presets cover common uses
+(:data:`PRESETS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AccelConfig", "PRESETS", "signed_width"]
+
+
+def signed_width(low: int, high: int) -> int:
+    """Smallest two's complement width holding every integer in ``[low, high]``.
+
+    >>> signed_width(-128, 127)
+    8
+    >>> signed_width(-128, 128)
+    9
+    """
+    if low > high:
+        raise ValueError(f"signed_width: low ({low}) must not exceed high ({high})")
+    width = 1
+    while not (-(1 << (width - 1)) <= low and high <= (1 << (width - 1)) - 1):
+        width += 1
+    return width
+
+
+# (field, smallest allowed, largest allowed, what it is) - one table so the
+# checks and their messages cannot drift apart.
+_INT_LIMITS = (
+    ("act_width", 2, 16, "activation width in bits (signed)"),
+    ("weight_width", 2, 16, "weight width in bits (signed)"),
+    ("bias_width", 2, 48, "bias width in bits (signed)"),
+    ("mult_width", 1, 32, "requantization multiplier width in bits (unsigned)"),
+    ("shift_width", 1, 6, "requantization shift field width in bits"),
+    ("array_rows", 1, 64, "systolic array rows (reduction direction)"),
+    ("array_cols", 1, 64, "systolic array columns (output-channel direction)"),
+    ("max_in_channels", 1, 4096, "largest input channel count C"),
+    ("max_out_channels", 1, 4096, "largest output channel count M"),
+    ("max_height", 1, 4096, "largest input height H"),
+    ("max_width", 1, 4096, "largest input width W"),
+    ("max_kernel", 1, 16, "largest kernel height/width R, S"),
+    ("max_stride", 1, 8, "largest convolution stride per axis"),
+    ("max_dilation", 1, 8, "largest convolution dilation per axis"),
+    ("max_padding", 0, 16, "largest zero padding on any side"),
+    ("max_pool_kernel", 1, 8, "largest pooling window per axis"),
+    ("max_pool_stride", 1, 8, "largest pooling stride per axis"),
+)
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Generate-time parameters of a convaccel build.
+
+    Parameters
+    ----------
+    act_width, weight_width : int
+        Signed two's complement widths of activations and weights (8 by
+        default). Requantized outputs have ``act_width`` bits too.
+    bias_width : int
+        Signed width of the per-output-channel bias (32 by default).
+    mult_width : int
+        Width of the unsigned per-channel requantization multiplier ``M0``.
+    shift_width : int
+        Width of the per-channel right shift ``sh``; every shift from 0 to
+        ``2**shift_width - 1`` is supported.
+    array_rows, array_cols : int
+        Systolic array size. Rows run along the reduction (``C*R*S``), columns
+        along output channels.
+    max_in_channels, max_out_channels : int
+        Largest ``C`` and ``M`` a layer may use at run time.
+    max_height, max_width : int
+        Largest input feature map ``H`` and ``W``.
+    max_kernel : int
+        Largest kernel height and width (``R`` and ``S``).
+    max_stride, max_dilation, max_padding : int
+        Largest stride and dilation per axis and largest zero padding per side.
+    pool_support : bool
+        Whether the pooling unit is generated.
+    max_pool_kernel, max_pool_stride : int
+        Largest pooling window and stride per axis.
+
+    Raises
+    ------
+    ValueError
+        If any parameter is out of range; the message names the parameter and
+        the value.
+
+    Notes
+    -----
+    :attr:`acc_width` is derived, not chosen: it is the exact signed width that
+    holds the worst-case sum of ``max_kernel**2 * max_in_channels`` products
+    plus any bias, so no layer within the maxima can overflow.
+    """
+
+    act_width: int = 8
+    weight_width: int = 8
+    bias_width: int = 32
+    mult_width: int = 16
+    shift_width: int = 6
+    array_rows: int = 8
+    array_cols: int = 8
+    max_in_channels: int = 64
+    max_out_channels: int = 64
+    max_height: int = 64
+    max_width: int = 64
+    max_kernel: int = 7
+    max_stride: int = 4
+    max_dilation: int = 3
+    max_padding: int = 3
+    pool_support: bool = True
+    max_pool_kernel: int = 3
+    max_pool_stride: int = 3
+
+    def __post_init__(self):
+        for name, low, high, what in _INT_LIMITS:
+            value = getattr(self, name)
+            # bool is an int subclass; True as a width is always a mistake.
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(
+                    f"AccelConfig.{name} ({what}) must be an integer, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(
+                    f"AccelConfig.{name} ({what}) must be in {low}..{high}, got {value}")
+        if not isinstance(self.pool_support, bool):
+            raise ValueError(
+                f"AccelConfig.pool_support must be True or False, got {self.pool_support!r}")
+        # The golden models compute in int64 and the requantizer multiplies the
+        # accumulator by the multiplier: keep that product and its rounding
+        # term inside 64 bits so hardware and model can never disagree.
+        if self.acc_width + self.mult_width + 1 > 64:
+            raise ValueError(
+                f"AccelConfig: acc_width ({self.acc_width}, derived from act_width="
+                f"{self.act_width}, weight_width={self.weight_width}, bias_width="
+                f"{self.bias_width}, max_kernel={self.max_kernel}, max_in_channels="
+                f"{self.max_in_channels}) + mult_width ({self.mult_width}) + 1 exceeds 64 bits")
+
+    # -- derived widths ---------------------------------------------------
+
+    @property
+    def act_min(self) -> int:
+        """Most negative activation (and requantized output) value."""
+        return -(1 << (self.act_width - 1))
+
+    @property
+    def act_max(self) -> int:
+        """Most positive activation (and requantized output) value."""
+        return (1 << (self.act_width - 1)) - 1
+
+    @property
+    def weight_min(self) -> int:
+        return -(1 << (self.weight_width - 1))
+
+    @property
+    def weight_max(self) -> int:
+        return (1 << (self.weight_width - 1)) - 1
+
+    @property
+    def bias_min(self) -> int:
+        return -(1 << (self.bias_width - 1))
+
+    @property
+    def bias_max(self) -> int:
+        return (1 << (self.bias_width - 1)) - 1
+
+    @property
+    def max_shift(self) -> int:
+        """Largest requantization shift the hardware accepts."""
+        return (1 << self.shift_width) - 1
+
+    @property
+    def max_multiplier(self) -> int:
+        """Largest requantization multiplier the hardware accepts."""
+        return (1 << self.mult_width) - 1
+
+    @property
+    def product_width(self) -> int:
+        """Exact signed width of one activation x weight product."""
+        extremes = [a * w for a in (self.act_min, self.act_max)
+                    for w in (self.weight_min, self.weight_max)]
+        return signed_width(min(extremes), max(extremes))
+
+    @property
+    def max_reduction(self) -> int:
+        """Largest number of products summed into one output (``C*R*S``)."""
+        return self.max_in_channels * self.max_kernel * self.max_kernel
+
+    @property
+    def acc_low(self) -> int:
+        """Most negative value an accumulator can reach (products + bias)."""
+        most_negative_product = min(a * w for a in (self.act_min, self.act_max)
+                                    for w in (self.weight_min, self.weight_max))
+        return self.max_reduction * most_negative_product + self.bias_min
+
+    @property
+    def acc_high(self) -> int:
+        """Most positive value an accumulator can reach (products + bias)."""
+        most_positive_product = max(a * w for a in (self.act_min, self.act_max)
+                                    for w in (self.weight_min, self.weight_max))
+        return self.max_reduction * most_positive_product + self.bias_max
+
+    @property
+    def acc_width(self) -> int:
+        """Exact accumulator width: no layer within the maxima can overflow it."""
+        return signed_width(self.acc_low, self.acc_high)
+
+    # -- presets, JSON, identity ----------------------------------------
+
+    @classmethod
+    def preset(cls, name: str) -> "AccelConfig":
+        """Return the named preset (see :data:`PRESETS`)."""
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}"
+            ) from None
+
+    @classmethod
+    def load(cls, spec: str | Path) -> "AccelConfig":
+        """Return a preset by name, or the configuration in a JSON file."""
+        if isinstance(spec, str) and spec in PRESETS:
+            return PRESETS[spec]
+        path = Path(spec)
+        if path.suffix == ".json" or path.exists():
+            try:
+                text = path.read_text()
+            except OSError as error:
+                raise ValueError(f"cannot read configuration file {str(path)!r}: {error}") from None
+            return cls.from_json(text)
+        raise ValueError(
+            f"{str(spec)!r} is neither a preset ({', '.join(sorted(PRESETS))}) "
+            "nor a configuration JSON file")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AccelConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"configuration must be a JSON object, got {type(data).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown configuration parameter(s) {', '.join(map(repr, unknown))}; "
+                f"known parameters: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "AccelConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"configuration is not valid JSON: {error}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes) -> "AccelConfig":
+        """Return a copy with some parameters changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def digest(self) -> str:
+        """Short stable hash of the parameters, for build caches and file names."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+
+#: Named configurations. ``tiny`` keeps simulations fast; ``default`` is the
+#: build the documentation and benchmarks describe; ``large`` a 16x16 array.
+PRESETS: dict[str, AccelConfig] = {
+    "tiny": AccelConfig(
+        array_rows=2, array_cols=2, max_in_channels=4, max_out_channels=4,
+        max_height=12, max_width=12, max_kernel=3, max_stride=4,
+        max_dilation=3, max_padding=2, max_pool_kernel=3, max_pool_stride=3),
+    "default": AccelConfig(),
+    "large": AccelConfig(
+        array_rows=16, array_cols=16, max_in_channels=256, max_out_channels=256,
+        max_height=128, max_width=128),
+}

@@ -1,0 +1,125 @@
+"""Signed multiply-accumulate processing element: the cell of the systolic array.
+
+The array is *weight-stationary*: each PE keeps one weight and, every cycle,
+adds ``activation * weight`` to the partial sum flowing down its column while
+the activation moves on to the right-hand neighbour::
+
+              wload_in   psum_in
+                  |         |
+                  v         v
+    act_in  --> [ shadow / active weight ] --> act_out
+    swap_in -->                            --> swap_out
+                  |         |
+                  v         v
+              wload_out  psum_out = psum_in + act_in * weight
+
+Every output is a register, so neighbours only ever see registered values and
+no wire crosses more than one cell.
+
+Weights are double-buffered. A load travels down the column as a
+``(data, row, valid)`` beat; the PE whose ``row`` parameter matches copies the
+data into its *shadow* register and every PE passes the beat on. The load
+chain is never stalled, so the next tile's weights arrive while the current
+tile computes. The activation that starts the new tile carries ``swap_in = 1``;
+the PE multiplies that activation by the shadow weight and makes it the active
+weight from then on. Because the flag travels with the activation, each PE
+swaps exactly when the first activation of the new tile reaches it: there is
+no broadcast swap signal and no bubble between tiles.
+
+The column's "clear" is its top: the first PE of a column receives the
+starting partial sum (zero, the bias, or the sum of earlier reduction tiles)
+on ``psum_in``, so a PE never needs to clear an internal accumulator.
+"""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import AccelConfig
+
+__all__ = ["MacPE", "weight_load_layout"]
+
+
+def weight_load_layout(config: AccelConfig) -> data.StructLayout:
+    """Layout of one weight-load beat travelling down an array column."""
+    return data.StructLayout({
+        "data": signed(config.weight_width),
+        # Width 1 even for a one-row array keeps the port shape uniform.
+        "row": max(1, ceil_log2(config.array_rows)),
+        "valid": 1,
+    })
+
+
+class MacPE(wiring.Component):
+    """Weight-stationary signed MAC cell with double-buffered weight.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Supplies ``act_width``, ``weight_width`` and ``acc_width``.
+    row : int
+        Row of this PE in its column; it captures weight-load beats whose
+        ``row`` field equals this value.
+
+    Attributes
+    ----------
+    act_in, act_out : Signal(signed(act_width))
+        Activation in from the left, registered copy out to the right.
+    swap_in, swap_out : Signal(1)
+        "First activation of a new weight tile" flag, travels with the activation.
+    psum_in, psum_out : Signal(signed(acc_width))
+        Partial sum in from above, ``psum_in + act_in * weight`` registered out.
+    wload_in, wload_out : View(weight_load_layout(config))
+        Weight-load chain; ``wload_out`` is ``wload_in`` delayed by one cycle.
+    en : Signal(1), init 1
+        Compute enable. While low, the activation, swap flag, partial sum and
+        active weight hold their values (a stall); the weight-load chain keeps
+        running.
+    """
+
+    def __init__(self, config: AccelConfig, *, row: int = 0):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        if not isinstance(row, int) or not 0 <= row < config.array_rows:
+            raise ValueError(
+                f"MacPE row must be an integer in 0..{config.array_rows - 1} "
+                f"(array_rows={config.array_rows}), got {row!r}")
+        self.config = config
+        self.row = row
+        act, acc = signed(config.act_width), signed(config.acc_width)
+        load = weight_load_layout(config)
+        super().__init__({
+            "act_in": In(act), "act_out": Out(act),
+            "swap_in": In(1), "swap_out": Out(1),
+            "psum_in": In(acc), "psum_out": Out(acc),
+            "wload_in": In(load), "wload_out": Out(load),
+            "en": In(1, init=1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        weight = signed(self.config.weight_width)
+        shadow = Signal(weight)
+        active = Signal(weight)
+
+        # The tile-starting activation already uses the freshly loaded weight.
+        weight_used = Signal(weight)
+        with m.If(self.swap_in):
+            m.d.comb += weight_used.eq(shadow)
+        with m.Else():
+            m.d.comb += weight_used.eq(active)
+
+        with m.If(self.en):
+            m.d.sync += [
+                self.act_out.eq(self.act_in),
+                self.swap_out.eq(self.swap_in),
+                self.psum_out.eq(self.psum_in + self.act_in * weight_used),
+            ]
+            with m.If(self.swap_in):
+                m.d.sync += active.eq(shadow)
+
+        m.d.sync += self.wload_out.eq(self.wload_in)
+        with m.If(self.wload_in.valid & (self.wload_in.row == self.row)):
+            m.d.sync += shadow.eq(self.wload_in.data)
+        return m

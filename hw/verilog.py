@@ -1,0 +1,46 @@
+"""Verilog generation for convaccel components.
+
+:data:`DESIGNS` names every top a user (or the test harness) can generate; the
+``convaccel generate`` command and the simulation build cache both go through
+:func:`generate_verilog`, so the Verilog that is simulated is the Verilog that
+is shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from .config import AccelConfig
+from .mac_pe import MacPE
+from .requant_activation import RequantActivation
+
+__all__ = ["DESIGNS", "build_design", "generate_verilog"]
+
+#: Generatable tops: Verilog module name -> constructor taking an AccelConfig.
+DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
+    "mac_pe": MacPE,
+    "requant_activation": RequantActivation,
+}
+
+
+def build_design(name: str, config: AccelConfig) -> wiring.Component:
+    """Instantiate the design called ``name`` for ``config``."""
+    try:
+        factory = DESIGNS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown design {name!r}; choose one of {', '.join(sorted(DESIGNS))}") from None
+    return factory(config)
+
+
+def generate_verilog(component: wiring.Component, name: str) -> str:
+    """Convert ``component`` to Verilog with top module ``name``.
+
+    Source-location attributes are left out: they carry absolute paths, which
+    would make the text (and so the simulation cache key) differ between
+    checkouts of the same design.
+    """
+    return verilog.convert(component, name=name, emit_src=False)

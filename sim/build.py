@@ -1,0 +1,229 @@
+"""Build-once Verilator runner for convaccel designs.
+
+:func:`build` turns a named design and an :class:`~convaccel.hw.AccelConfig`
+into Verilog, then into a Verilator simulation binary inside a cache folder
+whose name carries a hash of everything that affects the binary: the Verilog
+text (so any change to the design or the config), the lint waivers, the
+Verilator and cocotb versions and the build arguments. A second request for
+the same design and config finds the finished build and returns at once; a
+file lock keeps parallel pytest workers from building the same thing twice.
+
+:func:`run` runs cocotb test cases (from a module under
+``convaccel.sim.benches``) on a finished build and raises
+:class:`SimulationFailed` with the commands to reproduce a failure, waveforms
+included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+import cocotb
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import get_runner
+
+from ..hw.config import AccelConfig
+from ..hw.verilog import build_design, generate_verilog
+from .toolchain import setup_verilator, verilator_version
+
+__all__ = ["BuiltDesign", "SimulationFailed", "build", "run", "cache_root", "waves_root",
+           "waves_requested", "WAIVERS", "BUILD_ARGS", "TIMESCALE"]
+
+#: The single lint-waiver file (also applied to simulation builds).
+WAIVERS = Path(__file__).with_name("lint_waivers.vlt")
+
+#: Verilator arguments of every simulation build. Tracing is compiled in so a
+#: waveform can be requested at run time without rebuilding.
+BUILD_ARGS = ("--trace", "--trace-structs", "-Wall", "-Wno-fatal", "--x-assign", "unique",
+              "--x-initial", "unique", "-O3")
+
+#: Amaranth's Verilog carries no `timescale.
+TIMESCALE = ("1ns", "1ps")
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb run reported failing test cases (or did not report at all)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltDesign:
+    """A finished Verilator build of one design for one configuration."""
+
+    design: str
+    config: AccelConfig
+    build_dir: Path
+    verilog: Path
+    key: str
+    #: Seconds spent building in this call (0 when the cache was hit).
+    build_seconds: float
+    cached: bool
+
+
+def cache_root() -> Path:
+    """Folder holding the simulation builds (``$CONVACCEL_CACHE`` or ``./build/sim_cache``)."""
+    return Path(os.environ.get("CONVACCEL_CACHE", Path.cwd() / "build" / "sim_cache")).resolve()
+
+
+def waves_root() -> Path:
+    """Folder holding waveform dumps (``$CONVACCEL_WAVES_DIR`` or ``./build/waves``)."""
+    return Path(os.environ.get("CONVACCEL_WAVES_DIR", Path.cwd() / "build" / "waves")).resolve()
+
+
+def waves_requested() -> bool:
+    """True when the user asked for waveforms with ``WAVES=1``."""
+    return os.environ.get("WAVES", "0") not in ("", "0", "false", "no")
+
+
+def _cache_key(design: str, verilog: str) -> str:
+    digest = hashlib.sha256()
+    for part in (design, verilog, WAIVERS.read_text(), verilator_version(),
+                 cocotb.__version__, json.dumps(BUILD_ARGS), json.dumps(TIMESCALE)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build(design: str, config: AccelConfig, *, verbose: bool = False) -> BuiltDesign:
+    """Generate and Verilate ``design`` for ``config``, reusing a cached build.
+
+    Parameters
+    ----------
+    design : str
+        A name from :data:`convaccel.hw.DESIGNS`; also the Verilog top name.
+    config : AccelConfig
+        Generate-time parameters.
+    verbose : bool
+        Show the Verilator and make output.
+
+    Returns
+    -------
+    BuiltDesign
+    """
+    setup_verilator()
+    verilog = generate_verilog(build_design(design, config), design)
+    key = _cache_key(design, verilog)
+    build_dir = cache_root() / f"{design}-{key}"
+    source = build_dir / f"{design}.v"
+    marker = build_dir / "build.ok"
+    with _locked(cache_root() / f".{design}-{key}.lock"):
+        if marker.is_file() and marker.read_text().strip() == key:
+            return BuiltDesign(design, config, build_dir, source, key, 0.0, True)
+        start = time.monotonic()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        source.write_text(verilog)
+        (build_dir / "config.json").write_text(config.to_json())
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[WAIVERS, source],
+            hdl_toplevel=design,
+            build_dir=build_dir,
+            build_args=list(BUILD_ARGS),
+            timescale=TIMESCALE,
+            waves=True,
+            always=True,
+            verbose=verbose,
+            log_file=None if verbose else build_dir / "build.log",
+        )
+        marker.write_text(key + "\n")
+        return BuiltDesign(design, config, build_dir, source, key,
+                           time.monotonic() - start, False)
+
+
+def run(built: BuiltDesign, bench: str, *, testcase: str | None = None, seed: int = 1,
+        waves: bool | None = None, name: str | None = None, extra_env: dict | None = None,
+        pytest_id: str | None = None) -> Path:
+    """Run cocotb test cases of ``convaccel.sim.benches.<bench>`` on ``built``.
+
+    Parameters
+    ----------
+    built : BuiltDesign
+        From :func:`build`.
+    bench : str
+        Module name under ``convaccel.sim.benches``.
+    testcase : str, optional
+        Run only this cocotb test case.
+    seed : int
+        Random seed (``cocotb.RANDOM_SEED`` in the bench); printed by cocotb
+        and repeated in a failure message.
+    waves : bool, optional
+        Dump a VCD to ``waves_root()/<name>/<name>.vcd``. Defaults to
+        :func:`waves_requested` (``WAVES=1``).
+    name : str, optional
+        Name of the run's output folder; defaults to bench, testcase and seed.
+    extra_env : dict, optional
+        More environment variables for the simulation.
+    pytest_id : str, optional
+        The pytest node id, quoted in the failure message for reruns.
+
+    Returns
+    -------
+    Path
+        The run's folder (results.xml, sim.log, waveform if requested).
+
+    Raises
+    ------
+    SimulationFailed
+        If any test case failed or the simulator did not produce results.
+    """
+    setup_verilator()
+    waves = waves_requested() if waves is None else waves
+    name = name or "-".join(filter(None, [built.design, bench, testcase, f"seed{seed}"]))
+    run_dir = (waves_root() if waves else cache_root() / "runs") / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wave_file = run_dir / f"{name}.vcd"
+    env = {"CONVACCEL_CONFIG": built.config.to_json(), "CONVACCEL_SEED": str(seed)}
+    env.update(extra_env or {})
+    results = run_dir / "results.xml"
+    results.unlink(missing_ok=True)
+    runner = get_runner("verilator")
+    runner.test(
+        test_module=f"convaccel.sim.benches.{bench}",
+        hdl_toplevel=built.design,
+        hdl_toplevel_lang="verilog",
+        build_dir=built.build_dir,
+        test_dir=run_dir,
+        testcase=testcase,
+        seed=seed,
+        waves=waves,
+        test_args=["--trace-file", str(wave_file)] if waves else [],
+        extra_env=env,
+        results_xml=str(results),
+        timescale=TIMESCALE,
+        log_file=run_dir / "sim.log",
+    )
+    rerun = (f"WAVES=1 pytest {shlex.quote(pytest_id)}" if pytest_id else
+             f"WAVES=1 (same command) with seed {seed}")
+    if not results.is_file():
+        raise SimulationFailed(
+            f"{built.design}/{bench}: the simulator produced no results (crash or timeout?); "
+            f"log: {run_dir / 'sim.log'}\nrerun with waves: {rerun}")
+    total, failed = get_results(results)
+    if failed or total == 0:
+        log = (run_dir / "sim.log").read_text(errors="replace")
+        tail = "\n".join(log.splitlines()[-60:])
+        raise SimulationFailed(
+            f"{built.design}/{bench}: {failed} of {total} cocotb test(s) failed "
+            f"(seed {seed}, build {built.build_dir}).\n"
+            f"Rerun just this with waves: {rerun}\n"
+            f"(the waveform goes to {waves_root() / name / (name + '.vcd')})\n"
+            f"--- last lines of {run_dir / 'sim.log'} ---\n{tail}")
+    return run_dir
