@@ -74,7 +74,8 @@ class RequantActivation(wiring.Component):
         Applied to every beat; change it only while the unit is empty.
     param_en, param_addr, param_data : In
         Write port of the per-channel parameter memory (``multiplier``,
-        ``shift``). Reset contents: multiplier 1, shift 0 for every channel.
+        ``shift``). Power-up contents: multiplier 1, shift 0 for every
+        channel; ``rst`` does not clear this memory (it is RAM).
     error : Out(1)
         Sticky: a beat or a parameter write named a channel ``>= max_out_channels``.
     clear_error : In(1)
@@ -175,6 +176,12 @@ class RequantActivation(wiring.Component):
             rounded.eq(s2_product + round_term),
             shifted.eq(rounded >> s2_shift),
         ]
+        if cfg.max_shift > len(s2_product):
+            # For sh > len(product), |product| < 2**(sh-1), so the exact result
+            # (product + 2**(sh-1)) >> sh is 0; the rounding term itself
+            # would not fit the adder above.
+            with m.If(s2_shift > len(s2_product)):
+                m.d.comb += shifted.eq(0)
         saturated = Signal(signed(cfg.act_width))
         with m.If(shifted > cfg.act_max):
             m.d.comb += saturated.eq(cfg.act_max)

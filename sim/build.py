@@ -195,21 +195,24 @@ def run(built: BuiltDesign, bench: str, *, testcase: str | None = None, seed: in
     results = run_dir / "results.xml"
     results.unlink(missing_ok=True)
     runner = get_runner("verilator")
-    runner.test(
-        test_module=f"convaccel.sim.benches.{bench}",
-        hdl_toplevel=built.design,
-        hdl_toplevel_lang="verilog",
-        build_dir=built.build_dir,
-        test_dir=run_dir,
-        testcase=testcase,
-        seed=seed,
-        waves=waves,
-        test_args=["--trace-file", str(wave_file)] if waves else [],
-        extra_env=env,
-        results_xml=str(results),
-        timescale=TIMESCALE,
-        log_file=run_dir / "sim.log",
-    )
+    try:
+        runner.test(
+            test_module=f"convaccel.sim.benches.{bench}",
+            hdl_toplevel=built.design,
+            hdl_toplevel_lang="verilog",
+            build_dir=built.build_dir,
+            test_dir=run_dir,
+            testcase=testcase,
+            seed=seed,
+            waves=waves,
+            test_args=["--trace-file", str(wave_file)] if waves else [],
+            extra_env=env,
+            results_xml=str(results),
+            timescale=TIMESCALE,
+            log_file=run_dir / "sim.log",
+        )
+    except SystemExit:
+        pass  # the runner exits on failing tests; results.xml says which
     rerun = (f"WAVES=1 pytest {shlex.quote(pytest_id)}" if pytest_id else
              f"WAVES=1 (same command) with seed {seed}")
     if not results.is_file():

@@ -1,0 +1,173 @@
+"""The ``convaccel`` command line.
+
+Subcommands:
+
+* ``generate``  write the Verilog of every design for a preset or config JSON;
+* ``simulate``  run one design's cocotb bench under Verilator (``--waves``);
+* ``demo``      the README's main job: generate, then simulate against the
+  golden model and leave a waveform;
+* ``lint``      Verilator ``-Wall`` lint and a yosys latch check of every design;
+* ``config``    print a preset (or a config file) as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..hw.config import PRESETS, AccelConfig
+from ..hw.verilog import DESIGNS, build_design, generate_verilog
+
+#: The cocotb bench of each design (module under convaccel.sim.benches).
+BENCHES = {name: f"{name}_bench" for name in DESIGNS}
+
+
+def _config(args) -> AccelConfig:
+    return AccelConfig.load(args.config)
+
+
+def _designs(names) -> list[str]:
+    for name in names:
+        if name not in DESIGNS:
+            raise ValueError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
+    return list(names) or list(DESIGNS)
+
+
+def cmd_generate(args) -> int:
+    config = _config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config.to_json())
+    for name in _designs(args.design):
+        path = out / f"{name}.v"
+        path.write_text(generate_verilog(build_design(name, config), name))
+        print(f"wrote {path}")
+    print(f"wrote {out / 'config.json'} (acc_width={config.acc_width})")
+    return 0
+
+
+def _simulate(design: str, config: AccelConfig, *, seed: int, waves: bool, label: str) -> Path:
+    from ..sim.build import build, run  # imports cocotb; keep `--help` fast
+
+    built = build(design, config)
+    how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
+    print(f"[{label}] {design}: Verilator {how} ({built.build_dir})")
+    start = time.monotonic()
+    run_dir = run(built, BENCHES[design], seed=seed, waves=waves,
+                  name=f"{design}-{label}-seed{seed}")
+    print(f"[{label}] {design}: all cocotb tests PASS against the golden model "
+          f"({time.monotonic() - start:.1f} s, seed {seed})")
+    return run_dir
+
+
+def _print_waves(run_dir: Path):
+    for vcd in sorted(run_dir.glob("*.vcd")):
+        print(f"waveform: {vcd}")
+        print(f"  open it with:  gtkwave {vcd}   (or: surfer {vcd})")
+
+
+def cmd_simulate(args) -> int:
+    config = _config(args)
+    for design in _designs(args.design):
+        run_dir = _simulate(design, config, seed=args.seed, waves=args.waves, label="simulate")
+        if args.waves:
+            _print_waves(run_dir)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    config = _config(args)
+    out = Path(args.out)
+    print(f"convaccel demo: preset/config {args.config!r}, output in {out}")
+    cmd_generate(argparse.Namespace(config=args.config, out=out / "verilog", design=[]))
+    # The demo's waveforms live beside its Verilog, not in the shared folder.
+    os.environ["CONVACCEL_WAVES_DIR"] = str((out / "waves").resolve())
+    run_dirs = [_simulate(design, config, seed=args.seed, waves=True, label="demo")
+                for design in DESIGNS]
+    for run_dir in run_dirs:
+        _print_waves(run_dir)
+    print("demo PASS")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    from ..sim.lint import verilator_lint, yosys_latches
+
+    config = _config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for name in _designs(args.design):
+        path = out / f"{name}.v"
+        path.write_text(generate_verilog(build_design(name, config), name))
+        findings = verilator_lint(path, name) + yosys_latches(build_design(name, config), name)
+        failures += bool(findings)
+        print(f"{name}: {'clean' if not findings else 'FINDINGS'}")
+        for line in findings:
+            print(f"  {line}")
+    return 1 if failures else 0
+
+
+def cmd_config(args) -> int:
+    sys.stdout.write(_config(args).to_json())
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convaccel",
+        description="Fixed-point convolution accelerator: generate Verilog, simulate, lint.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config_help = (f"preset name ({', '.join(PRESETS)}) or path to a config JSON "
+                   "(default: %(default)s)")
+
+    def add(name, function, help_text, *, default_config="default"):
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", "--preset", default=default_config, help=config_help)
+        command.set_defaults(function=function)
+        return command
+
+    command = add("generate", cmd_generate, "write Verilog of the designs")
+    command.add_argument("--out", required=True, help="output folder")
+    command.add_argument("--design", action="append", default=[],
+                         help=f"only this design (repeatable): {', '.join(DESIGNS)}")
+
+    command = add("simulate", cmd_simulate, "run cocotb benches under Verilator",
+                  default_config="tiny")
+    command.add_argument("--design", action="append", default=[],
+                         help=f"only this design (repeatable): {', '.join(DESIGNS)}")
+    command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    command.add_argument("--waves", action="store_true", help="write a VCD waveform")
+
+    command = add("demo", cmd_demo, "generate Verilog and simulate it against the golden model",
+                  default_config="tiny")
+    command.add_argument("--out", default="build/demo", help="output folder (default: %(default)s)")
+    command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+
+    command = add("lint", cmd_lint, "Verilator -Wall lint and yosys latch check")
+    command.add_argument("--out", default="build/lint", help="folder for the linted Verilog")
+    command.add_argument("--design", action="append", default=[],
+                         help=f"only this design (repeatable): {', '.join(DESIGNS)}")
+
+    add("config", cmd_config, "print a configuration as JSON")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.function(args)
+    except ValueError as error:
+        print(f"convaccel {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

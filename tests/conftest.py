@@ -1,0 +1,27 @@
+"""Shared fixtures: run a cocotb bench on a cached Verilator build."""
+
+import pytest
+
+from convaccel.sim.regression import REGRESSION_CONFIGS, regression_seeds
+
+
+def pytest_generate_tests(metafunc):
+    # Any test taking `config_name` / `seed` runs over the regression matrix.
+    if "config_name" in metafunc.fixturenames:
+        metafunc.parametrize("config_name", list(REGRESSION_CONFIGS))
+    if "seed" in metafunc.fixturenames:
+        metafunc.parametrize("seed", regression_seeds())
+
+
+@pytest.fixture
+def run_bench(request):
+    """``run_bench(design, config, seed)``: build once, run the design's bench."""
+    from convaccel.sim.build import build, run
+
+    def runner(design, config, seed, **kwargs):
+        built = build(design, config)
+        return run(built, f"{design}_bench", seed=seed, pytest_id=request.node.nodeid,
+                   name=f"{design}-{request.node.name}".replace("[", "-").replace("]", ""),
+                   **kwargs)
+
+    return runner
