@@ -17,6 +17,7 @@ hanging the run.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -24,6 +25,8 @@ import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+LOG = logging.getLogger("cocotb.convaccel")
 
 __all__ = ["LayoutCodec", "StreamDriver", "StreamMonitor", "Scoreboard", "SimTimeout",
            "bench_seed", "bench_rng", "start_clock_and_reset", "wait_until"]
@@ -41,7 +44,7 @@ def bench_seed() -> int:
 def bench_rng(salt: int = 0) -> np.random.Generator:
     """A ``numpy`` generator seeded from :func:`bench_seed` (plus ``salt``)."""
     seed = bench_seed()
-    cocotb.log.info("convaccel random seed %d (salt %d): rerun with CONVACCEL_SEED=%d",
+    LOG.info("convaccel random seed %d (salt %d): rerun with CONVACCEL_SEED=%d",
                     seed, salt, seed)
     return np.random.default_rng([seed, salt])
 
@@ -242,4 +245,4 @@ class Scoreboard:
             raise AssertionError(
                 f"{self.name}: expected {len(expected)} beats, got {len(actual)}")
         self.checked += len(expected)
-        cocotb.log.info("%s: %d beats match the golden model", self.name, len(expected))
+        LOG.info("%s: %d beats match the golden model", self.name, len(expected))
