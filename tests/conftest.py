@@ -6,11 +6,11 @@ from convaccel.sim.regression import REGRESSION_CONFIGS, regression_seeds
 
 
 def pytest_generate_tests(metafunc):
-    # Any test taking `config_name` / `seed` runs over the regression matrix.
-    if "config_name" in metafunc.fixturenames:
-        metafunc.parametrize("config_name", list(REGRESSION_CONFIGS))
-    if "seed" in metafunc.fixturenames:
-        metafunc.parametrize("seed", regression_seeds())
+    # Any test taking `sim_config` / `sim_seed` runs over the regression matrix.
+    if "sim_config" in metafunc.fixturenames:
+        metafunc.parametrize("sim_config", list(REGRESSION_CONFIGS))
+    if "sim_seed" in metafunc.fixturenames:
+        metafunc.parametrize("sim_seed", regression_seeds())
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_pe_matches_reference_in_amaranth_sim():
 
 
 @pytest.mark.cocotb
-def test_pe_cocotb_regression(run_bench, config_name, seed):
+def test_pe_cocotb_regression(run_bench, sim_config, sim_seed):
     from convaccel.sim.regression import REGRESSION_CONFIGS
 
-    run_bench("mac_pe", REGRESSION_CONFIGS[config_name], seed)
+    run_bench("mac_pe", REGRESSION_CONFIGS[sim_config], sim_seed)

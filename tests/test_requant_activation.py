@@ -100,5 +100,5 @@ def test_random_beats_match_golden_in_amaranth_sim(preset, activation):
 
 
 @pytest.mark.cocotb
-def test_requant_cocotb_regression(run_bench, config_name, seed):
-    run_bench("requant_activation", REGRESSION_CONFIGS[config_name], seed)
+def test_requant_cocotb_regression(run_bench, sim_config, sim_seed):
+    run_bench("requant_activation", REGRESSION_CONFIGS[sim_config], sim_seed)
