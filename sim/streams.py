@@ -88,7 +88,20 @@ async def wait_until(dut, condition, *, timeout_cycles: int, what: str):
     raise SimTimeout(f"timed out after {timeout_cycles} cycles waiting for {what}")
 
 
-class StreamDriver:
+class _StreamPort:
+    """The three signals of one ``<prefix>__valid/ready/payload`` stream port."""
+
+    def __init__(self, dut, prefix: str, codec: LayoutCodec, rng: np.random.Generator):
+        self.dut = dut
+        self.clk = dut.clk
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.codec = codec
+        self.rng = rng
+
+
+class StreamDriver(_StreamPort):
     """Drives beats into a valid/ready stream port with random idle cycles.
 
     Parameters
@@ -107,13 +120,7 @@ class StreamDriver:
 
     def __init__(self, dut, prefix: str, codec: LayoutCodec, *, rng: np.random.Generator,
                  idle_probability: float = 0.3):
-        self.dut = dut
-        self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.codec = codec
-        self.rng = rng
+        super().__init__(dut, prefix, codec, rng)
         self.idle_probability = idle_probability
         self.sent = 0
         self.cycles = 0
@@ -149,7 +156,7 @@ class StreamDriver:
         self.valid.value = 0
 
 
-class StreamMonitor:
+class StreamMonitor(_StreamPort):
     """Collects beats from a valid/ready output port with random back-pressure.
 
     Also checks the stream rule: once ``valid`` is high and ``ready`` low, the
@@ -168,13 +175,7 @@ class StreamMonitor:
 
     def __init__(self, dut, prefix: str, codec: LayoutCodec, *, rng: np.random.Generator,
                  stall_probability: float = 0.3):
-        self.dut = dut
-        self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.codec = codec
-        self.rng = rng
+        super().__init__(dut, prefix, codec, rng)
         self.stall_probability = stall_probability
         self.beats: list[dict] = []
         self.stall_cycles = 0
