@@ -49,6 +49,7 @@ _INT_LIMITS = (
     ("shift_width", 1, 6, "requantization shift field width in bits"),
     ("array_rows", 1, 64, "systolic array rows (reduction direction)"),
     ("array_cols", 1, 64, "systolic array columns (output-channel direction)"),
+    ("array_block", 1, 4096, "output positions per block of the array sequencer"),
     ("max_in_channels", 1, 4096, "largest input channel count C"),
     ("max_out_channels", 1, 4096, "largest output channel count M"),
     ("max_height", 1, 4096, "largest input height H"),
@@ -81,6 +82,12 @@ class AccelConfig:
     array_rows, array_cols : int
         Systolic array size. Rows run along the reduction (``C*R*S``), columns
         along output channels.
+    array_block : int
+        Output positions (vectors) the array sequencer keeps in flight
+        together: it walks every reduction and output tile over one block
+        before the next, so its accumulator buffer holds ``array_block``
+        x ``max_out_channels`` sums. Blocks of at least
+        ``array_rows + array_cols + 1`` vectors hide weight loading.
     max_in_channels, max_out_channels : int
         Largest ``C`` and ``M`` a layer may use at run time.
     max_height, max_width : int
@@ -114,6 +121,7 @@ class AccelConfig:
     shift_width: int = 6
     array_rows: int = 8
     array_cols: int = 8
+    array_block: int = 64
     max_in_channels: int = 64
     max_out_channels: int = 64
     max_height: int = 64
@@ -193,6 +201,11 @@ class AccelConfig:
         extremes = [a * w for a in (self.act_min, self.act_max)
                     for w in (self.weight_min, self.weight_max)]
         return signed_width(min(extremes), max(extremes))
+
+    @property
+    def max_vectors(self) -> int:
+        """Largest number of output positions of one layer (``H * W``)."""
+        return self.max_height * self.max_width
 
     @property
     def max_reduction(self) -> int:
@@ -285,7 +298,7 @@ class AccelConfig:
 #: build the documentation and benchmarks describe; ``large`` a 16x16 array.
 PRESETS: dict[str, AccelConfig] = {
     "tiny": AccelConfig(
-        array_rows=2, array_cols=2, max_in_channels=4, max_out_channels=4,
+        array_rows=2, array_cols=2, array_block=8, max_in_channels=4, max_out_channels=4,
         max_height=12, max_width=12, max_kernel=3, max_stride=4,
         max_dilation=3, max_padding=2, max_pool_kernel=3, max_pool_stride=3),
     "default": AccelConfig(),

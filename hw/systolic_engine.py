@@ -1,0 +1,347 @@
+"""Streaming tiled matrix engine: the systolic array plus its sequencer.
+
+Computes, for a problem sized at run time (``N`` vectors, ``K`` reduction
+terms, ``M`` outputs, within the generate-time maxima)::
+
+    out[n][m] = sum_{k < K} A[n][k] * W[k][m]
+
+exactly, at the contract's accumulator width. For a convolution, ``n`` is
+the output position, ``k`` runs over ``C*R*S`` and ``m`` over output
+channels.
+
+Tiling (loop order, outermost first)::
+
+    for each block of B = array_block vectors:
+        for each reduction tile kt (array_rows terms):
+            for each output tile mt (array_cols outputs):
+                stream the block's vectors (slice kt) through the array
+                with weight tile (kt, mt)
+
+The first reduction tile starts from 0; later ones add to the partial sums
+kept in an accumulator buffer of ``B x ceil(max_out_channels/cols)`` words
+of ``cols`` sums; the last one sends its sums to the ``result`` stream
+instead. Each activation slice arrives once per (block, kt) and is reused
+from a small buffer for the other output tiles. Weight tiles are loaded
+into the array's shadow registers while the previous tile computes (see
+:mod:`convaccel.hw.systolic_array`).
+
+Stream orders (``R = array_rows``, ``C = array_cols``, zero padding where
+``K`` or ``M`` does not fill a tile):
+
+* ``act``: for block, for kt, for n in block: ``A[n][kt*R : kt*R+R]``;
+* ``weights``: for block, for kt, for mt, for r < R: ``W[kt*R+r][mt*C : mt*C+C]``;
+* ``result``: for block, for mt, for n in block: ``out[n][mt*C : mt*C+C]``
+  (``last`` set on the problem's final beat).
+
+Flow control: vectors enter the array only when every result they will
+produce has a reserved place in the output FIFO, so the array itself never
+stalls; there is no combinational path from ``result.ready`` to any input
+``ready`` (the reservation uses registered FIFO and in-flight counts).
+
+Pipeline fill: a step (one weight tile) needs its weights fully loaded and,
+for a reduction tile after the first, the previous tile's sums written
+back. Steady state therefore shows no bubble when a block has at least
+``R + C + 1`` vectors and ``ceil(M/C) * block >= LATENCY + 2``; below that,
+the sequencer waits and counts the cycles as weight or drain stalls.
+
+Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum sets
+``error`` (and ``done``) at ``start`` and the engine stays idle.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import AccelConfig
+from .systolic_array import SystolicArray
+
+__all__ = ["SystolicEngine", "engine_counters_layout"]
+
+
+def engine_counters_layout() -> data.StructLayout:
+    """Performance counters, cleared at ``start``."""
+    return data.StructLayout({
+        "busy_cycles": 32,      # cycles from start to the last result beat
+        "active_cycles": 32,    # cycles that issued a vector (>= 1 useful MAC)
+        "useful_macs": 48,      # multiply-accumulates on real (unpadded) terms
+        "input_stall": 32,      # waiting for the act stream
+        "output_stall": 32,     # waiting for room in the output FIFO
+        "weight_stall": 32,     # waiting for the next weight tile
+        "drain_stall": 32,      # waiting for partial sums to be written back
+    })
+
+
+def _above(value, limit):
+    """``value > limit``, or constant 0 when the value cannot exceed it."""
+    if limit >= (1 << len(value)) - 1:
+        return Const(0, 1)
+    return value > limit
+
+
+class SystolicEngine(wiring.Component):
+    """Systolic array with tiling sequencer, buffers, streams and counters.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Array size, ``array_block``, widths and maxima.
+
+    Attributes
+    ----------
+    act : In(stream.Signature(ArrayLayout(signed(act_width), rows)))
+        Activation slices (order in the module docstring).
+    weights : In(stream.Signature(ArrayLayout(signed(weight_width), cols)))
+        Weight tile rows.
+    result : Out(stream.Signature(StructLayout({"psum": ..., "last": 1})))
+        ``cols`` exact sums per beat.
+    n_vectors, k_terms, m_outputs : In(unsigned)
+        Problem size, sampled at ``start``.
+    start : In(1)
+        Begin a problem (ignored while busy).
+    busy, done, error : Out(1)
+        ``done`` and ``error`` stay set until the next ``start``.
+    counters : Out(engine_counters_layout())
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self.config = config
+        self.rows, self.cols = config.array_rows, config.array_cols
+        self.block = config.array_block
+        self.latency = self.rows + self.cols - 1
+        #: Output FIFO depth: enough for every vector in flight plus slack,
+        #: so a ready result stream never throttles the array.
+        self.fifo_depth = self.latency + 4
+        acc = signed(config.acc_width)
+        result = data.StructLayout({"psum": data.ArrayLayout(acc, self.cols), "last": 1})
+        super().__init__({
+            "act": In(stream.Signature(data.ArrayLayout(signed(config.act_width), self.rows))),
+            "weights": In(stream.Signature(
+                data.ArrayLayout(signed(config.weight_width), self.cols))),
+            "result": Out(stream.Signature(result)),
+            "n_vectors": In(range(config.max_vectors + 1)),
+            "k_terms": In(range(config.max_reduction + 1)),
+            "m_outputs": In(range(config.max_out_channels + 1)),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "counters": Out(engine_counters_layout()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        rows, cols, block, lat = self.rows, self.cols, self.block, self.latency
+        m.submodules.array = array = SystolicArray(cfg)
+
+        mt_max = -(-cfg.max_out_channels // cols)
+        mt_bits = max(1, ceil_log2(mt_max))
+        n_bits = max(1, ceil_log2(block))
+        act_layout = data.ArrayLayout(signed(cfg.act_width), rows)
+        acc_layout = data.ArrayLayout(signed(cfg.acc_width), cols)
+
+        m.submodules.act_buffer = act_buffer = Memory(shape=act_layout, depth=block, init=[])
+        act_write, act_read = act_buffer.write_port(), act_buffer.read_port()
+        m.submodules.acc_buffer = acc_buffer = Memory(
+            shape=acc_layout, depth=block << mt_bits, init=[])
+        acc_write, acc_read = acc_buffer.write_port(), acc_buffer.read_port()
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(
+            width=len(self.result.payload.as_value()), depth=self.fifo_depth)
+
+        # ---- problem registers and step position ----------------------
+        k_total = Signal.like(self.k_terms)
+        m_total = Signal.like(self.m_outputs)
+        k_left = Signal.like(self.k_terms)     # reduction terms from this tile on
+        m_left = Signal.like(self.m_outputs)   # outputs from this tile on
+        n_left = Signal.like(self.n_vectors)   # vectors from this block on
+        kt_first = Signal()                    # current reduction tile is the first
+        mt = Signal(mt_bits)
+        n = Signal(n_bits)
+        running = Signal()
+        issued_all = Signal()
+        last_kt = k_left <= rows
+        last_mt = m_left <= cols
+        last_block = n_left <= block
+        block_size = Mux(last_block, n_left, block)
+        first = n == 0
+        step_end = n == block_size - 1
+
+        # Issues of the block's first reduction tile: if fewer than the
+        # pipeline depth, a later tile could read a sum before it is written.
+        kt0_issues = Signal(range(lat + 3))
+        inflight_acc = Signal(range(block * mt_max * 2 + lat + 4))
+        inflight_out = Signal(range(self.fifo_depth + 1))
+
+        shadow_full = Signal()
+        need_tile = Signal()
+
+        # ---- issue decision (stage 0) -------------------------------------
+        weights_ok = ~first | shadow_full
+        drain_ok = ~(first & ~kt_first & (kt0_issues < lat + 2)) | (inflight_acc == 0)
+        credit_ok = ~last_kt | (out_fifo.level + inflight_out < self.fifo_depth)
+        from_stream = mt == 0
+        can_issue = running & ~issued_all & weights_ok & drain_ok & credit_ok
+        issue = Signal()
+        m.d.comb += [
+            self.act.ready.eq(can_issue & from_stream),
+            issue.eq(can_issue & (~from_stream | self.act.valid)),
+            act_write.en.eq(issue & from_stream),
+            act_write.addr.eq(n),
+            act_write.data.eq(self.act.payload),
+            act_read.addr.eq(n),
+            acc_read.addr.eq((n << mt_bits) | mt),
+        ]
+
+        # ---- stage 1: array inputs ------------------------------------
+        s1_valid = Signal()
+        s1_swap = Signal()
+        s1_from_stream = Signal()
+        s1_zero = Signal()
+        s1_act = Signal(act_layout)
+        meta_layout = data.StructLayout({
+            "valid": 1, "to_output": 1, "last": 1, "addr": n_bits + mt_bits})
+        s1_meta = Signal(meta_layout)
+        m.d.sync += [
+            s1_valid.eq(issue),
+            s1_swap.eq(issue & first),
+            s1_from_stream.eq(from_stream),
+            s1_zero.eq(kt_first),
+            s1_act.eq(self.act.payload),
+            s1_meta.valid.eq(issue),
+            s1_meta.to_output.eq(last_kt),
+            s1_meta.last.eq(last_kt & last_mt & last_block & step_end),
+            s1_meta.addr.eq((n << mt_bits) | mt),
+        ]
+        m.d.comb += [
+            array.act.eq(Mux(s1_from_stream, s1_act, act_read.data)),
+            array.act_valid.eq(s1_valid),
+            array.swap.eq(s1_swap),
+            array.psum_in.eq(Mux(s1_zero, 0, acc_read.data)),
+        ]
+
+        # ---- outputs of the array ---------------------------------------
+        meta = s1_meta
+        for stage in range(lat):
+            delayed = Signal(meta_layout, name=f"meta_d{stage + 1}")
+            m.d.sync += delayed.eq(meta)
+            meta = delayed
+        to_fifo = meta.valid & meta.to_output
+        to_acc = meta.valid & ~meta.to_output
+        m.d.comb += [
+            acc_write.en.eq(to_acc),
+            acc_write.addr.eq(meta.addr),
+            acc_write.data.eq(array.psum_out),
+            out_fifo.w_en.eq(to_fifo),
+        ]
+        result_in = Signal(self.result.payload.shape())
+        m.d.comb += [
+            result_in.psum.eq(array.psum_out),
+            result_in.last.eq(meta.last),
+            out_fifo.w_data.eq(result_in),
+            self.result.valid.eq(out_fifo.r_rdy),
+            self.result.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.result.ready),
+        ]
+        issue_acc = issue & ~last_kt
+        issue_out = issue & last_kt
+        m.d.sync += [
+            inflight_acc.eq(inflight_acc + issue_acc - to_acc),
+            inflight_out.eq(inflight_out + issue_out - to_fifo),
+        ]
+
+        # ---- step sequencing --------------------------------------------
+        with m.If(issue):
+            with m.If(kt_first & (kt0_issues < lat + 2)):
+                m.d.sync += kt0_issues.eq(kt0_issues + 1)
+            with m.If(first):
+                # The step after this one needs its tile loaded.
+                m.d.sync += need_tile.eq(~(last_kt & last_mt & last_block))
+            with m.If(step_end):
+                m.d.sync += n.eq(0)
+                with m.If(~last_mt):
+                    m.d.sync += [mt.eq(mt + 1), m_left.eq(m_left - cols)]
+                with m.Else():
+                    m.d.sync += [mt.eq(0), m_left.eq(m_total)]
+                    with m.If(~last_kt):
+                        m.d.sync += [k_left.eq(k_left - rows), kt_first.eq(0)]
+                    with m.Else():
+                        m.d.sync += [k_left.eq(k_total), kt_first.eq(1)]
+                        with m.If(~last_block):
+                            m.d.sync += [n_left.eq(n_left - block), kt0_issues.eq(0)]
+                        with m.Else():
+                            m.d.sync += issued_all.eq(1)
+            with m.Else():
+                m.d.sync += n.eq(n + 1)
+
+        # ---- weight loader --------------------------------------------
+        # A new tile may enter the shadow registers only after the previous
+        # swap has crossed every column (guard), see systolic_array.
+        guard = Signal(range(cols + 2))
+        load_row = Signal(range(rows))
+        load_enable = running & need_tile & ~shadow_full & (guard == 0)
+        loaded = self.weights.valid & load_enable
+        m.d.comb += self.weights.ready.eq(load_enable)
+        m.d.sync += [
+            array.wload_valid.eq(loaded),
+            array.wload_row.eq(load_row),
+            array.wload_data.eq(self.weights.payload),
+        ]
+        with m.If(loaded):
+            with m.If(load_row == rows - 1):
+                m.d.sync += [load_row.eq(0), shadow_full.eq(1), need_tile.eq(0)]
+            with m.Else():
+                m.d.sync += load_row.eq(load_row + 1)
+        # The tile is consumed the moment its first vector issues (not a cycle
+        # later at the array), or a one-vector step would reuse it.
+        with m.If(issue & first):
+            m.d.sync += [shadow_full.eq(0), guard.eq(cols)]
+        with m.Elif(guard != 0):
+            m.d.sync += guard.eq(guard - 1)
+
+        # ---- start / done / error ---------------------------------------
+        finished = self.result.valid & self.result.ready & self.result.payload.last
+        bad = ((self.n_vectors == 0) | _above(self.n_vectors, cfg.max_vectors)
+               | (self.k_terms == 0) | _above(self.k_terms, cfg.max_reduction)
+               | (self.m_outputs == 0) | _above(self.m_outputs, cfg.max_out_channels))
+        m.d.comb += self.busy.eq(running)
+        with m.If(self.start & ~running):
+            m.d.sync += [self.done.eq(bad), self.error.eq(bad)]
+            with m.If(~bad):
+                m.d.sync += [
+                    running.eq(1), issued_all.eq(0), need_tile.eq(1),
+                    k_total.eq(self.k_terms), k_left.eq(self.k_terms), kt_first.eq(1),
+                    m_total.eq(self.m_outputs), m_left.eq(self.m_outputs),
+                    n_left.eq(self.n_vectors), n.eq(0), mt.eq(0), kt0_issues.eq(0),
+                    self.counters.eq(0),
+                ]
+        with m.Elif(running & finished):
+            m.d.sync += [running.eq(0), self.done.eq(1)]
+
+        # ---- performance counters --------------------------------------
+        valid_rows = Mux(last_kt, k_left, rows)
+        valid_cols = Mux(last_mt, m_left, cols)
+        ctr = self.counters
+        with m.If(running):
+            m.d.sync += ctr.busy_cycles.eq(ctr.busy_cycles + 1)
+            with m.If(issue):
+                m.d.sync += [
+                    ctr.active_cycles.eq(ctr.active_cycles + 1),
+                    ctr.useful_macs.eq(ctr.useful_macs + valid_rows * valid_cols),
+                ]
+            with m.Elif(~issued_all):
+                with m.If(~weights_ok):
+                    m.d.sync += ctr.weight_stall.eq(ctr.weight_stall + 1)
+                with m.Elif(~drain_ok):
+                    m.d.sync += ctr.drain_stall.eq(ctr.drain_stall + 1)
+                with m.Elif(~credit_ok):
+                    m.d.sync += ctr.output_stall.eq(ctr.output_stall + 1)
+                with m.Else():
+                    m.d.sync += ctr.input_stall.eq(ctr.input_stall + 1)
+            with m.Elif(self.result.valid & ~self.result.ready):
+                m.d.sync += ctr.output_stall.eq(ctr.output_stall + 1)
+        return m

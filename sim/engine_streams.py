@@ -1,0 +1,79 @@
+"""Host-side ordering of matrix problems for :class:`~convaccel.hw.systolic_engine.SystolicEngine`.
+
+The engine consumes activations and weights in its tiling order and emits
+results in tile order (see ``hw/systolic_engine.py``). These functions turn
+plain matrices into those beat sequences and back, so testbenches and
+benchmarks speak in ``A (N x K)``, ``W (K x M)`` and ``out (N x M)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..golden import conv2d
+from ..hw.config import AccelConfig
+
+__all__ = ["act_beats", "weight_beats", "result_matrix", "golden_matmul", "tile_counts"]
+
+
+def tile_counts(config: AccelConfig, n: int, k: int, m: int) -> tuple[int, int, int]:
+    """Number of blocks, reduction tiles and output tiles of a problem."""
+    blocks = -(-n // config.array_block)
+    return blocks, -(-k // config.array_rows), -(-m // config.array_cols)
+
+
+def _blocks(config, n):
+    for start in range(0, n, config.array_block):
+        yield start, min(n, start + config.array_block)
+
+
+def act_beats(config: AccelConfig, a: np.ndarray) -> list[list[int]]:
+    """``A (N x K)`` as the engine's ``act`` stream: block, kt, vector; zero padded."""
+    n, k = a.shape
+    rows = config.array_rows
+    _, kts, _ = tile_counts(config, n, k, 1)
+    padded = np.zeros((n, kts * rows), dtype=np.int64)
+    padded[:, :k] = a
+    beats = []
+    for start, stop in _blocks(config, n):
+        for kt in range(kts):
+            beats.extend(padded[start:stop, kt * rows:(kt + 1) * rows].tolist())
+    return beats
+
+
+def weight_beats(config: AccelConfig, w: np.ndarray, n: int) -> list[list[int]]:
+    """``W (K x M)`` as the ``weights`` stream: block, kt, mt, row; zero padded."""
+    k, m = w.shape
+    rows, cols = config.array_rows, config.array_cols
+    blocks, kts, mts = tile_counts(config, n, k, m)
+    padded = np.zeros((kts * rows, mts * cols), dtype=np.int64)
+    padded[:k, :m] = w
+    one_block = []
+    for kt in range(kts):
+        for mt in range(mts):
+            one_block.extend(padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols].tolist())
+    return one_block * blocks
+
+
+def result_matrix(config: AccelConfig, beats: list[list[int]], n: int, m: int) -> np.ndarray:
+    """Reassemble ``result`` beats (block, mt, vector) into ``out (N x M)``."""
+    cols = config.array_cols
+    mts = -(-m // cols)
+    out = np.zeros((n, mts * cols), dtype=np.int64)
+    position = 0
+    for start, stop in _blocks(config, n):
+        for mt in range(mts):
+            for vector in range(start, stop):
+                out[vector, mt * cols:(mt + 1) * cols] = beats[position]
+                position += 1
+    if position != len(beats):
+        raise ValueError(f"expected {position} result beats, got {len(beats)}")
+    return out[:, :m]
+
+
+def golden_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``A @ W`` by the golden model: a 1x1 convolution over N positions."""
+    n, k = a.shape
+    x = a.T.reshape(k, n, 1)
+    weights = w.T.reshape(w.shape[1], k, 1, 1)
+    return conv2d(x, weights)[:, :, 0].T

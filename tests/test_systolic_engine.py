@@ -1,0 +1,141 @@
+"""Systolic engine (array + tiling sequencer): Amaranth-sim tests and cocotb regression."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from convaccel.hw import PRESETS
+from convaccel.hw.systolic_engine import SystolicEngine
+from convaccel.sim.engine_streams import (act_beats, golden_matmul, result_matrix, tile_counts,
+                                          weight_beats)
+
+
+def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, problem=None):
+    """Stream one problem through the engine; return (out, counters dict, flags)."""
+    dut = SystolicEngine(config)
+    n, k = a.shape
+    m = w.shape[1]
+    acts, weights = act_beats(config, a), weight_beats(config, w, n)
+    results, report = [], {}
+
+    async def testbench(ctx):
+        nn, kk, mm = problem or (n, k, m)
+        ctx.set(dut.n_vectors, nn)
+        ctx.set(dut.k_terms, kk)
+        ctx.set(dut.m_outputs, mm)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        sent_a = sent_w = 0
+        for _ in range(max_cycles):
+            offer_a = sent_a < len(acts) and rng.random() >= idle
+            offer_w = sent_w < len(weights) and rng.random() >= idle
+            ctx.set(dut.act.valid, offer_a)
+            if offer_a:
+                ctx.set(dut.act.payload, acts[sent_a])
+            ctx.set(dut.weights.valid, offer_w)
+            if offer_w:
+                ctx.set(dut.weights.payload, weights[sent_w])
+            ctx.set(dut.result.ready, rng.random() >= stall)
+            took_a = offer_a and ctx.get(dut.act.ready)
+            took_w = offer_w and ctx.get(dut.weights.ready)
+            if ctx.get(dut.result.valid) and ctx.get(dut.result.ready):
+                beat = ctx.get(dut.result.payload)
+                results.append([int(v) for v in beat.psum])
+                report.setdefault("last_at", []).append(len(results) - 1) if beat.last else None
+            done_before = ctx.get(dut.done)
+            await ctx.tick()
+            sent_a += bool(took_a)
+            sent_w += bool(took_w)
+            if done_before or (ctx.get(dut.done) and not ctx.get(dut.busy)):
+                break
+        else:
+            raise AssertionError(f"timeout: {len(results)} result beats after {max_cycles} cycles")
+        for _ in range(5):
+            await ctx.tick()
+        counters = ctx.get(dut.counters)
+        report.update({name: int(getattr(counters, name)) for name in (
+            "busy_cycles", "active_cycles", "useful_macs", "input_stall", "output_stall",
+            "weight_stall", "drain_stall")})
+        report.update(error=ctx.get(dut.error), done=ctx.get(dut.done), busy=ctx.get(dut.busy),
+                      acts_taken=sent_a, weights_taken=sent_w)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return results, report
+
+
+def check_problem(config, n, k, m, seed, **kwargs):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(config.act_min, config.act_max + 1, (n, k))
+    w = rng.integers(config.weight_min, config.weight_max + 1, (k, m))
+    beats, report = run_problem(config, a, w, rng=rng, **kwargs)
+    out = result_matrix(config, beats, n, m)
+    np.testing.assert_array_equal(out, golden_matmul(a, w))
+    blocks, kts, mts = tile_counts(config, n, k, m)
+    assert report["useful_macs"] == n * k * m
+    assert report["active_cycles"] == n * kts * mts
+    assert report["last_at"] == [len(beats) - 1]
+    assert report["acts_taken"] == n * kts and report["weights_taken"] == blocks * kts * mts * config.array_rows
+    assert not report["error"] and report["done"] and not report["busy"]
+    return report
+
+
+@pytest.mark.parametrize("rows, cols, block, n, k, m", [
+    (2, 2, 8, 5, 3, 3),      # nothing is a multiple of the array
+    (2, 2, 8, 20, 7, 5),     # several blocks, partial last block
+    (1, 1, 4, 6, 3, 2),      # 1 x 1 array
+    (1, 3, 4, 9, 2, 7),      # 1 x N
+    (3, 1, 4, 9, 7, 2),      # N x 1
+    (3, 2, 16, 17, 9, 4),    # exact tiles, block + 1 vectors
+    (2, 3, 5, 1, 1, 1),      # a single MAC
+])
+def test_random_problems_with_stalls_match_golden(rows, cols, block, n, k, m):
+    config = PRESETS["tiny"].replace(array_rows=rows, array_cols=cols, array_block=block,
+                                     max_out_channels=8)
+    check_problem(config, n, k, m, seed=rows * 100 + cols * 10 + n)
+
+
+def test_extreme_operands_accumulate_exactly():
+    config = PRESETS["tiny"]
+    k = config.max_reduction
+    a = np.full((3, k), config.act_min)
+    w = np.full((k, 2), config.weight_min)
+    w[:, 1] = config.weight_max
+    beats, _ = run_problem(config, a, w, rng=np.random.default_rng(0))
+    out = result_matrix(config, beats, 3, 2)
+    assert out[0, 0] == k * 128 * 128 and out[0, 1] == -k * 128 * 127  # by hand
+    np.testing.assert_array_equal(out, golden_matmul(a, w))
+
+
+def test_zeros_give_zeros():
+    config = PRESETS["tiny"]
+    beats, _ = run_problem(config, np.zeros((4, 5), dtype=np.int64),
+                           np.ones((5, 3), dtype=np.int64), rng=np.random.default_rng(1))
+    assert not np.any(result_matrix(config, beats, 4, 3))
+
+
+def test_compute_bound_problem_keeps_the_array_busy():
+    config = PRESETS["tiny"].replace(array_rows=2, array_cols=2, array_block=16, max_out_channels=8)
+    report = check_problem(config, 32, 8, 8, seed=3, idle=0.0, stall=0.0)
+    ideal = 32 * 8 * 8 / 4
+    assert report["input_stall"] == 0 and report["output_stall"] == 0
+    assert ideal / report["busy_cycles"] > 0.9, report
+
+
+@pytest.mark.parametrize("problem, what", [
+    ((0, 3, 3), "n_vectors = 0"),
+    ((3, 0, 3), "k_terms = 0"),
+    ((3, 3, 0), "m_outputs = 0"),
+    ((3, PRESETS["tiny"].max_reduction + 1, 3), "k_terms above max_reduction"),
+    ((3, 3, PRESETS["tiny"].max_out_channels + 1), "m_outputs above max_out_channels"),
+])
+def test_bad_problem_sizes_set_error_and_stay_idle(problem, what):
+    config = PRESETS["tiny"]
+    a = np.ones((3, 3), dtype=np.int64)
+    beats, report = run_problem(config, a, a, rng=np.random.default_rng(2), problem=problem,
+                                max_cycles=50)
+    assert report["error"] and report["done"] and not report["busy"], what
+    assert beats == [] and report["acts_taken"] == 0 and report["weights_taken"] == 0
