@@ -3,9 +3,11 @@
 from .config import PRESETS, AccelConfig
 from .mac_pe import MacPE
 from .requant_activation import Activation, RequantActivation
+from .systolic_array import SystolicArray
+from .systolic_engine import SystolicEngine
 from .verilog import DESIGNS, build_design, generate_verilog
 
 __all__ = [
-    "PRESETS", "AccelConfig", "MacPE", "Activation", "RequantActivation",
+    "PRESETS", "AccelConfig", "MacPE", "Activation", "RequantActivation", "SystolicArray", "SystolicEngine",
     "DESIGNS", "build_design", "generate_verilog",
 ]

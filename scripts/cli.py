@@ -7,12 +7,14 @@ Subcommands:
 * ``demo``      the README's main job: generate, then simulate against the
   golden model and leave a waveform;
 * ``lint``      Verilator ``-Wall`` lint and a yosys latch check of every design;
+* ``bench``     benchmarks (``bench array``: systolic engine utilization);
 * ``config``    print a preset (or a config file) as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -111,6 +113,19 @@ def cmd_lint(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import array_table, bench_array
+
+    if args.target != "array":
+        raise ValueError(f"unknown benchmark {args.target!r}; available: array")
+    results = bench_array(args.sizes, seed=args.seed)
+    print(array_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_config(args) -> int:
     sys.stdout.write(_config(args).to_json())
     return 0
@@ -151,6 +166,15 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--out", default="build/lint", help="folder for the linted Verilog")
     command.add_argument("--design", action="append", default=[],
                          help=f"only this design (repeatable): {', '.join(DESIGNS)}")
+
+    command = sub.add_parser("bench", help="measure utilization under Verilator",
+                             description="measure utilization under Verilator")
+    command.add_argument("target", choices=["array"], help="what to benchmark")
+    command.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16],
+                         help="square array sizes (default: 4 8 16)")
+    command.add_argument("--seed", type=int, default=1)
+    command.add_argument("--json", help="also write the figures to this JSON file")
+    command.set_defaults(function=cmd_bench)
 
     add("config", cmd_config, "print a configuration as JSON")
     return parser

