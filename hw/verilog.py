@@ -16,6 +16,7 @@ from amaranth.lib import wiring
 from .config import AccelConfig
 from .mac_pe import MacPE
 from .requant_activation import RequantActivation
+from .systolic_array import SystolicArray
 from .systolic_engine import SystolicEngine
 
 __all__ = ["DESIGNS", "build_design", "generate_verilog"]
@@ -24,6 +25,7 @@ __all__ = ["DESIGNS", "build_design", "generate_verilog"]
 DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "mac_pe": MacPE,
     "requant_activation": RequantActivation,
+    "systolic_array": SystolicArray,
     "systolic_engine": SystolicEngine,
 }
 

@@ -120,9 +120,12 @@ def test_zeros_give_zeros():
 def test_compute_bound_problem_keeps_the_array_busy():
     config = PRESETS["tiny"].replace(array_rows=2, array_cols=2, array_block=16, max_out_channels=8)
     report = check_problem(config, 32, 8, 8, seed=3, idle=0.0, stall=0.0)
-    ideal = 32 * 8 * 8 / 4
-    assert report["input_stall"] == 0 and report["output_stall"] == 0
-    assert ideal / report["busy_cycles"] > 0.9, report
+    ideal = 32 * 8 * 8 // 4   # 512 vector issues: 2 blocks x 4 kt x 4 mt x 16
+    # No bubble between the 32 tiles: the only stalls are the first tile's
+    # 2 load cycles; the fill is latency (3) plus 3 register stages.
+    assert report["weight_stall"] == 2, report
+    assert report["input_stall"] == report["output_stall"] == report["drain_stall"] == 0
+    assert report["busy_cycles"] == ideal + 2 + 3 + 3, report
 
 
 @pytest.mark.parametrize("problem, what", [
@@ -148,6 +151,20 @@ def test_engine_cocotb_regression(run_bench, sim_config, sim_seed):
     run_bench("systolic_engine", REGRESSION_CONFIGS[sim_config], sim_seed)
 
 
+#: Degenerate array shapes, also run on the generated Verilog (one seed each).
+EDGE_ARRAYS = {
+    "1x1": PRESETS["tiny"].replace(array_rows=1, array_cols=1, array_block=4),
+    "1x4": PRESETS["tiny"].replace(array_rows=1, array_cols=4, array_block=6),
+    "4x1": PRESETS["tiny"].replace(array_rows=4, array_cols=1, array_block=5),
+}
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("shape", list(EDGE_ARRAYS))
+def test_engine_cocotb_edge_arrays(run_bench, shape):
+    run_bench("systolic_engine", EDGE_ARRAYS[shape], 7)
+
+
 @pytest.mark.cocotb
 def test_array_benchmark_reports_consistent_figures():
     from convaccel.scripts.bench import array_problem, array_table, bench_array
@@ -160,3 +177,47 @@ def test_array_benchmark_reports_consistent_figures():
     assert figures["cycles"] == figures["counters"]["busy_cycles"] >= figures["ideal_cycles"]
     assert figures["utilization"] == pytest.approx(figures["ideal_cycles"] / figures["cycles"])
     assert "| 2x2 |" in array_table([figures])
+
+
+def test_no_combinational_path_from_result_ready_to_act_ready():
+    """Back-pressure reaches the inputs only through registered FIFO/credit state."""
+    config = PRESETS["tiny"]
+    dut = SystolicEngine(config)
+    a = np.ones((8, 2), dtype=np.int64)
+    w = np.ones((2, 2), dtype=np.int64)
+    acts, weights = act_beats(config, a), weight_beats(config, w, 8)
+    seen = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.n_vectors, 8)
+        ctx.set(dut.k_terms, 2)
+        ctx.set(dut.m_outputs, 2)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.result.ready, 0)
+        sent_a = sent_w = 0
+        for _ in range(200):
+            ctx.set(dut.act.valid, sent_a < len(acts))
+            ctx.set(dut.act.payload, acts[min(sent_a, len(acts) - 1)])
+            ctx.set(dut.weights.valid, sent_w < len(weights))
+            ctx.set(dut.weights.payload, weights[min(sent_w, len(weights) - 1)])
+            took_a = ctx.get(dut.act.valid) and ctx.get(dut.act.ready)
+            took_w = ctx.get(dut.weights.valid) and ctx.get(dut.weights.ready)
+            await ctx.tick()
+            sent_a += bool(took_a)
+            sent_w += bool(took_w)
+        # Credit exhausted: the FIFO holds what was issued, inputs are held off.
+        seen["blocked"] = ctx.get(dut.act.ready)
+        ctx.set(dut.result.ready, 1)
+        seen["same_cycle"] = ctx.get(dut.act.ready)
+        await ctx.tick()
+        seen["next_cycle"] = ctx.get(dut.act.ready)
+        seen["sent"] = sent_a
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen["sent"] < 8, "the engine should have run out of output credit"
+    assert seen == {"blocked": 0, "same_cycle": 0, "next_cycle": 1, "sent": seen["sent"]}
