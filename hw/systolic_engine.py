@@ -11,7 +11,7 @@ channels.
 
 Tiling (loop order, outermost first)::
 
-    for each block of B = array_block vectors:
+    for each block of up to B = array_block vectors (within one output row):
         for each reduction tile kt (array_rows terms):
             for each output tile mt (array_cols outputs):
                 stream the block's vectors (slice kt) through the array
@@ -44,7 +44,8 @@ back. Steady state therefore shows no bubble when a block has at least
 ``R + C + 1`` vectors and ``ceil(M/C) * block >= LATENCY + 2``; below that,
 the sequencer waits and counts the cycles as weight or drain stalls.
 
-Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum sets
+Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum, or a
+``row_length`` of zero, sets
 ``error`` (and ``done``) at ``start`` and the engine stays idle.
 """
 
@@ -99,6 +100,9 @@ class SystolicEngine(wiring.Component):
         ``cols`` exact sums per beat.
     n_vectors, k_terms, m_outputs : In(unsigned)
         Problem size, sampled at ``start``.
+    row_length : In(unsigned)
+        Vectors per output row (``Q`` for a convolution; ``N`` for a plain
+        matrix product). Blocks never cross a row boundary.
     start : In(1)
         Begin a problem (ignored while busy).
     busy, done, error : Out(1)
@@ -124,6 +128,7 @@ class SystolicEngine(wiring.Component):
                 data.ArrayLayout(signed(config.weight_width), self.cols))),
             "result": Out(stream.Signature(result)),
             "n_vectors": In(range(config.max_vectors + 1)),
+            "row_length": In(range(config.max_vectors + 1)),
             "k_terms": In(range(config.max_reduction + 1)),
             "m_outputs": In(range(config.max_out_channels + 1)),
             "start": In(1),
@@ -159,6 +164,8 @@ class SystolicEngine(wiring.Component):
         k_left = Signal.like(self.k_terms)     # reduction terms from this tile on
         m_left = Signal.like(self.m_outputs)   # outputs from this tile on
         n_left = Signal.like(self.n_vectors)   # vectors from this block on
+        row_total = Signal.like(self.row_length)
+        row_left = Signal.like(self.row_length)  # vectors left in this output row
         kt_first = Signal()                    # current reduction tile is the first
         mt = Signal(mt_bits)
         n = Signal(n_bits)
@@ -166,8 +173,12 @@ class SystolicEngine(wiring.Component):
         issued_all = Signal()
         last_kt = k_left <= rows
         last_mt = m_left <= cols
-        last_block = n_left <= block
-        block_size = Mux(last_block, n_left, block)
+        # A block ends at array_block vectors, at the end of an output row
+        # (so a line buffer never needs two rows at once) or of the problem.
+        row_part = Mux(row_left < block, row_left, block)
+        block_size = Signal.like(self.n_vectors)
+        m.d.comb += block_size.eq(Mux(n_left < row_part, n_left, row_part))
+        last_block = n_left == block_size
         first = n == 0
         step_end = n == block_size - 1
 
@@ -272,7 +283,11 @@ class SystolicEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += [k_left.eq(k_total), kt_first.eq(1)]
                         with m.If(~last_block):
-                            m.d.sync += [n_left.eq(n_left - block), kt0_issues.eq(0)]
+                            m.d.sync += [
+                                n_left.eq(n_left - block_size), kt0_issues.eq(0),
+                                row_left.eq(Mux(row_left == block_size, row_total,
+                                                row_left - block_size)),
+                            ]
                         with m.Else():
                             m.d.sync += issued_all.eq(1)
             with m.Else():
@@ -306,6 +321,7 @@ class SystolicEngine(wiring.Component):
         # ---- start / done / error ---------------------------------------
         finished = self.result.valid & self.result.ready & self.result.payload.last
         bad = ((self.n_vectors == 0) | _above(self.n_vectors, cfg.max_vectors)
+               | (self.row_length == 0)
                | (self.k_terms == 0) | _above(self.k_terms, cfg.max_reduction)
                | (self.m_outputs == 0) | _above(self.m_outputs, cfg.max_out_channels))
         m.d.comb += self.busy.eq(running)
@@ -317,6 +333,7 @@ class SystolicEngine(wiring.Component):
                     k_total.eq(self.k_terms), k_left.eq(self.k_terms), kt_first.eq(1),
                     m_total.eq(self.m_outputs), m_left.eq(self.m_outputs),
                     n_left.eq(self.n_vectors), n.eq(0), mt.eq(0), kt0_issues.eq(0),
+                    row_total.eq(self.row_length), row_left.eq(self.row_length),
                     self.counters.eq(0),
                 ]
         with m.Elif(running & finished):

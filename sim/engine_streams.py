@@ -13,21 +13,28 @@ import numpy as np
 from ..golden import conv2d
 from ..hw.config import AccelConfig
 
-__all__ = ["act_beats", "weight_beats", "result_matrix", "golden_matmul", "tile_counts"]
+__all__ = ["act_beats", "blocks", "weight_beats", "result_matrix", "golden_matmul",
+           "tile_counts"]
 
 
-def tile_counts(config: AccelConfig, n: int, k: int, m: int) -> tuple[int, int, int]:
+def blocks(config: AccelConfig, n: int, row_length: int | None = None):
+    """``(start, stop)`` of each block: ``array_block`` vectors, cut at row ends."""
+    row_length = row_length or n
+    for row_start in range(0, n, row_length):
+        row_stop = min(n, row_start + row_length)
+        for start in range(row_start, row_stop, config.array_block):
+            yield start, min(row_stop, start + config.array_block)
+
+
+def tile_counts(config: AccelConfig, n: int, k: int, m: int,
+                row_length: int | None = None) -> tuple[int, int, int]:
     """Number of blocks, reduction tiles and output tiles of a problem."""
-    blocks = -(-n // config.array_block)
-    return blocks, -(-k // config.array_rows), -(-m // config.array_cols)
+    count = sum(1 for _ in blocks(config, n, row_length))
+    return count, -(-k // config.array_rows), -(-m // config.array_cols)
 
 
-def _blocks(config, n):
-    for start in range(0, n, config.array_block):
-        yield start, min(n, start + config.array_block)
-
-
-def act_beats(config: AccelConfig, a: np.ndarray) -> list[list[int]]:
+def act_beats(config: AccelConfig, a: np.ndarray,
+              row_length: int | None = None) -> list[list[int]]:
     """``A (N x K)`` as the engine's ``act`` stream: block, kt, vector; zero padded."""
     n, k = a.shape
     rows = config.array_rows
@@ -35,33 +42,35 @@ def act_beats(config: AccelConfig, a: np.ndarray) -> list[list[int]]:
     padded = np.zeros((n, kts * rows), dtype=np.int64)
     padded[:, :k] = a
     beats = []
-    for start, stop in _blocks(config, n):
+    for start, stop in blocks(config, n, row_length):
         for kt in range(kts):
             beats.extend(padded[start:stop, kt * rows:(kt + 1) * rows].tolist())
     return beats
 
 
-def weight_beats(config: AccelConfig, w: np.ndarray, n: int) -> list[list[int]]:
+def weight_beats(config: AccelConfig, w: np.ndarray, n: int,
+                 row_length: int | None = None) -> list[list[int]]:
     """``W (K x M)`` as the ``weights`` stream: block, kt, mt, row; zero padded."""
     k, m = w.shape
     rows, cols = config.array_rows, config.array_cols
-    blocks, kts, mts = tile_counts(config, n, k, m)
+    count, kts, mts = tile_counts(config, n, k, m, row_length)
     padded = np.zeros((kts * rows, mts * cols), dtype=np.int64)
     padded[:k, :m] = w
     one_block = []
     for kt in range(kts):
         for mt in range(mts):
             one_block.extend(padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols].tolist())
-    return one_block * blocks
+    return one_block * count
 
 
-def result_matrix(config: AccelConfig, beats: list[list[int]], n: int, m: int) -> np.ndarray:
+def result_matrix(config: AccelConfig, beats: list[list[int]], n: int, m: int,
+                  row_length: int | None = None) -> np.ndarray:
     """Reassemble ``result`` beats (block, mt, vector) into ``out (N x M)``."""
     cols = config.array_cols
     mts = -(-m // cols)
     out = np.zeros((n, mts * cols), dtype=np.int64)
     position = 0
-    for start, stop in _blocks(config, n):
+    for start, stop in blocks(config, n, row_length):
         for mt in range(mts):
             for vector in range(start, stop):
                 out[vector, mt * cols:(mt + 1) * cols] = beats[position]

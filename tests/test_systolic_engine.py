@@ -10,17 +10,19 @@ from convaccel.sim.engine_streams import (act_beats, golden_matmul, result_matri
                                           weight_beats)
 
 
-def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, problem=None):
+def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, problem=None,
+                row_length=None):
     """Stream one problem through the engine; return (out, counters dict, flags)."""
     dut = SystolicEngine(config)
     n, k = a.shape
     m = w.shape[1]
-    acts, weights = act_beats(config, a), weight_beats(config, w, n)
+    acts, weights = act_beats(config, a, row_length), weight_beats(config, w, n, row_length)
     results, report = [], {}
 
     async def testbench(ctx):
         nn, kk, mm = problem or (n, k, m)
         ctx.set(dut.n_vectors, nn)
+        ctx.set(dut.row_length, nn if row_length is None else row_length)
         ctx.set(dut.k_terms, kk)
         ctx.set(dut.m_outputs, mm)
         ctx.set(dut.start, 1)
@@ -67,14 +69,14 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
     return results, report
 
 
-def check_problem(config, n, k, m, seed, **kwargs):
+def check_problem(config, n, k, m, seed, row_length=None, **kwargs):
     rng = np.random.default_rng(seed)
     a = rng.integers(config.act_min, config.act_max + 1, (n, k))
     w = rng.integers(config.weight_min, config.weight_max + 1, (k, m))
-    beats, report = run_problem(config, a, w, rng=rng, **kwargs)
-    out = result_matrix(config, beats, n, m)
+    beats, report = run_problem(config, a, w, rng=rng, row_length=row_length, **kwargs)
+    out = result_matrix(config, beats, n, m, row_length)
     np.testing.assert_array_equal(out, golden_matmul(a, w))
-    blocks, kts, mts = tile_counts(config, n, k, m)
+    blocks, kts, mts = tile_counts(config, n, k, m, row_length)
     assert report["useful_macs"] == n * k * m
     assert report["active_cycles"] == n * kts * mts
     assert report["last_at"] == [len(beats) - 1]
@@ -96,6 +98,21 @@ def test_random_problems_with_stalls_match_golden(rows, cols, block, n, k, m):
     config = PRESETS["tiny"].replace(array_rows=rows, array_cols=cols, array_block=block,
                                      max_out_channels=8)
     check_problem(config, n, k, m, seed=rows * 100 + cols * 10 + n)
+
+
+@pytest.mark.parametrize("n, row_length", [(20, 6), (20, 3), (7, 2), (9, 9), (10, 4)])
+def test_blocks_stop_at_output_row_ends(n, row_length):
+    config = PRESETS["tiny"].replace(array_rows=2, array_cols=2, array_block=4,
+                                     max_out_channels=8)
+    check_problem(config, n, 5, 3, seed=n + row_length, row_length=row_length)
+
+
+def test_zero_row_length_is_an_error():
+    config = PRESETS["tiny"]
+    a = np.ones((3, 3), dtype=np.int64)
+    beats, report = run_problem(config, a, a, rng=np.random.default_rng(2), problem=(3, 3, 3),
+                                row_length=0, max_cycles=50)
+    assert report["error"] and not report["busy"] and beats == []
 
 
 def test_extreme_operands_accumulate_exactly():
@@ -190,6 +207,7 @@ def test_no_combinational_path_from_result_ready_to_act_ready():
 
     async def testbench(ctx):
         ctx.set(dut.n_vectors, 8)
+        ctx.set(dut.row_length, 8)
         ctx.set(dut.k_terms, 2)
         ctx.set(dut.m_outputs, 2)
         ctx.set(dut.start, 1)

@@ -49,10 +49,11 @@ class EngineBench:
     def counters(self) -> dict:
         return self.counter_codec.unpack(int(self.dut.counters.value))
 
-    async def start(self, n, k, m):
+    async def start(self, n, k, m, row_length=None):
         """Pulse start with a problem size (call right after a rising edge)."""
         dut = self.dut
         dut.n_vectors.value, dut.k_terms.value, dut.m_outputs.value = n, k, m
+        dut.row_length.value = n if row_length is None else row_length
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
@@ -66,24 +67,24 @@ class EngineBench:
             await RisingEdge(self.dut.clk)
         raise SimTimeout(f"engine not done within {timeout_cycles} cycles")
 
-    async def run(self, a, w, *, check=True):
+    async def run(self, a, w, *, row_length=None, check=True):
         """Stream ``A @ W`` through the engine; check results and counters."""
         cfg = self.config
         n, k = a.shape
         m = w.shape[1]
-        blocks, kts, mts = tile_counts(cfg, n, k, m)
+        blocks, kts, mts = tile_counts(cfg, n, k, m, row_length)
         beats = n * mts
         budget = 40 * (n * kts * mts + blocks * kts * mts * (cfg.array_rows + cfg.array_cols)) + 2000
         self.result.beats = []
-        await self.start(n, k, m)
+        await self.start(n, k, m, row_length)
         receiver = cocotb.start_soon(self.result.receive(beats, timeout_cycles=budget))
-        weights = cocotb.start_soon(self.weights.send(weight_beats(cfg, w, n),
+        weights = cocotb.start_soon(self.weights.send(weight_beats(cfg, w, n, row_length),
                                                       timeout_cycles=budget))
-        await self.act.send(act_beats(cfg, a), timeout_cycles=budget)
+        await self.act.send(act_beats(cfg, a, row_length), timeout_cycles=budget)
         await weights
         received = await receiver
         await self.wait_done(budget)
-        out = result_matrix(cfg, [beat["psum"] for beat in received], n, m)
+        out = result_matrix(cfg, [beat["psum"] for beat in received], n, m, row_length)
         lasts = [beat["last"] for beat in received]
         if check:
             expected = golden_matmul(a, w)
@@ -151,6 +152,10 @@ async def engine_bad_sizes_set_error_then_next_problem_runs(dut):
     tb = EngineBench(dut, bench_rng(3))
     cfg = tb.config
     await start_clock_and_reset(dut)
+    await tb.start(3, 3, 3, row_length=0)
+    await ReadOnly()
+    assert int(dut.error.value) == 1, "no error for row_length 0"
+    await RisingEdge(dut.clk)
     bad_sizes = [(0, 3, 3), (3, 0, 3), (3, 3, 0),
                  (3, cfg.max_reduction + 1, 3), (3, 3, cfg.max_out_channels + 1)]
     for n, k, m in bad_sizes:
@@ -171,9 +176,10 @@ async def engine_back_to_back_problems(dut):
     tb = EngineBench(dut, bench_rng(4), idle_probability=0.1, stall_probability=0.5)
     cfg = tb.config
     await start_clock_and_reset(dut)
-    for n, k, m in [(4, 1, 1), (cfg.array_block, cfg.array_rows + 2, 2),
-                    (2, min(cfg.max_reduction, 5 * cfg.array_rows), cfg.max_out_channels)]:
-        await tb.run(*random_problem(cfg, tb.rng, n, k, m))
+    for n, k, m, row in [(4, 1, 1, None), (cfg.array_block, cfg.array_rows + 2, 2, None),
+                         (2, min(cfg.max_reduction, 5 * cfg.array_rows), cfg.max_out_channels, 1),
+                         (3 * cfg.array_block + 5, 3, 2, cfg.array_block + 3)]:
+        await tb.run(*random_problem(cfg, tb.rng, n, k, m), row_length=row)
 
 
 @cocotb.test()
