@@ -9,6 +9,7 @@ from .conv import as_int, as_int_array, as_pair, as_padding4, conv2d, output_siz
 from .layer import ACTIVATIONS, conv_layer
 from .pool import POOL_MODES, pool2d
 from .quant import MAX_SHIFT, clamp_activation, relu, requantize, round_shift, saturate
+from .windows import extract_windows
 
 __all__ = [
     "ACTIVATIONS",
@@ -21,6 +22,7 @@ __all__ = [
     "clamp_activation",
     "conv2d",
     "conv_layer",
+    "extract_windows",
     "output_size",
     "pool2d",
     "relu",
