@@ -1,0 +1,405 @@
+"""Line buffer and sliding-window generator feeding the systolic engine.
+
+Input: one feature map as a stream in raster order, one beat per pixel and
+*channel group* - ``lanes = array_rows`` channels of one pixel (lanes beyond
+``C`` in the last group are ignored and read as 0)::
+
+    for y < H: for x < W: for g < ceil(C / lanes): beat = x[g*lanes : g*lanes+lanes, y, x]
+
+``last`` marks the final beat of the frame.
+
+Output: the convolution windows, as ``lanes``-wide slices in exactly the
+order :class:`~convaccel.hw.systolic_engine.SystolicEngine` consumes
+``act`` (``row_length = Q``, ``K = R * S * ceil(C/lanes) * lanes``)::
+
+    for p < P:                                   # output rows
+      for each block of up to array_block positions q of row p:
+        for r < R: for s < S: for g < ceil(C / lanes):
+          for q in block: beat = x[g*lanes : g*lanes+lanes, Uh*p + Dh*r - pt, Uw*q + Dw*s - pl]
+
+with zeros wherever the tap falls in the padding (generated, never stored).
+Reduction index ``k = ((r * S + s) * ceil(C/lanes) + g) * lanes + lane``;
+weights must be laid out the same way.
+
+Storage: a ring of ``L = (R - 1) * Dh + 1`` input rows - exactly the rows
+the taps of one output row span - in one ``lib.memory.Memory`` (block RAM).
+Row ``y`` lives in ring slot ``y mod L``. Physical size, for the generate-time
+maxima: ``Lmax * 2**ceil(log2 Wmax) * 2**ceil(log2 ceil(Cmax/lanes))`` words of
+``lanes * act_width`` bits; in use at run time: ``L * W * ceil(C/lanes)``.
+
+Schedule: per output row, the generator first takes the input rows the row
+needs that it does not hold yet (``Uh`` new rows in steady state, fewer near
+the bottom padding; rows that no window touches are read and dropped), then
+emits the row's slices, one per cycle. Input and output do not overlap: a
+ring of ``L`` rows has no free slot while an output row is being emitted.
+
+Frame control: ``start`` samples ``shape``. A bad shape (a zero or a value
+above its maximum, a kernel larger than the padded input) sets
+``error.config``; a ``last`` before the frame's final beat sets
+``error.short_frame``; a final beat without ``last`` sets
+``error.long_frame`` and the rest of the frame up to ``last`` is read and
+dropped. In every case ``done`` is set and the unit returns to idle (an
+erroneous frame's output is incomplete). ``cancel`` returns to idle at once.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import AccelConfig
+
+__all__ = ["WindowGenerator", "layer_shape_layout", "window_error_layout"]
+
+
+def layer_shape_layout(config: AccelConfig) -> data.StructLayout:
+    """Run-time shape of one convolution (sampled at ``start``)."""
+    size = lambda limit: range(limit + 1)  # noqa: E731 - a shape for 0..limit
+    return data.StructLayout({
+        "height": size(config.max_height), "width": size(config.max_width),
+        "channels": size(config.max_in_channels),
+        "kernel_h": size(config.max_kernel), "kernel_w": size(config.max_kernel),
+        "stride_h": size(config.max_stride), "stride_w": size(config.max_stride),
+        "dilation_h": size(config.max_dilation), "dilation_w": size(config.max_dilation),
+        "pad_top": size(config.max_padding), "pad_bottom": size(config.max_padding),
+        "pad_left": size(config.max_padding), "pad_right": size(config.max_padding),
+    })
+
+
+def window_error_layout() -> data.StructLayout:
+    """Error bits, set at the end of a failed frame, cleared by ``start``."""
+    return data.StructLayout({"config": 1, "short_frame": 1, "long_frame": 1})
+
+
+def _bad_range(value, limit):
+    """``value == 0`` or ``value > limit`` (the compare only when encodable)."""
+    zero = value == 0
+    if limit >= (1 << len(value)) - 1:
+        return zero
+    return zero | (value > limit)
+
+
+class WindowGenerator(wiring.Component):
+    """Streaming line buffer + window generator (see the module docstring).
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``array_rows`` (lanes), ``array_block`` and the maxima.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(StructLayout({"data": lanes x act, "last": 1})))
+        Input pixels, raster order.
+    o : Out(stream.Signature(StructLayout({"data": lanes x act, "last": 1})))
+        Window slices; ``last`` on the frame's final slice.
+    shape : In(layer_shape_layout(config))
+    start, cancel : In(1)
+    busy, done : Out(1)
+        ``done`` stays set until the next ``start``.
+    error : Out(window_error_layout())
+    out_height, out_width : Out(unsigned)
+        ``P`` and ``Q`` of the current frame (valid once past set-up).
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self.config = config
+        self.lanes = config.array_rows
+        self.group_max = -(-config.max_in_channels // self.lanes)
+        self.ring_max = (config.max_kernel - 1) * config.max_dilation + 1
+        self.x_bits = ceil_log2(config.max_width)
+        self.group_bits = ceil_log2(self.group_max)
+        self.slot_bits = ceil_log2(self.ring_max)
+        #: Words of the line buffer memory (for the generate-time maxima).
+        self.memory_depth = self.ring_max << (self.x_bits + self.group_bits)
+        beat = data.StructLayout({
+            "data": data.ArrayLayout(signed(config.act_width), self.lanes), "last": 1})
+        span = max(config.max_height, config.max_width)
+        super().__init__({
+            "i": In(stream.Signature(beat)),
+            "o": Out(stream.Signature(beat)),
+            "shape": In(layer_shape_layout(config)),
+            "start": In(1),
+            "cancel": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(window_error_layout()),
+            "out_height": Out(range(span + 2 * config.max_padding + 1)),
+            "out_width": Out(range(span + 2 * config.max_padding + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        lanes, block = self.lanes, cfg.array_block
+        word = data.ArrayLayout(signed(cfg.act_width), lanes)
+        m.submodules.line_buffer = line_buffer = Memory(
+            shape=word, depth=self.memory_depth, init=[])
+        write, read = line_buffer.write_port(), line_buffer.read_port()
+
+        # Coordinates are signed: padding puts taps above and left of the image.
+        span = max(cfg.max_height, cfg.max_width) + 2 * cfg.max_padding \
+            + cfg.max_kernel * cfg.max_dilation + cfg.max_stride * (block + 1)
+        coord = signed(ceil_log2(span + 1) + 1)
+
+        shape = Signal(layer_shape_layout(cfg))
+        height, width = shape.height, shape.width
+        ring = Signal(range(self.ring_max + 1))          # L
+        groups = Signal(range(self.group_max + 1))       # ceil(C / lanes)
+        last_lanes = Signal(range(lanes + 1))            # valid lanes of the last group
+        out_h = self.out_height
+        out_w = self.out_width
+
+        # Set-up arithmetic, done by repeated subtraction (no dividers).
+        rest_c = Signal(range(cfg.max_in_channels + 1))
+        rest_h = Signal(coord)
+        rest_w = Signal(coord)
+        pad_steps = Signal(range(cfg.max_padding + 1))
+
+        # Input side.
+        y_in = Signal(range(cfg.max_height + 1))
+        x_in = Signal(range(cfg.max_width))
+        g_in = Signal(range(self.group_max))
+        slot_in = Signal(range(self.ring_max))
+
+        # Output side.
+        p = Signal.like(out_h)
+        y0 = Signal(coord)                 # top tap row of output row p
+        slot_y0 = Signal(range(self.ring_max))
+        q_left = Signal.like(out_w)        # positions of row p not yet emitted
+        x0 = Signal(coord)                 # left tap column of the block's first position
+        next_x0 = Signal(coord)
+        block_size = Signal(range(block + 1))
+        r = Signal(range(cfg.max_kernel))
+        s = Signal(range(cfg.max_kernel))
+        g = Signal(range(self.group_max))
+        n = Signal(range(block))
+        y_r = Signal(coord)
+        slot_r = Signal(range(self.ring_max))
+        x_s = Signal(coord)
+        x_n = Signal(coord)
+        advance_steps = Signal(range(cfg.max_stride + 1))
+
+        # ---- input beats ----------------------------------------------
+        frame_end = ((y_in == height - 1) & (x_in == width - 1) & (g_in == groups - 1))
+        accepted = self.i.valid & self.i.ready
+        keep = Signal()                    # store the beat (vs. drop it)
+        lane_ok = [(g_in != groups - 1) | (lane < last_lanes) for lane in range(lanes)]
+        m.d.comb += [
+            write.en.eq(accepted & keep),
+            write.addr.eq(Cat(g_in[:self.group_bits], x_in[:self.x_bits],
+                              slot_in[:self.slot_bits])),
+        ]
+        for lane in range(lanes):
+            m.d.comb += write.data[lane].eq(Mux(lane_ok[lane], self.i.payload.data[lane], 0))
+
+        def step_input():
+            with m.If(g_in != groups - 1):
+                m.d.sync += g_in.eq(g_in + 1)
+            with m.Else():
+                m.d.sync += g_in.eq(0)
+                with m.If(x_in != width - 1):
+                    m.d.sync += x_in.eq(x_in + 1)
+                with m.Else():
+                    m.d.sync += [x_in.eq(0), y_in.eq(y_in + 1),
+                                 slot_in.eq(Mux(slot_in == ring - 1, 0, slot_in + 1))]
+
+        # ---- output pipeline (one register stage after the memory) -------
+        advance = ~self.o.valid | self.o.ready
+        issue = Signal()
+        pad = (y_r < 0) | (y_r >= height) | (x_n < 0) | (x_n >= width)
+        block_end = ((r == shape.kernel_h - 1) & (s == shape.kernel_w - 1)
+                     & (g == groups - 1) & (n == block_size - 1))
+        frame_last = block_end & (p == out_h - 1) & (q_left == block_size)
+        out_pad = Signal()
+        m.d.comb += [
+            read.en.eq(advance),
+            read.addr.eq(Cat(g[:self.group_bits], x_n[:self.x_bits], slot_r[:self.slot_bits])),
+            self.o.payload.data.eq(Mux(out_pad, 0, read.data)),
+        ]
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(issue), out_pad.eq(pad),
+                         self.o.payload.last.eq(frame_last)]
+
+        def start_block(x_first, positions_left):
+            m.d.sync += [
+                r.eq(0), s.eq(0), g.eq(0), n.eq(0),
+                y_r.eq(y0), slot_r.eq(slot_y0), x_s.eq(x_first), x_n.eq(x_first),
+                x0.eq(x_first),
+                block_size.eq(Mux(positions_left < block, positions_left, block)),
+            ]
+
+        def finish(error_field=None):
+            m.d.sync += self.done.eq(1)
+            if error_field is not None:
+                m.d.sync += error_field.eq(1)
+
+        def leave_on_cancel():
+            # Last in each state, so it wins over that state's own m.next.
+            with m.If(self.cancel):
+                m.next = "IDLE"
+
+        def check_frame_end():
+            """On an accepted beat: short/long frame detection."""
+            with m.If(self.i.payload.last & ~frame_end):
+                finish(self.error.short_frame)
+                m.next = "IDLE"
+            with m.Elif(frame_end & ~self.i.payload.last):
+                m.d.sync += self.error.long_frame.eq(1)
+                m.next = "DISCARD"
+
+        m.d.comb += self.busy.eq(1)
+        with m.FSM(name="state"):
+            with m.State("IDLE"):
+                m.d.comb += self.busy.eq(0)
+                with m.If(self.start):
+                    bad = (_bad_range(self.shape.height, cfg.max_height)
+                           | _bad_range(self.shape.width, cfg.max_width)
+                           | _bad_range(self.shape.channels, cfg.max_in_channels)
+                           | _bad_range(self.shape.kernel_h, cfg.max_kernel)
+                           | _bad_range(self.shape.kernel_w, cfg.max_kernel)
+                           | _bad_range(self.shape.stride_h, cfg.max_stride)
+                           | _bad_range(self.shape.stride_w, cfg.max_stride)
+                           | _bad_range(self.shape.dilation_h, cfg.max_dilation)
+                           | _bad_range(self.shape.dilation_w, cfg.max_dilation))
+                    for side in ("pad_top", "pad_bottom", "pad_left", "pad_right"):
+                        field = getattr(self.shape, side)
+                        if cfg.max_padding < (1 << len(field)) - 1:
+                            bad = bad | (field > cfg.max_padding)
+                    m.d.sync += [shape.eq(self.shape), self.done.eq(0), self.error.eq(0)]
+                    with m.If(bad):
+                        m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
+                    with m.Else():
+                        m.next = "SETUP"
+
+            with m.State("SETUP"):
+                dilated_h = (shape.kernel_h - 1) * shape.dilation_h + 1
+                dilated_w = (shape.kernel_w - 1) * shape.dilation_w + 1
+                m.d.sync += [
+                    ring.eq(dilated_h),
+                    rest_c.eq(shape.channels), groups.eq(1),
+                    rest_h.eq(height + shape.pad_top + shape.pad_bottom - dilated_h),
+                    rest_w.eq(width + shape.pad_left + shape.pad_right - dilated_w),
+                    out_h.eq(1), out_w.eq(1),
+                    pad_steps.eq(shape.pad_top), slot_y0.eq(0),
+                ]
+                m.next = "COUNT"
+
+                leave_on_cancel()
+
+            with m.State("COUNT"):
+                with m.If((rest_h < 0) | (rest_w < 0)):
+                    finish(self.error.config)  # kernel larger than the padded input
+                    m.next = "IDLE"
+                with m.Else():
+                    busy_counting = Signal()
+                    with m.If(rest_c > lanes):
+                        m.d.sync += [rest_c.eq(rest_c - lanes), groups.eq(groups + 1)]
+                        m.d.comb += busy_counting.eq(1)
+                    with m.If(rest_h >= shape.stride_h):
+                        m.d.sync += [rest_h.eq(rest_h - shape.stride_h), out_h.eq(out_h + 1)]
+                        m.d.comb += busy_counting.eq(1)
+                    with m.If(rest_w >= shape.stride_w):
+                        m.d.sync += [rest_w.eq(rest_w - shape.stride_w), out_w.eq(out_w + 1)]
+                        m.d.comb += busy_counting.eq(1)
+                    with m.If(pad_steps != 0):
+                        # slot of row -pt is (-pt) mod L: step back pt times.
+                        m.d.sync += [pad_steps.eq(pad_steps - 1),
+                                     slot_y0.eq(Mux(slot_y0 == 0, ring - 1, slot_y0 - 1))]
+                        m.d.comb += busy_counting.eq(1)
+                    with m.If(~busy_counting):
+                        m.d.sync += [
+                            last_lanes.eq(rest_c),
+                            y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0),
+                            p.eq(0), y0.eq(0 - shape.pad_top),
+                            q_left.eq(out_w), x0.eq(0 - shape.pad_left),
+                        ]
+                        m.next = "FILL"
+
+                leave_on_cancel()
+
+            with m.State("FILL"):
+                wanted = (y_in < height) & (y_in <= y0 + ring - 1)
+                m.d.comb += [self.i.ready.eq(wanted), keep.eq(y_in >= y0)]
+                with m.If(accepted):
+                    step_input()
+                    check_frame_end()
+                with m.If(~wanted):
+                    start_block(x0, q_left)
+                    m.next = "EMIT"
+
+                leave_on_cancel()
+
+            with m.State("EMIT"):
+                m.d.comb += issue.eq(advance)
+                with m.If(issue):
+                    with m.If((r == 0) & (s == 0) & (g == 0) & (n == block_size - 1)):
+                        m.d.sync += next_x0.eq(x_n + shape.stride_w)
+                    with m.If(n != block_size - 1):
+                        m.d.sync += [n.eq(n + 1), x_n.eq(x_n + shape.stride_w)]
+                    with m.Elif(g != groups - 1):
+                        m.d.sync += [n.eq(0), g.eq(g + 1), x_n.eq(x_s)]
+                    with m.Elif(s != shape.kernel_w - 1):
+                        m.d.sync += [n.eq(0), g.eq(0), s.eq(s + 1),
+                                     x_s.eq(x_s + shape.dilation_w),
+                                     x_n.eq(x_s + shape.dilation_w)]
+                    with m.Elif(r != shape.kernel_h - 1):
+                        next_slot = slot_r + shape.dilation_h
+                        m.d.sync += [n.eq(0), g.eq(0), s.eq(0), r.eq(r + 1),
+                                     x_s.eq(x0), x_n.eq(x0),
+                                     y_r.eq(y_r + shape.dilation_h),
+                                     slot_r.eq(Mux(next_slot >= ring, next_slot - ring,
+                                                   next_slot))]
+                    with m.Else():
+                        # Block done: the next block of this row, or the next row.
+                        with m.If(q_left != block_size):
+                            m.d.sync += q_left.eq(q_left - block_size)
+                            # next_x0 is captured during the (r, s, g) = 0 pass;
+                            # when that pass is this one, it is not written yet.
+                            first_pass = (r == 0) & (s == 0) & (g == 0)
+                            first_x = Mux(first_pass, x_n + shape.stride_w, next_x0)
+                            start_block(first_x, q_left - block_size)
+                        with m.Else():
+                            m.d.sync += advance_steps.eq(shape.stride_h)
+                            m.next = "ADVANCE"
+
+                leave_on_cancel()
+
+            with m.State("ADVANCE"):
+                with m.If(p == out_h - 1):
+                    m.next = "DRAIN"
+                with m.Elif(advance_steps != 0):
+                    m.d.sync += [advance_steps.eq(advance_steps - 1), y0.eq(y0 + 1),
+                                 slot_y0.eq(Mux(slot_y0 == ring - 1, 0, slot_y0 + 1))]
+                with m.Else():
+                    m.d.sync += [p.eq(p + 1), q_left.eq(out_w), x0.eq(0 - shape.pad_left)]
+                    m.next = "FILL"
+
+                leave_on_cancel()
+
+            with m.State("DRAIN"):
+                # Rows below the last window are read and dropped (floor rule).
+                m.d.comb += self.i.ready.eq(y_in < height)
+                with m.If(accepted):
+                    step_input()
+                    check_frame_end()
+                with m.If((y_in == height) & ~self.o.valid):
+                    finish()
+                    m.next = "IDLE"
+
+                leave_on_cancel()
+
+            with m.State("DISCARD"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(accepted & self.i.payload.last):
+                    finish()
+                    m.next = "IDLE"
+
+                leave_on_cancel()
+
+        with m.If(self.cancel):
+            m.d.sync += self.o.valid.eq(0)
+        return m

@@ -1,0 +1,82 @@
+"""Host-side stream orders of :class:`~convaccel.hw.window_generator.WindowGenerator`.
+
+``pixel_beats`` turns a ``(C, H, W)`` feature map into the generator's input
+beats, ``window_beats`` the golden windows (``golden.extract_windows``) into
+the output beats it must produce, in the orders the module docstring gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..golden import as_padding4, as_pair, extract_windows
+from ..hw.config import AccelConfig
+
+__all__ = ["ConvShape", "pixel_beats", "window_beats"]
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """One convolution's run-time shape (the ``shape`` port's fields)."""
+
+    channels: int
+    height: int
+    width: int
+    kernel: tuple = (3, 3)
+    stride: tuple = (1, 1)
+    dilation: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)   # top, bottom, left, right
+
+    def port_fields(self) -> dict:
+        kh, kw = as_pair(self.kernel, "kernel")
+        uh, uw = as_pair(self.stride, "stride")
+        dh, dw = as_pair(self.dilation, "dilation")
+        pt, pb, pl, pr = as_padding4(self.padding)
+        return {"height": self.height, "width": self.width, "channels": self.channels,
+                "kernel_h": kh, "kernel_w": kw, "stride_h": uh, "stride_w": uw,
+                "dilation_h": dh, "dilation_w": dw,
+                "pad_top": pt, "pad_bottom": pb, "pad_left": pl, "pad_right": pr}
+
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        return extract_windows(x, self.kernel, self.stride, self.padding, self.dilation)
+
+
+def _groups(config: AccelConfig, channels: int) -> int:
+    return -(-channels // config.array_rows)
+
+
+def pixel_beats(config: AccelConfig, x: np.ndarray) -> list[dict]:
+    """``x (C, H, W)`` as input beats: y, x, channel group; ``last`` on the final one."""
+    lanes = config.array_rows
+    c, h, w = x.shape
+    groups = _groups(config, c)
+    padded = np.zeros((groups * lanes, h, w), dtype=np.int64)
+    padded[:c] = x
+    beats = [{"data": padded[g * lanes:(g + 1) * lanes, y, xx].tolist(), "last": 0}
+             for y in range(h) for xx in range(w) for g in range(groups)]
+    beats[-1]["last"] = 1
+    return beats
+
+
+def window_beats(config: AccelConfig, shape: ConvShape, x: np.ndarray) -> list[dict]:
+    """The golden windows of ``x`` in the generator's output order."""
+    lanes, block = config.array_rows, config.array_block
+    win = shape.windows(x)                         # (P, Q, R, S, C)
+    p_count, q_count, r_count, s_count, c = win.shape
+    groups = _groups(config, c)
+    padded = np.zeros(win.shape[:4] + (groups * lanes,), dtype=np.int64)
+    padded[..., :c] = win
+    beats = []
+    for p in range(p_count):
+        for start in range(0, q_count, block):
+            stop = min(q_count, start + block)
+            for r in range(r_count):
+                for s in range(s_count):
+                    for g in range(groups):
+                        for q in range(start, stop):
+                            beats.append({"data": padded[p, q, r, s, g * lanes:(g + 1) * lanes]
+                                          .tolist(), "last": 0})
+    beats[-1]["last"] = 1
+    return beats
