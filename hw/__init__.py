@@ -5,9 +5,10 @@ from .mac_pe import MacPE
 from .requant_activation import Activation, RequantActivation
 from .systolic_array import SystolicArray
 from .systolic_engine import SystolicEngine
+from .window_generator import WindowGenerator
 from .verilog import DESIGNS, build_design, generate_verilog
 
 __all__ = [
-    "PRESETS", "AccelConfig", "MacPE", "Activation", "RequantActivation", "SystolicArray", "SystolicEngine",
+    "PRESETS", "AccelConfig", "MacPE", "Activation", "RequantActivation", "SystolicArray", "SystolicEngine", "WindowGenerator",
     "DESIGNS", "build_design", "generate_verilog",
 ]

@@ -18,6 +18,7 @@ from .mac_pe import MacPE
 from .requant_activation import RequantActivation
 from .systolic_array import SystolicArray
 from .systolic_engine import SystolicEngine
+from .window_generator import WindowGenerator
 
 __all__ = ["DESIGNS", "build_design", "generate_verilog"]
 
@@ -27,6 +28,7 @@ DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "requant_activation": RequantActivation,
     "systolic_array": SystolicArray,
     "systolic_engine": SystolicEngine,
+    "window_generator": WindowGenerator,
 }
 
 

@@ -25,7 +25,8 @@ from ..hw.verilog import DESIGNS, build_design, generate_verilog
 
 #: The cocotb bench of each simulated design (module under convaccel.sim.benches).
 #: The bare systolic grid is verified inside the engine and by unit tests.
-BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "systolic_engine")}
+BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "systolic_engine",
+                                                "window_generator")}
 
 
 def _config(args) -> AccelConfig:
