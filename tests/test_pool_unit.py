@@ -1,0 +1,135 @@
+"""Pooling unit: rounding constants, Amaranth-sim tests against golden pool2d."""
+
+from fractions import Fraction
+import math
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from convaccel.hw import PRESETS
+from convaccel.hw.pool_unit import PoolMode, PoolUnit, average_divider
+from convaccel.sim.pool_streams import pool_input_beats, pool_output_beats
+from convaccel.sim.regression import REGRESSION_CONFIGS
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default", "odd"])
+def test_average_divider_is_exact_for_every_window_sum(preset):
+    """Exhaustive: every sum of K*K activations, for every supported K."""
+    config = REGRESSION_CONFIGS[preset]
+    shift, offset, table = average_divider(config)
+    for k, reciprocal in table.items():
+        n = k * k
+        for total in range(n * config.act_min, n * config.act_max + 1):
+            want = math.floor(Fraction(total, n) + Fraction(1, 2))
+            got = (((2 * total + n + 2 * n * offset) * reciprocal) >> shift) - offset
+            assert got == want, (k, total, got, want)
+
+
+def test_pool_unit_needs_pool_support():
+    with pytest.raises(ValueError, match="pool_support=True, got False"):
+        PoolUnit(PRESETS["tiny"].replace(pool_support=False))
+
+
+def run_pool(config, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000):
+    dut = PoolUnit(config)
+    results = []
+
+    async def testbench(ctx):
+        for fields, beats in frames:
+            ctx.set(dut.shape, fields)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            out, sent, cycles = [], 0, 0
+            while cycles < max_cycles:
+                offer = sent < len(beats) and rng.random() >= idle
+                ctx.set(dut.i.valid, offer)
+                if offer:
+                    ctx.set(dut.i.payload, beats[sent])
+                ctx.set(dut.o.ready, rng.random() >= stall)
+                took = offer and ctx.get(dut.i.ready)
+                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                    beat = ctx.get(dut.o.payload)
+                    out.append({"data": [int(v) for v in beat.data], "last": int(beat.last)})
+                await ctx.tick()
+                cycles += 1
+                sent += bool(took)
+                if ctx.get(dut.done) and not ctx.get(dut.busy):
+                    break
+            else:
+                raise AssertionError(f"timeout: {len(out)} beats after {max_cycles} cycles")
+            error = ctx.get(dut.error)
+            results.append({"out": out, "sent": sent, "cycles": cycles,
+                            "error": {k: int(getattr(error, k)) for k in
+                                      ("config", "short_frame", "long_frame")}})
+            ctx.set(dut.i.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return results
+
+
+def fields(c, h, w, kernel, stride, mode, in_block=1):
+    return {"height": h, "width": w, "channels": c, "kernel": kernel, "stride": stride,
+            "mode": PoolMode.AVG if mode == "avg" else PoolMode.MAX, "in_block": in_block}
+
+
+NO_ERROR = {"config": 0, "short_frame": 0, "long_frame": 0}
+CASES = [
+    (3, 6, 6, 2, 2, "max", 1), (3, 6, 6, 2, 2, "avg", 1), (4, 7, 9, 3, 2, "max", 3),
+    (4, 7, 9, 3, 2, "avg", 3), (1, 5, 5, 3, 1, "avg", 2), (2, 8, 7, 1, 3, "max", 4),
+    (2, 3, 8, 3, 3, "avg", 8), (1, 1, 5, 1, 2, "max", 1), (2, 4, 4, 2, 3, "avg", 1),
+]
+
+
+@pytest.mark.parametrize("c, h, w, kernel, stride, mode, in_block", CASES)
+def test_pool_matches_golden(c, h, w, kernel, stride, mode, in_block):
+    config = PRESETS["tiny"]
+    rng = np.random.default_rng(c * 100 + h * 10 + w + kernel)
+    x = rng.integers(-128, 128, (c, h, w))
+    (result,) = run_pool(config, [(fields(c, h, w, kernel, stride, mode, in_block),
+                                   pool_input_beats(config, x, in_block))], rng=rng)
+    assert result["error"] == NO_ERROR
+    assert result["out"] == pool_output_beats(config, x, kernel, stride, mode)
+
+
+def test_average_extremes_and_ties_by_hand():
+    config = PRESETS["tiny"]
+    # Channel 0: 2x2 windows summing to -6 (-1.5 -> -1) and 2 (0.5 -> 1);
+    # channel 1: all -128 and all 127 (the range ends).
+    x = np.array([[[-1, -2, 1, 0], [-1, -2, 1, 0]],
+                  [[-128, -128, 127, 127], [-128, -128, 127, 127]]])
+    (result,) = run_pool(config, [(fields(2, 2, 4, 2, 2, "avg"), pool_input_beats(config, x))],
+                         rng=np.random.default_rng(0))
+    assert [b["data"] for b in result["out"]] == [[-1, -128], [1, 127]]
+
+
+def test_back_to_back_and_errors():
+    config = PRESETS["tiny"]
+    rng = np.random.default_rng(9)
+    x = rng.integers(-128, 128, (3, 6, 6))
+    good = pool_input_beats(config, x)
+    short = [dict(b) for b in good[:10]]
+    short[-1]["last"] = 1
+    long = [dict(b, last=0) for b in good] + [dict(good[0], last=1)]
+    frames = [
+        (fields(3, 6, 6, 2, 2, "max"), good),
+        (fields(3, 6, 6, 3, 2, "avg"), short),
+        (fields(3, 6, 6, 3, 2, "avg"), good),
+        (fields(3, 6, 6, 4, 2, "max"), good),       # kernel above max_pool_kernel
+        (fields(3, 6, 6, 2, 1, "max"), long),
+        (fields(3, 6, 6, 3, 1, "max"), good),
+    ]
+    results = run_pool(config, frames, rng=rng)
+    assert results[0]["out"] == pool_output_beats(config, x, 2, 2, "max")
+    assert results[1]["error"] == {"config": 0, "short_frame": 1, "long_frame": 0}
+    assert results[2]["out"] == pool_output_beats(config, x, 3, 2, "avg")
+    assert results[3]["error"] == {"config": 1, "short_frame": 0, "long_frame": 0}
+    assert results[3]["sent"] == 0
+    assert results[4]["error"] == {"config": 0, "short_frame": 0, "long_frame": 1}
+    assert results[4]["sent"] == len(long)
+    assert results[5]["out"] == pool_output_beats(config, x, 3, 1, "max")
+    assert all(r["error"] == NO_ERROR for r in (results[0], results[2], results[5]))
