@@ -6,9 +6,10 @@ from .requant_activation import Activation, RequantActivation
 from .systolic_array import SystolicArray
 from .systolic_engine import SystolicEngine
 from .window_generator import WindowGenerator
-from .verilog import DESIGNS, build_design, generate_verilog
+from .pool_unit import PoolUnit
+from .verilog import DESIGNS, available_designs, build_design, generate_verilog
 
 __all__ = [
     "PRESETS", "AccelConfig", "MacPE", "Activation", "RequantActivation", "SystolicArray", "SystolicEngine", "WindowGenerator",
-    "DESIGNS", "build_design", "generate_verilog",
+    "PoolUnit", "DESIGNS", "available_designs", "build_design", "generate_verilog",
 ]

@@ -28,14 +28,15 @@ exhaustively for every window sum in the tests). Frame control and errors as
 in :mod:`convaccel.hw.window_generator`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
-from .window_generator import _bad_range, window_error_layout
+from .helpers import above, address, bad_range, counter
+from .window_generator import window_error_layout
 
 __all__ = ["PoolMode", "PoolUnit", "pool_shape_layout", "average_divider"]
 
@@ -141,23 +142,23 @@ class PoolUnit(wiring.Component):
 
         # Input side: y, block start, group, position in block.
         y_in = Signal(range(cfg.max_height + 1))
-        xb_in = Signal(range(cfg.max_width))
-        g_in = Signal(range(self.group_max))
-        n_in = Signal(range(cfg.array_block))
-        slot_in = Signal(range(kmax))
+        xb_in = counter(cfg.max_width)
+        g_in = counter(self.group_max)
+        n_in = counter(cfg.array_block)
+        slot_in = counter(kmax)
         x_in = xb_in + n_in
         block_in = Mux(shape.width - xb_in < shape.in_block, shape.width - xb_in, shape.in_block)
 
         # Output side.
         p = Signal.like(out_h)
         y0 = Signal(range(cfg.max_height + cfg.max_pool_stride + 1))
-        slot_y0 = Signal(range(kmax))
+        slot_y0 = counter(kmax)
         q = Signal.like(out_w)
         x0 = Signal(range(cfg.max_width + cfg.max_pool_stride + 1))
-        g = Signal(range(self.group_max))
-        r = Signal(range(kmax))
-        s = Signal(range(kmax))
-        slot_r = Signal(range(kmax))
+        g = counter(self.group_max)
+        r = counter(kmax)
+        s = counter(kmax)
+        slot_r = counter(kmax)
         advance_steps = Signal(range(cfg.max_pool_stride + 1))
 
         frame_end = ((y_in == shape.height - 1) & (g_in == groups - 1)
@@ -166,8 +167,8 @@ class PoolUnit(wiring.Component):
         keep = Signal()
         m.d.comb += [
             write.en.eq(accepted & keep),
-            write.addr.eq(Cat(g_in[:self.group_bits], x_in[:self.x_bits],
-                              slot_in[:self.slot_bits])),
+            write.addr.eq(address((g_in, self.group_bits), (x_in, self.x_bits),
+                                   (slot_in, self.slot_bits))),
         ]
         for lane in range(lanes):
             ok = (g_in != groups - 1) | (lane < last_lanes)
@@ -193,8 +194,8 @@ class PoolUnit(wiring.Component):
         out_last = Signal()
         acc_shape = signed(cfg.act_width + ceil_log2(kmax * kmax) + 1)
         acc = [Signal(acc_shape, name=f"acc{lane}") for lane in range(lanes)]
-        m.d.comb += read.addr.eq(Cat(g[:self.group_bits], (x0 + s)[:self.x_bits],
-                                     slot_r[:self.slot_bits]))
+        m.d.comb += read.addr.eq(address((g, self.group_bits), (x0 + s, self.x_bits),
+                                          (slot_r, self.slot_bits)))
         shift, offset, table = average_divider(cfg)
         reciprocal = Signal(range(max(table.values()) + 1))
         with m.Switch(shape.kernel):
@@ -258,12 +259,12 @@ class PoolUnit(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
-                    bad = (_bad_range(self.shape.height, cfg.max_height)
-                           | _bad_range(self.shape.width, cfg.max_width)
-                           | _bad_range(self.shape.channels, cfg.max_out_channels)
-                           | _bad_range(self.shape.kernel, cfg.max_pool_kernel)
-                           | _bad_range(self.shape.stride, cfg.max_pool_stride)
-                           | _bad_range(self.shape.in_block, cfg.array_block)
+                    bad = (bad_range(self.shape.height, cfg.max_height)
+                           | bad_range(self.shape.width, cfg.max_width)
+                           | bad_range(self.shape.channels, cfg.max_out_channels)
+                           | bad_range(self.shape.kernel, cfg.max_pool_kernel)
+                           | bad_range(self.shape.stride, cfg.max_pool_stride)
+                           | bad_range(self.shape.in_block, cfg.array_block)
                            | (self.shape.kernel > self.shape.height)
                            | (self.shape.kernel > self.shape.width))
                     m.d.sync += [shape.eq(self.shape), self.done.eq(0), self.error.eq(0)]
@@ -280,7 +281,7 @@ class PoolUnit(wiring.Component):
 
             with m.State("COUNT"):
                 counting = Signal()
-                with m.If(rest_c > lanes):
+                with m.If(above(rest_c, lanes)):
                     m.d.sync += [rest_c.eq(rest_c - lanes), groups.eq(groups + 1)]
                     m.d.comb += counting.eq(1)
                 with m.If(rest_h >= shape.stride):

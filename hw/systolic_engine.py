@@ -49,7 +49,7 @@ Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum, or a
 ``error`` (and ``done``) at ``start`` and the engine stays idle.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -57,6 +57,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
+from .helpers import above
 from .systolic_array import SystolicArray
 
 __all__ = ["SystolicEngine", "engine_counters_layout"]
@@ -73,13 +74,6 @@ def engine_counters_layout() -> data.StructLayout:
         "weight_stall": 32,     # waiting for the next weight tile
         "drain_stall": 32,      # waiting for partial sums to be written back
     })
-
-
-def _above(value, limit):
-    """``value > limit``, or constant 0 when the value cannot exceed it."""
-    if limit >= (1 << len(value)) - 1:
-        return Const(0, 1)
-    return value > limit
 
 
 class SystolicEngine(wiring.Component):
@@ -320,10 +314,10 @@ class SystolicEngine(wiring.Component):
 
         # ---- start / done / error ---------------------------------------
         finished = self.result.valid & self.result.ready & self.result.payload.last
-        bad = ((self.n_vectors == 0) | _above(self.n_vectors, cfg.max_vectors)
+        bad = ((self.n_vectors == 0) | above(self.n_vectors, cfg.max_vectors)
                | (self.row_length == 0)
-               | (self.k_terms == 0) | _above(self.k_terms, cfg.max_reduction)
-               | (self.m_outputs == 0) | _above(self.m_outputs, cfg.max_out_channels))
+               | (self.k_terms == 0) | above(self.k_terms, cfg.max_reduction)
+               | (self.m_outputs == 0) | above(self.m_outputs, cfg.max_out_channels))
         m.d.comb += self.busy.eq(running)
         with m.If(self.start & ~running):
             m.d.sync += [self.done.eq(bad), self.error.eq(bad)]

@@ -15,21 +15,28 @@ from amaranth.lib import wiring
 
 from .config import AccelConfig
 from .mac_pe import MacPE
+from .pool_unit import PoolUnit
 from .requant_activation import RequantActivation
 from .systolic_array import SystolicArray
 from .systolic_engine import SystolicEngine
 from .window_generator import WindowGenerator
 
-__all__ = ["DESIGNS", "build_design", "generate_verilog"]
+__all__ = ["DESIGNS", "available_designs", "build_design", "generate_verilog"]
 
 #: Generatable tops: Verilog module name -> constructor taking an AccelConfig.
 DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "mac_pe": MacPE,
     "requant_activation": RequantActivation,
+    "pool_unit": PoolUnit,
     "systolic_array": SystolicArray,
     "systolic_engine": SystolicEngine,
     "window_generator": WindowGenerator,
 }
+
+
+def available_designs(config: AccelConfig) -> list[str]:
+    """The designs this configuration generates (no pooling unit without pool_support)."""
+    return [name for name in DESIGNS if name != "pool_unit" or config.pool_support]
 
 
 def build_design(name: str, config: AccelConfig) -> wiring.Component:

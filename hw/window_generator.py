@@ -42,13 +42,14 @@ dropped. In every case ``done`` is set and the unit returns to idle (an
 erroneous frame's output is incomplete). ``cancel`` returns to idle at once.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
+from .helpers import above, address, bad_range, counter
 
 __all__ = ["WindowGenerator", "layer_shape_layout", "window_error_layout"]
 
@@ -70,14 +71,6 @@ def layer_shape_layout(config: AccelConfig) -> data.StructLayout:
 def window_error_layout() -> data.StructLayout:
     """Error bits, set at the end of a failed frame, cleared by ``start``."""
     return data.StructLayout({"config": 1, "short_frame": 1, "long_frame": 1})
-
-
-def _bad_range(value, limit):
-    """``value == 0`` or ``value > limit`` (the compare only when encodable)."""
-    zero = value == 0
-    if limit >= (1 << len(value)) - 1:
-        return zero
-    return zero | (value > limit)
 
 
 class WindowGenerator(wiring.Component):
@@ -161,24 +154,24 @@ class WindowGenerator(wiring.Component):
 
         # Input side.
         y_in = Signal(range(cfg.max_height + 1))
-        x_in = Signal(range(cfg.max_width))
-        g_in = Signal(range(self.group_max))
-        slot_in = Signal(range(self.ring_max))
+        x_in = counter(cfg.max_width)
+        g_in = counter(self.group_max)
+        slot_in = counter(self.ring_max)
 
         # Output side.
         p = Signal.like(out_h)
         y0 = Signal(coord)                 # top tap row of output row p
-        slot_y0 = Signal(range(self.ring_max))
+        slot_y0 = counter(self.ring_max)
         q_left = Signal.like(out_w)        # positions of row p not yet emitted
         x0 = Signal(coord)                 # left tap column of the block's first position
         next_x0 = Signal(coord)
         block_size = Signal(range(block + 1))
-        r = Signal(range(cfg.max_kernel))
-        s = Signal(range(cfg.max_kernel))
-        g = Signal(range(self.group_max))
-        n = Signal(range(block))
+        r = counter(cfg.max_kernel)
+        s = counter(cfg.max_kernel)
+        g = counter(self.group_max)
+        n = counter(block)
         y_r = Signal(coord)
-        slot_r = Signal(range(self.ring_max))
+        slot_r = counter(self.ring_max)
         x_s = Signal(coord)
         x_n = Signal(coord)
         advance_steps = Signal(range(cfg.max_stride + 1))
@@ -190,8 +183,8 @@ class WindowGenerator(wiring.Component):
         lane_ok = [(g_in != groups - 1) | (lane < last_lanes) for lane in range(lanes)]
         m.d.comb += [
             write.en.eq(accepted & keep),
-            write.addr.eq(Cat(g_in[:self.group_bits], x_in[:self.x_bits],
-                              slot_in[:self.slot_bits])),
+            write.addr.eq(address((g_in, self.group_bits), (x_in, self.x_bits),
+                                   (slot_in, self.slot_bits))),
         ]
         for lane in range(lanes):
             m.d.comb += write.data[lane].eq(Mux(lane_ok[lane], self.i.payload.data[lane], 0))
@@ -217,7 +210,8 @@ class WindowGenerator(wiring.Component):
         out_pad = Signal()
         m.d.comb += [
             read.en.eq(advance),
-            read.addr.eq(Cat(g[:self.group_bits], x_n[:self.x_bits], slot_r[:self.slot_bits])),
+            read.addr.eq(address((g, self.group_bits), (x_n, self.x_bits),
+                                  (slot_r, self.slot_bits))),
             self.o.payload.data.eq(Mux(out_pad, 0, read.data)),
         ]
         with m.If(advance):
@@ -256,19 +250,17 @@ class WindowGenerator(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
-                    bad = (_bad_range(self.shape.height, cfg.max_height)
-                           | _bad_range(self.shape.width, cfg.max_width)
-                           | _bad_range(self.shape.channels, cfg.max_in_channels)
-                           | _bad_range(self.shape.kernel_h, cfg.max_kernel)
-                           | _bad_range(self.shape.kernel_w, cfg.max_kernel)
-                           | _bad_range(self.shape.stride_h, cfg.max_stride)
-                           | _bad_range(self.shape.stride_w, cfg.max_stride)
-                           | _bad_range(self.shape.dilation_h, cfg.max_dilation)
-                           | _bad_range(self.shape.dilation_w, cfg.max_dilation))
+                    bad = (bad_range(self.shape.height, cfg.max_height)
+                           | bad_range(self.shape.width, cfg.max_width)
+                           | bad_range(self.shape.channels, cfg.max_in_channels)
+                           | bad_range(self.shape.kernel_h, cfg.max_kernel)
+                           | bad_range(self.shape.kernel_w, cfg.max_kernel)
+                           | bad_range(self.shape.stride_h, cfg.max_stride)
+                           | bad_range(self.shape.stride_w, cfg.max_stride)
+                           | bad_range(self.shape.dilation_h, cfg.max_dilation)
+                           | bad_range(self.shape.dilation_w, cfg.max_dilation))
                     for side in ("pad_top", "pad_bottom", "pad_left", "pad_right"):
-                        field = getattr(self.shape, side)
-                        if cfg.max_padding < (1 << len(field)) - 1:
-                            bad = bad | (field > cfg.max_padding)
+                        bad = bad | above(getattr(self.shape, side), cfg.max_padding)
                     m.d.sync += [shape.eq(self.shape), self.done.eq(0), self.error.eq(0)]
                     with m.If(bad):
                         m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
@@ -296,7 +288,7 @@ class WindowGenerator(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     busy_counting = Signal()
-                    with m.If(rest_c > lanes):
+                    with m.If(above(rest_c, lanes)):
                         m.d.sync += [rest_c.eq(rest_c - lanes), groups.eq(groups + 1)]
                         m.d.comb += busy_counting.eq(1)
                     with m.If(rest_h >= shape.stride_h):

@@ -21,23 +21,27 @@ import time
 from pathlib import Path
 
 from ..hw.config import PRESETS, AccelConfig
-from ..hw.verilog import DESIGNS, build_design, generate_verilog
+from ..hw.verilog import DESIGNS, available_designs, build_design, generate_verilog
 
 #: The cocotb bench of each simulated design (module under convaccel.sim.benches).
 #: The bare systolic grid is verified inside the engine and by unit tests.
 BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "systolic_engine",
-                                                "window_generator")}
+                                                "window_generator", "pool_unit")}
 
 
 def _config(args) -> AccelConfig:
     return AccelConfig.load(args.config)
 
 
-def _designs(names) -> list[str]:
+def _designs(names, config: AccelConfig) -> list[str]:
+    possible = available_designs(config)
     for name in names:
         if name not in DESIGNS:
             raise ValueError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
-    return list(names) or list(DESIGNS)
+        if name not in possible:
+            raise ValueError(f"design {name!r} is not generated for this configuration "
+                             "(pool_unit needs pool_support=true)")
+    return list(names) or possible
 
 
 def cmd_generate(args) -> int:
@@ -45,7 +49,7 @@ def cmd_generate(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(config.to_json())
-    for name in _designs(args.design):
+    for name in _designs(args.design, config):
         path = out / f"{name}.v"
         path.write_text(generate_verilog(build_design(name, config), name))
         print(f"wrote {path}")
@@ -75,7 +79,7 @@ def _print_waves(run_dir: Path):
 
 def cmd_simulate(args) -> int:
     config = _config(args)
-    for design in _designs(args.design) if args.design else list(BENCHES):
+    for design in _designs(args.design, config) if args.design else list(BENCHES):
         if design not in BENCHES:
             raise ValueError(f"design {design!r} has no cocotb bench; simulate one of "
                              f"{', '.join(BENCHES)}")
@@ -93,7 +97,7 @@ def cmd_demo(args) -> int:
     # The demo's waveforms live beside its Verilog, not in the shared folder.
     os.environ["CONVACCEL_WAVES_DIR"] = str((out / "waves").resolve())
     run_dirs = [_simulate(design, config, seed=args.seed, waves=True, label="demo")
-                for design in BENCHES]
+                for design in BENCHES if design in available_designs(config)]
     for run_dir in run_dirs:
         _print_waves(run_dir)
     print("demo PASS")
@@ -107,7 +111,7 @@ def cmd_lint(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for name in _designs(args.design):
+    for name in _designs(args.design, config):
         path = out / f"{name}.v"
         path.write_text(generate_verilog(build_design(name, config), name))
         findings = verilator_lint(path, name) + yosys_latches(build_design(name, config), name)

@@ -133,3 +133,15 @@ def test_back_to_back_and_errors():
     assert results[4]["sent"] == len(long)
     assert results[5]["out"] == pool_output_beats(config, x, 3, 1, "max")
     assert all(r["error"] == NO_ERROR for r in (results[0], results[2], results[5]))
+
+
+@pytest.mark.cocotb
+def test_pool_unit_cocotb_regression(run_bench, sim_config, sim_seed):
+    from convaccel.sim.benches.pool_unit_bench import RANDOM_LAYERS
+
+    run_dir = run_bench("pool_unit", REGRESSION_CONFIGS[sim_config], sim_seed)
+    log = (run_dir / "sim.log").read_text()
+    covered = sum(int(line.rsplit(":", 1)[1]) for line in log.splitlines()
+                  if "configurations covered:" in line)
+    assert covered >= RANDOM_LAYERS + 4, covered
+    print(f"pool unit: {covered} configurations checked bit-exactly")

@@ -12,7 +12,6 @@ Each test logs how many configurations it covered.
 from __future__ import annotations
 
 import cocotb
-import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from ...hw.window_generator import WindowGenerator, layer_shape_layout, window_error_layout

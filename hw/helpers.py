@@ -1,0 +1,32 @@
+"""Small netlist helpers shared by the hardware blocks.
+
+They keep the generated Verilog lint-clean for every configuration: no
+0-bit wires when a dimension has a single value, no compares that the
+operand width already decides.
+"""
+
+from amaranth.hdl import Cat, Const, Signal
+
+__all__ = ["above", "address", "bad_range", "counter"]
+
+
+def counter(limit):
+    """A counter for ``0 .. limit - 1``, at least one bit wide."""
+    return Signal(range(max(2, limit)))
+
+
+def address(*fields):
+    """Concatenate ``(value, bits)`` fields, low first, skipping 0-bit ones."""
+    return Cat(*(value[:bits] for value, bits in fields if bits))
+
+
+def above(value, limit):
+    """``value > limit``, or constant 0 when ``value`` cannot exceed it."""
+    if limit >= (1 << len(value)) - 1:
+        return Const(0, 1)
+    return value > limit
+
+
+def bad_range(value, limit):
+    """``value == 0`` or ``value > limit``: an invalid size or count."""
+    return (value == 0) | above(value, limit)
