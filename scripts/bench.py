@@ -43,6 +43,50 @@ def bench_array(sizes, *, seed: int = 1) -> list[dict]:
     return results
 
 
+#: Representative layers for ``convaccel bench windows`` (default preset).
+WINDOW_LAYERS = {
+    "3x3/1 same, C=16, 16x16": dict(channels=16, height=16, width=16, kernel=(3, 3),
+                                    stride=(1, 1), dilation=(1, 1), padding=(1, 1, 1, 1)),
+    "3x3/2 same, C=16, 16x16": dict(channels=16, height=16, width=16, kernel=(3, 3),
+                                    stride=(2, 2), dilation=(1, 1), padding=(1, 1, 1, 1)),
+    "1x1/1, C=32, 16x16": dict(channels=32, height=16, width=16, kernel=(1, 1),
+                               stride=(1, 1), dilation=(1, 1), padding=(0, 0, 0, 0)),
+    "5x5/1 valid, C=6, 14x14": dict(channels=6, height=14, width=14, kernel=(5, 5),
+                                    stride=(1, 1), dilation=(1, 1), padding=(0, 0, 0, 0)),
+    "3x3/1 dilation 2, C=8, 16x16": dict(channels=8, height=16, width=16, kernel=(3, 3),
+                                         stride=(1, 1), dilation=(2, 2),
+                                         padding=(2, 2, 2, 2)),
+}
+
+
+def bench_windows(*, seed: int = 1) -> list[dict]:
+    from ..sim.build import build, run  # imports cocotb
+
+    built = build("window_generator", PRESETS["default"])
+    results = []
+    for name, shape in WINDOW_LAYERS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "bench.json"
+            run(built, "window_generator_bench", seed=seed, testcase="windows_benchmark",
+                name="bench-windows", waves=False,
+                extra_env={"CONVACCEL_BENCH_JSON": str(target),
+                           "CONVACCEL_BENCH_SHAPE": json.dumps(shape)})
+            figures = json.loads(target.read_text())
+        figures["layer"] = name
+        results.append(figures)
+    return results
+
+
+def windows_table(results: list[dict]) -> str:
+    lines = ["| layer | windows | input beats | slices out | cycles | cycles / window "
+             "| slices / window |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        lines.append(f"| {r['layer']} | {r['windows']} | {r['input_beats']} | {r['slices']} | "
+                     f"{r['cycles']} | {r['cycles_per_window']:.2f} | "
+                     f"{r['slices_per_window']:.0f} |")
+    return "\n".join(lines)
+
+
 def array_table(results: list[dict]) -> str:
     lines = [
         "| array | N x K x M | cycles | ideal cycles | utilization | latency | "

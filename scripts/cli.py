@@ -7,7 +7,8 @@ Subcommands:
 * ``demo``      the README's main job: generate, then simulate against the
   golden model and leave a waveform;
 * ``lint``      Verilator ``-Wall`` lint and a yosys latch check of every design;
-* ``bench``     benchmarks (``bench array``: systolic engine utilization);
+* ``bench``     benchmarks (``bench array``: systolic engine utilization;
+  ``bench windows``: window generator cycles per window);
 * ``config``    print a preset (or a config file) as JSON.
 """
 
@@ -123,12 +124,14 @@ def cmd_lint(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import array_table, bench_array
+    from .bench import array_table, bench_array, bench_windows, windows_table
 
-    if args.target != "array":
-        raise ValueError(f"unknown benchmark {args.target!r}; available: array")
-    results = bench_array(args.sizes, seed=args.seed)
-    print(array_table(results))
+    if args.target == "array":
+        results = bench_array(args.sizes, seed=args.seed)
+        print(array_table(results))
+    else:
+        results = bench_windows(seed=args.seed)
+        print(windows_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
@@ -178,7 +181,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     command = sub.add_parser("bench", help="measure utilization under Verilator",
                              description="measure utilization under Verilator")
-    command.add_argument("target", choices=["array"], help="what to benchmark")
+    command.add_argument("target", choices=["array", "windows"],
+                         help="array: systolic engine utilization; windows: window "
+                              "generator cycles per window")
     command.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16],
                          help="square array sizes (default: 4 8 16)")
     command.add_argument("--seed", type=int, default=1)

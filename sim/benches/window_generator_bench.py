@@ -11,7 +11,11 @@ Each test logs how many configurations it covered.
 
 from __future__ import annotations
 
+import json
+import os
+
 import cocotb
+import cocotb.utils
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from ...hw.window_generator import WindowGenerator, layer_shape_layout, window_error_layout
@@ -199,3 +203,31 @@ async def bad_shapes_set_config_error(dut):
         assert tb.error()["config"] == 1, f"no config error for {fields}"
         assert int(dut.i__ready.value) == 0
     await tb.frame(ConvShape(1, 3, 3, kernel=(1, 1)))
+
+
+@cocotb.test()
+async def windows_benchmark(dut):
+    """Cycles of one stall-free frame (only with CONVACCEL_BENCH_JSON set)."""
+    target = os.environ.get("CONVACCEL_BENCH_JSON")
+    if not target:
+        dut._log.info("CONVACCEL_BENCH_JSON not set: benchmark skipped")
+        return
+    spec = json.loads(os.environ["CONVACCEL_BENCH_SHAPE"])
+    shape = ConvShape(spec["channels"], spec["height"], spec["width"], tuple(spec["kernel"]),
+                      tuple(spec["stride"]), tuple(spec["dilation"]), tuple(spec["padding"]))
+    tb = WindowBench(dut, bench_rng(5), idle_probability=0.0, stall_probability=0.0)
+    cfg = tb.config
+    await start_clock_and_reset(dut)
+    x = tb.rng.integers(cfg.act_min, cfg.act_max + 1, (shape.channels, shape.height, shape.width))
+    start = cocotb.utils.get_sim_time(unit="ns")
+    await tb.frame(shape, x)
+    cycles = round((cocotb.utils.get_sim_time(unit="ns") - start) / 10)
+    windows = shape.windows(x)
+    positions = windows.shape[0] * windows.shape[1]
+    figures = {"shape": spec, "input_beats": len(pixel_beats(cfg, x)),
+               "slices": len(window_beats(cfg, shape, x)), "windows": positions,
+               "cycles": cycles, "cycles_per_window": cycles / positions,
+               "slices_per_window": len(window_beats(cfg, shape, x)) / positions}
+    with open(target, "w") as handle:
+        json.dump(figures, handle, indent=2)
+    dut._log.info("benchmark: %s", figures)
