@@ -102,7 +102,8 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(design: str, config: AccelConfig, *, verbose: bool = False) -> BuiltDesign:
+def build(design: str, config: AccelConfig, *, verbose: bool = False,
+          component=None) -> BuiltDesign:
     """Generate and Verilate ``design`` for ``config``, reusing a cached build.
 
     Parameters
@@ -113,13 +114,18 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False) -> BuiltDe
         Generate-time parameters.
     verbose : bool
         Show the Verilator and make output.
+    component : wiring.Component, optional
+        Build this component (Verilog top named ``design``) instead of the
+        registered design of that name; for test-only tops.
 
     Returns
     -------
     BuiltDesign
     """
     setup_verilator()
-    verilog = generate_verilog(build_design(design, config), design)
+    if component is None:
+        component = build_design(design, config)
+    verilog = generate_verilog(component, design)
     key = _cache_key(design, verilog)
     build_dir = cache_root() / f"{design}-{key}"
     source = build_dir / f"{design}.v"
