@@ -1,25 +1,32 @@
-"""Bias-free requantization and activation of accumulator streams.
+"""Bias, requantization and activation of accumulator streams.
 
 For each accumulator ``acc`` of output channel ``m`` the unit computes, exactly
-as the arithmetic contract (and ``convaccel.golden.requantize``) says::
+as the arithmetic contract (and ``convaccel.golden``) says::
 
-    y = saturate_to_act_width((acc * M0[m] + 2**(sh[m] - 1)) >> sh[m])   # sh > 0
-    y = saturate_to_act_width(acc * M0[m])                                # sh == 0
+    v = acc + bias[m]
+    y = saturate_to_act_width((v * M0[m] + 2**(sh[m] - 1)) >> sh[m])   # sh > 0
+    y = saturate_to_act_width(v * M0[m])                                # sh == 0
     out = activation(y)
 
 ``>>`` is an arithmetic shift, so the rounding is half towards +infinity. The
-per-channel multiplier ``M0`` (unsigned, ``mult_width`` bits) and shift ``sh``
-(``shift_width`` bits) live in a small memory of ``max_out_channels`` rows,
-written through the ``param_*`` port; each input beat names its channel.
+per-channel bias (signed, ``bias_width`` bits), multiplier ``M0`` (unsigned,
+``mult_width`` bits) and shift ``sh`` (``shift_width`` bits) live in
+parameter memories written through the ``param_*`` port.
 
-Pipeline: three register stages (parameter read, multiply, round/saturate/
-activate), one beat per cycle. The stages advance together whenever the
-output register is empty or being read, so ``i.ready`` depends combinationally
-on ``o.ready`` through one AND/OR gate; there is no other path from output to
-input.
+A beat carries ``lanes`` accumulators of one *channel group*: lane ``c`` of
+group ``g`` is channel ``g * lanes + c``. With ``lanes = 1`` the group is the
+channel; with ``lanes = array_cols`` a beat is one result of the systolic
+engine. The parameters are banked by lane (``channel mod lanes``), so every
+lane reads its own in the same cycle.
 
-Error handling: a beat whose channel is ``>= max_out_channels`` is still
-passed on (so nothing is lost or reordered) with value 0, and the sticky
+Pipeline: three register stages (parameter read, bias + multiply, round /
+saturate / activate), one beat per cycle. The stages advance together
+whenever the output register is empty or being read, so ``i.ready`` depends
+combinationally on ``o.ready`` through one AND/OR gate; there is no other
+path from output to input.
+
+Error handling: a beat whose group is beyond ``max_out_channels`` is still
+passed on (so nothing is lost or reordered) with all values 0, and the sticky
 ``error`` output is set; so is a parameter write to such a channel, which is
 ignored. ``clear_error`` clears the flag.
 """
@@ -42,42 +49,40 @@ class Activation(enum.Enum, shape=2):
     RELU = 1
 
 
-def _channel_shape(config: AccelConfig):
-    return unsigned(max(1, ceil_log2(config.max_out_channels)))
-
-
 def channel_params_layout(config: AccelConfig) -> data.StructLayout:
-    """Per-output-channel requantization parameters (one memory row)."""
+    """Per-output-channel parameters (one memory row)."""
     return data.StructLayout({
+        "bias": signed(config.bias_width),
         "multiplier": unsigned(config.mult_width),
         "shift": unsigned(config.shift_width),
     })
 
 
 class RequantActivation(wiring.Component):
-    """Stream unit: per-channel requantization, saturation and activation.
+    """Stream unit: per-channel bias, requantization, saturation and activation.
 
     Parameters
     ----------
     config : AccelConfig
-        Supplies ``acc_width``, ``act_width``, ``mult_width``, ``shift_width``
-        and ``max_out_channels``.
+        Supplies the widths and ``max_out_channels``.
+    lanes : int
+        Accumulators per beat (channels of one group).
 
     Attributes
     ----------
     i : In(stream.Signature(...))
-        Accumulators: payload ``acc`` (signed ``acc_width``), ``channel``,
+        Payload ``acc`` (``lanes`` x signed ``acc_width``), ``group``,
         ``last`` (passed through, e.g. end of frame).
     o : Out(stream.Signature(...))
-        Results: payload ``value`` (signed ``act_width``), ``channel``, ``last``.
+        Payload ``value`` (``lanes`` x signed ``act_width``), ``group``, ``last``.
     activation : In(Activation)
         Applied to every beat; change it only while the unit is empty.
     param_en, param_addr, param_data : In
-        Write port of the per-channel parameter memory (``multiplier``,
-        ``shift``). Power-up contents: multiplier 1, shift 0 for every
-        channel; ``rst`` does not clear this memory (it is RAM).
+        Write port of the parameters of channel ``param_addr`` (``bias``,
+        ``multiplier``, ``shift``). Power-up contents: bias 0, multiplier 1,
+        shift 0 for every channel; ``rst`` does not clear them (RAM).
     error : Out(1)
-        Sticky: a beat or a parameter write named a channel ``>= max_out_channels``.
+        Sticky: a beat or a parameter write named a channel beyond the maximum.
     clear_error : In(1)
         Clears ``error``.
     """
@@ -85,15 +90,24 @@ class RequantActivation(wiring.Component):
     #: Cycles from a beat entering ``i`` to it appearing on ``o`` with no stalls.
     LATENCY = 3
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, *, lanes: int = 1):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        if not isinstance(lanes, int) or not 1 <= lanes <= config.max_out_channels:
+            raise ValueError(f"RequantActivation lanes must be an integer in "
+                             f"1..{config.max_out_channels} (max_out_channels), got {lanes!r}")
         self.config = config
-        channel = _channel_shape(config)
+        self.lanes = lanes
+        #: Channel groups (rows of each parameter bank).
+        self.groups = -(-config.max_out_channels // lanes)
+        group = unsigned(max(1, ceil_log2(self.groups)))
+        channel = unsigned(max(1, ceil_log2(config.max_out_channels)))
         in_layout = data.StructLayout({
-            "acc": signed(config.acc_width), "channel": channel, "last": 1})
+            "acc": data.ArrayLayout(signed(config.acc_width), lanes), "group": group,
+            "last": 1})
         out_layout = data.StructLayout({
-            "value": signed(config.act_width), "channel": channel, "last": 1})
+            "value": data.ArrayLayout(signed(config.act_width), lanes), "group": group,
+            "last": 1})
         super().__init__({
             "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(out_layout)),
@@ -105,22 +119,17 @@ class RequantActivation(wiring.Component):
             "clear_error": In(1),
         })
 
-    def _out_of_range(self, channel):
-        # With a power-of-two channel count every encodable index is valid;
-        # emitting the always-false compare would only trip lint.
-        if self.config.max_out_channels == 1 << len(channel):
+    @staticmethod
+    def _beyond(value, count):
+        """``value >= count``, or constant 0 when every encodable value is valid."""
+        if count >= 1 << len(value):
             return Const(0, 1)
-        return channel >= self.config.max_out_channels
+        return value >= count
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.config
+        cfg, lanes = self.config, self.lanes
         params = channel_params_layout(cfg)
-        m.submodules.params = memory = Memory(
-            shape=params, depth=cfg.max_out_channels,
-            init=[params.const({"multiplier": 1, "shift": 0})] * cfg.max_out_channels)
-        write = memory.write_port()
-        read = memory.read_port()
 
         advance = Signal()
         m.d.comb += [
@@ -128,86 +137,93 @@ class RequantActivation(wiring.Component):
             self.i.ready.eq(advance),
         ]
 
-        # Parameter writes.
-        write_in_range = ~self._out_of_range(self.param_addr)
-        m.d.comb += [
-            write.en.eq(self.param_en & write_in_range),
-            write.addr.eq(self.param_addr),
-            write.data.eq(self.param_data),
-        ]
+        # Parameter writes go to bank (channel mod lanes), row (channel // lanes).
+        write_ok = ~self._beyond(self.param_addr, cfg.max_out_channels)
+        bank_of_write = self.param_addr % lanes if lanes > 1 else Const(0, 1)
+        row_of_write = self.param_addr // lanes if lanes > 1 else self.param_addr
+        reads = []
+        for lane in range(lanes):
+            rows = len(range(lane, cfg.max_out_channels, lanes))
+            memory = Memory(shape=params, depth=rows,
+                            init=[params.const({"bias": 0, "multiplier": 1, "shift": 0})] * rows)
+            m.submodules[f"params{lane}"] = memory
+            write, read = memory.write_port(), memory.read_port()
+            m.d.comb += [
+                write.en.eq(self.param_en & write_ok & (bank_of_write == lane)),
+                write.addr.eq(row_of_write),
+                write.data.eq(self.param_data),
+                read.en.eq(advance),
+                read.addr.eq(self.i.payload.group),
+            ]
+            reads.append(read)
 
-        # Stage 1: capture the beat while the memory reads its parameters.
+        # Stage 1: capture the beat while the memories read its parameters.
         s1_valid = Signal()
-        s1_acc = Signal(signed(cfg.acc_width))
-        s1_channel = Signal.like(self.i.payload.channel)
-        s1_last = Signal()
+        s1 = Signal.like(self.i.payload)
         s1_bad = Signal()
-        m.d.comb += [read.en.eq(advance), read.addr.eq(self.i.payload.channel)]
         with m.If(advance):
             m.d.sync += [
                 s1_valid.eq(self.i.valid),
-                s1_acc.eq(self.i.payload.acc),
-                s1_channel.eq(self.i.payload.channel),
-                s1_last.eq(self.i.payload.last),
-                s1_bad.eq(self._out_of_range(self.i.payload.channel)),
+                s1.eq(self.i.payload),
+                s1_bad.eq(self._beyond(self.i.payload.group, self.groups)),
             ]
 
-        # Stage 2: exact product (signed acc x unsigned multiplier).
+        # Stage 2: exact (acc + bias) x unsigned multiplier.
         s2_valid = Signal()
-        s2_product = Signal(signed(cfg.acc_width + cfg.mult_width + 1))
-        s2_shift = Signal(unsigned(cfg.shift_width))
-        s2_channel = Signal.like(s1_channel)
+        s2_group = Signal.like(s1.group)
         s2_last = Signal()
+        product_shape = signed(cfg.acc_width + 1 + cfg.mult_width + 1)
+        s2_product = [Signal(product_shape, name=f"s2_product{lane}") for lane in range(lanes)]
+        s2_shift = [Signal(unsigned(cfg.shift_width), name=f"s2_shift{lane}")
+                    for lane in range(lanes)]
         with m.If(advance):
-            m.d.sync += [
-                s2_valid.eq(s1_valid),
-                s2_product.eq(Mux(s1_bad, 0, s1_acc * read.data.multiplier)),
-                s2_shift.eq(read.data.shift),
-                s2_channel.eq(s1_channel),
-                s2_last.eq(s1_last),
-            ]
+            m.d.sync += [s2_valid.eq(s1_valid), s2_group.eq(s1.group), s2_last.eq(s1.last)]
+            for lane in range(lanes):
+                biased = s1.acc[lane] + reads[lane].data.bias
+                # Lanes of the last group past max_out_channels have no
+                # parameters (their bank is one row shorter): they give 0.
+                missing = s1_bad
+                if lane >= cfg.max_out_channels - (self.groups - 1) * lanes:
+                    missing = missing | (s1.group == self.groups - 1)
+                m.d.sync += [
+                    s2_product[lane].eq(Mux(missing, 0, biased * reads[lane].data.multiplier)),
+                    s2_shift[lane].eq(reads[lane].data.shift),
+                ]
 
         # Stage 3: round half up, arithmetic shift, saturate, activate.
-        # (1 << sh) >> 1 is 2**(sh-1) for sh > 0 and 0 for sh == 0.
-        round_term = (Const(1, 1) << s2_shift) >> 1
-        rounded = Signal(signed(len(s2_product) + 1))
-        shifted = Signal(signed(len(s2_product) + 1))
-        m.d.comb += [
-            rounded.eq(s2_product + round_term),
-            shifted.eq(rounded >> s2_shift),
-        ]
-        if cfg.max_shift > len(s2_product):
-            # For sh > len(product), |product| < 2**(sh-1), so the exact result
-            # (product + 2**(sh-1)) >> sh is 0; the rounding term itself
-            # would not fit the adder above.
-            with m.If(s2_shift > len(s2_product)):
-                m.d.comb += shifted.eq(0)
-        saturated = Signal(signed(cfg.act_width))
-        with m.If(shifted > cfg.act_max):
-            m.d.comb += saturated.eq(cfg.act_max)
-        with m.Elif(shifted < cfg.act_min):
-            m.d.comb += saturated.eq(cfg.act_min)
-        with m.Else():
-            m.d.comb += saturated.eq(shifted)
-        activated = Signal(signed(cfg.act_width))
-        with m.If((self.activation == Activation.RELU) & (saturated < 0)):
-            m.d.comb += activated.eq(0)
-        with m.Else():
-            m.d.comb += activated.eq(saturated)
-
         with m.If(advance):
             m.d.sync += [
                 self.o.valid.eq(s2_valid),
-                self.o.payload.value.eq(activated),
-                self.o.payload.channel.eq(s2_channel),
+                self.o.payload.group.eq(s2_group),
                 self.o.payload.last.eq(s2_last),
             ]
+            for lane in range(lanes):
+                m.d.sync += self.o.payload.value[lane].eq(
+                    self._round_saturate_activate(m, s2_product[lane], s2_shift[lane], lane))
 
         # Sticky error flag; clear_error wins only when nothing new is wrong.
-        bad_beat = self.i.valid & self.i.ready & self._out_of_range(self.i.payload.channel)
-        bad_write = self.param_en & ~write_in_range
+        bad_beat = self.i.valid & self.i.ready & self._beyond(self.i.payload.group, self.groups)
+        bad_write = self.param_en & ~write_ok
         with m.If(bad_beat | bad_write):
             m.d.sync += self.error.eq(1)
         with m.Elif(self.clear_error):
             m.d.sync += self.error.eq(0)
         return m
+
+    def _round_saturate_activate(self, m, product, shift, lane):
+        cfg = self.config
+        # (1 << sh) >> 1 is 2**(sh-1) for sh > 0 and 0 for sh == 0.
+        round_term = (Const(1, 1) << shift) >> 1
+        rounded = Signal(signed(len(product) + 1), name=f"rounded{lane}")
+        shifted = Signal(signed(len(product) + 1), name=f"shifted{lane}")
+        m.d.comb += [rounded.eq(product + round_term), shifted.eq(rounded >> shift)]
+        if cfg.max_shift > len(product):
+            # For sh > len(product), |product| < 2**(sh-1), so the exact result
+            # (product + 2**(sh-1)) >> sh is 0; the rounding term itself
+            # would not fit the adder above.
+            with m.If(shift > len(product)):
+                m.d.comb += shifted.eq(0)
+        saturated = Mux(shifted > cfg.act_max, cfg.act_max,
+                        Mux(shifted < cfg.act_min, cfg.act_min, shifted))
+        relu = (self.activation == Activation.RELU) & (saturated < 0)
+        return Mux(relu, 0, saturated)

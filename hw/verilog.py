@@ -26,7 +26,8 @@ __all__ = ["DESIGNS", "available_designs", "build_design", "generate_verilog"]
 #: Generatable tops: Verilog module name -> constructor taking an AccelConfig.
 DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "mac_pe": MacPE,
-    "requant_activation": RequantActivation,
+    # As in the conv engine: one beat = one systolic-engine result.
+    "requant_activation": lambda config: RequantActivation(config, lanes=config.array_cols),
     "pool_unit": PoolUnit,
     "systolic_array": SystolicArray,
     "systolic_engine": SystolicEngine,

@@ -10,16 +10,18 @@ from convaccel.sim.regression import REGRESSION_CONFIGS
 
 
 def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, max_cycles=None):
-    """Write ``params`` then push ``beats`` with random gaps/back-pressure; return outputs."""
+    """Write ``params`` (channel: (bias, multiplier, shift)) then push ``beats``
+    (dicts with a scalar ``acc`` and a ``channel``, one lane) with random
+    gaps/back-pressure; return the outputs as dicts with ``value``, ``channel``."""
     received = []
     max_cycles = max_cycles or 20 * len(beats) + 100
 
     async def testbench(ctx):
         ctx.set(dut.activation, activation)
-        for channel, (multiplier, shift) in params.items():
+        for channel, (bias, multiplier, shift) in params.items():
             ctx.set(dut.param_en, 1)
             ctx.set(dut.param_addr, channel)
-            ctx.set(dut.param_data, {"multiplier": multiplier, "shift": shift})
+            ctx.set(dut.param_data, {"bias": bias, "multiplier": multiplier, "shift": shift})
             await ctx.tick()
         ctx.set(dut.param_en, 0)
         sent = 0
@@ -27,13 +29,15 @@ def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, 
             offer = sent < len(beats) and rng.random() >= idle
             ctx.set(dut.i.valid, offer)
             if offer:
-                ctx.set(dut.i.payload, beats[sent])
+                beat = beats[sent]
+                ctx.set(dut.i.payload, {"acc": [beat["acc"]], "group": beat["channel"],
+                                        "last": beat["last"]})
             ctx.set(dut.o.ready, rng.random() >= stall)
             taken = offer and ctx.get(dut.i.ready)
             out = ctx.get(dut.o.valid) and ctx.get(dut.o.ready)
             if out:
                 payload = ctx.get(dut.o.payload)
-                received.append({"value": payload.value, "channel": payload.channel,
+                received.append({"value": payload.value[0], "channel": payload.group,
                                  "last": payload.last})
             await ctx.tick()
             sent += bool(taken)
@@ -53,11 +57,16 @@ def test_rejects_a_config_that_is_not_an_accel_config():
         RequantActivation(None)
 
 
+def test_rejects_bad_lane_counts():
+    with pytest.raises(ValueError, match=r"lanes must be an integer in 1\.\.4 .*got 5"):
+        RequantActivation(PRESETS["tiny"], lanes=5)
+
+
 @pytest.mark.parametrize("activation", [Activation.NONE, Activation.RELU])
 def test_hand_checked_rounding_and_saturation(activation):
     """Worked by hand: shift 1 rounds halves up; 8-bit results saturate."""
     dut = RequantActivation(PRESETS["tiny"])
-    params = {0: (1, 1), 1: (3, 2), 2: (1, 0)}
+    params = {0: (0, 1, 1), 1: (0, 3, 2), 2: (0, 1, 0), 3: (-1000, 1, 0)}
     beats = [
         {"acc": 3, "channel": 0, "last": 0},      # (3 + 1) >> 1 = 2       (1.5 -> 2)
         {"acc": -3, "channel": 0, "last": 0},     # (-3 + 1) >> 1 = -1     (-1.5 -> -1)
@@ -66,9 +75,10 @@ def test_hand_checked_rounding_and_saturation(activation):
         {"acc": -10, "channel": 1, "last": 0},    # (-30 + 2) >> 2 = -7    (-7.5 -> -7)
         {"acc": 200, "channel": 2, "last": 0},    # 200 -> 127 (saturate)
         {"acc": -129, "channel": 2, "last": 1},   # -129 -> -128 (saturate)
-        {"acc": 1000, "channel": 3, "last": 1},   # reset params (1, 0): 1000 -> 127
+        {"acc": 1000, "channel": 3, "last": 1},   # bias -1000: 0 -> 0
+        {"acc": 1100, "channel": 3, "last": 1},   # bias -1000: 100 -> 100
     ]
-    hand = [2, -1, -2, 8, -7, 127, -128, 127]
+    hand = [2, -1, -2, 8, -7, 127, -128, 0, 100]
     if activation == Activation.RELU:
         hand = [max(v, 0) for v in hand]
     out = stream_through(dut, params, beats, activation, rng=np.random.default_rng(1))
@@ -82,18 +92,21 @@ def test_random_beats_match_golden_in_amaranth_sim(preset, activation):
     cfg = REGRESSION_CONFIGS[preset]
     rng = np.random.default_rng(11)
     dut = RequantActivation(cfg)
-    params = {c: (int(rng.integers(0, cfg.max_multiplier + 1)), int(rng.integers(0, cfg.max_shift + 1)))
+    params = {c: (int(rng.integers(cfg.bias_min, cfg.bias_max + 1)),
+                  int(rng.integers(0, cfg.max_multiplier + 1)),
+                  int(rng.integers(0, cfg.max_shift + 1)))
               for c in range(cfg.max_out_channels)}
-    params[0] = (cfg.max_multiplier, cfg.max_shift)
-    accs = np.concatenate([[cfg.acc_low, cfg.acc_high, 0, -1],
-                           rng.integers(cfg.acc_low, cfg.acc_high + 1, 250)])
+    params[0] = (cfg.bias_max, cfg.max_multiplier, cfg.max_shift)
+    low, high = cfg.acc_low - cfg.bias_min, cfg.acc_high - cfg.bias_max
+    accs = np.concatenate([[low, high, 0, -1], rng.integers(low, high + 1, 250)])
     channels = rng.integers(0, cfg.max_out_channels, len(accs))
     beats = [{"acc": int(a), "channel": int(c), "last": int(i % 7 == 0)}
              for i, (a, c) in enumerate(zip(accs, channels))]
     out = stream_through(dut, params, beats, activation, rng=rng)
-    multiplier = np.array([params[c][0] for c in channels])
-    shift = np.array([params[c][1] for c in channels])
-    expected = requantize(accs, multiplier, shift, bits=cfg.act_width)
+    bias = np.array([params[c][0] for c in channels])
+    multiplier = np.array([params[c][1] for c in channels])
+    shift = np.array([params[c][2] for c in channels])
+    expected = requantize(accs + bias, multiplier, shift, bits=cfg.act_width)
     if activation == Activation.RELU:
         expected = relu(expected)
     assert [b["value"] for b in out] == expected.tolist()
@@ -102,3 +115,48 @@ def test_random_beats_match_golden_in_amaranth_sim(preset, activation):
 @pytest.mark.cocotb
 def test_requant_cocotb_regression(run_bench, sim_config, sim_seed):
     run_bench("requant_activation", REGRESSION_CONFIGS[sim_config], sim_seed)
+
+
+def test_several_lanes_read_their_own_channel_parameters():
+    """lanes=3, 8 channels: banks by lane, the missing lane of group 2 gives 0."""
+    cfg = PRESETS["tiny"].replace(max_out_channels=8)
+    dut = RequantActivation(cfg, lanes=3)
+    rng = np.random.default_rng(12)
+    params = {c: (int(rng.integers(-500, 500)), int(rng.integers(1, 300)),
+                  int(rng.integers(0, 12))) for c in range(8)}
+    beats = [{"acc": [int(v) for v in rng.integers(-(1 << 16), 1 << 16, 3)],
+              "group": int(rng.integers(0, 3)), "last": 0} for _ in range(60)]
+    received = []
+
+    async def testbench(ctx):
+        for channel, (bias, multiplier, shift) in params.items():
+            ctx.set(dut.param_en, 1)
+            ctx.set(dut.param_addr, channel)
+            ctx.set(dut.param_data, {"bias": bias, "multiplier": multiplier, "shift": shift})
+            await ctx.tick()
+        ctx.set(dut.param_en, 0)
+        ctx.set(dut.o.ready, 1)
+        for beat in beats + [None] * 5:
+            ctx.set(dut.i.valid, beat is not None)
+            if beat is not None:
+                ctx.set(dut.i.payload, beat)
+            if ctx.get(dut.o.valid):
+                received.append([int(v) for v in ctx.get(dut.o.payload.value)])
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    expected = []
+    for beat in beats:
+        row = []
+        for lane, acc in enumerate(beat["acc"]):
+            channel = beat["group"] * 3 + lane
+            if channel >= 8:
+                row.append(0)
+                continue
+            bias, multiplier, shift = params[channel]
+            row.append(int(requantize(acc + bias, multiplier, shift, bits=8)))
+        expected.append(row)
+    assert received == expected

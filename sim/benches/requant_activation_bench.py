@@ -1,10 +1,12 @@
-"""cocotb testbench of the requantization + activation unit (``hw/requant_activation.py``).
+"""cocotb testbench of the bias + requantization + activation unit (``hw/requant_activation.py``).
 
-Per-channel multipliers and shifts are written through the parameter port,
-then thousands of accumulators - random, the extremes of the accumulator
-range, and values that land exactly on a rounding half - stream through with
-random input gaps and random output back-pressure. The scoreboard compares
-every output beat with ``golden.requantize`` followed by ``golden.relu``.
+Per-channel biases, multipliers and shifts are written through the parameter
+port, then thousands of accumulator vectors - random, the extremes of the
+accumulator range, and values that land exactly on a rounding half - stream
+through with random input gaps and random output back-pressure. The
+scoreboard compares every output beat with ``golden.requantize(acc + bias)``
+followed by ``golden.relu``. The design is generated with
+``lanes = array_cols`` (one beat = one systolic-engine result).
 """
 
 from __future__ import annotations
@@ -26,77 +28,87 @@ class RequantBench:
     def __init__(self, dut, rng, *, idle_probability=0.3, stall_probability=0.3):
         self.dut = dut
         self.config = cfg = bench_config()
-        unit = RequantActivation(cfg)  # only for its port layouts
-        self.in_codec = LayoutCodec(unit.i.payload.shape())
-        self.out_codec = LayoutCodec(unit.o.payload.shape())
-        self.param_codec = LayoutCodec(channel_params_layout(cfg))
+        unit = RequantActivation(cfg, lanes=cfg.array_cols)  # only for its port layouts
+        self.lanes, self.groups = unit.lanes, unit.groups
         self.rng = rng
-        self.driver = StreamDriver(dut, "i", self.in_codec, rng=rng,
+        self.driver = StreamDriver(dut, "i", LayoutCodec(unit.i.payload.shape()), rng=rng,
                                    idle_probability=idle_probability)
-        self.monitor = StreamMonitor(dut, "o", self.out_codec, rng=rng,
+        self.monitor = StreamMonitor(dut, "o", LayoutCodec(unit.o.payload.shape()), rng=rng,
                                      stall_probability=stall_probability)
+        self.param_codec = LayoutCodec(channel_params_layout(cfg))
         self.scoreboard = Scoreboard("requant_activation")
-        self.multiplier = np.ones(cfg.max_out_channels, dtype=np.int64)
-        self.shift = np.zeros(cfg.max_out_channels, dtype=np.int64)
+        channels = self.groups * self.lanes
+        self.bias = np.zeros(channels, dtype=np.int64)
+        self.multiplier = np.ones(channels, dtype=np.int64)
+        self.shift = np.zeros(channels, dtype=np.int64)
         dut.param_en.value = 0
         dut.clear_error.value = 0
         dut.activation.value = Activation.NONE.value
 
-    async def write_params(self, channel, multiplier, shift):
+    async def write_params(self, channel, bias, multiplier, shift):
         """Write one channel's parameters (call right after a rising edge)."""
         dut = self.dut
         dut.param_en.value = 1
         dut.param_addr.value = int(channel)
-        dut.param_data.value = self.param_codec.pack({"multiplier": int(multiplier),
-                                                      "shift": int(shift)})
+        dut.param_data.value = self.param_codec.pack(
+            {"bias": int(bias), "multiplier": int(multiplier), "shift": int(shift)})
         await RisingEdge(dut.clk)
         dut.param_en.value = 0
         if channel < self.config.max_out_channels:
+            self.bias[channel] = bias
             self.multiplier[channel], self.shift[channel] = multiplier, shift
 
     async def randomize_params(self):
-        cfg = self.config
+        cfg, rng = self.config, self.rng
         for channel in range(cfg.max_out_channels):
-            # Include the extremes of both fields on some channels.
-            multiplier = int(self.rng.choice([0, 1, cfg.max_multiplier,
-                                              int(self.rng.integers(0, cfg.max_multiplier + 1))],
-                                             p=[0.05, 0.1, 0.15, 0.7]))
-            shift = int(self.rng.choice([0, cfg.max_shift,
-                                         int(self.rng.integers(0, cfg.max_shift + 1))],
-                                        p=[0.15, 0.15, 0.7]))
-            await self.write_params(channel, multiplier, shift)
+            # Include the extremes of every field on some channels.
+            multiplier = int(rng.choice([0, 1, cfg.max_multiplier,
+                                         int(rng.integers(0, cfg.max_multiplier + 1))],
+                                        p=[0.05, 0.1, 0.15, 0.7]))
+            shift = int(rng.choice([0, cfg.max_shift, int(rng.integers(0, cfg.max_shift + 1))],
+                                   p=[0.15, 0.15, 0.7]))
+            bias = int(rng.choice([0, cfg.bias_min, cfg.bias_max,
+                                   int(rng.integers(-1000, 1001))], p=[0.3, 0.1, 0.1, 0.5]))
+            await self.write_params(channel, bias, multiplier, shift)
 
     def random_beats(self, count):
         """Accumulators that cover the range, its ends and exact rounding halves."""
-        cfg, rng = self.config, self.rng
-        channels = rng.integers(0, cfg.max_out_channels, count)
-        kind = rng.integers(0, 4, count)
-        accs = rng.integers(cfg.acc_low, cfg.acc_high + 1, count)
-        small = rng.integers(-(1 << 12), 1 << 12, count)
-        accs = np.where(kind == 1, small, accs)
-        ends = rng.choice([cfg.acc_low, cfg.acc_high, 0, 1, -1], count)
-        accs = np.where(kind == 2, ends, accs)
-        # acc * M0 = q * 2**sh + 2**(sh-1) exactly when M0 == 1: a rounding half.
-        half = np.where(self.shift[channels] > 0,
-                        (rng.integers(-300, 300, count) << self.shift[channels])
-                        + ((1 << self.shift[channels]) >> 1), accs)
-        half = np.clip(half, cfg.acc_low, cfg.acc_high)
-        accs = np.where(kind == 3, half, accs)
+        cfg, rng, lanes = self.config, self.rng, self.lanes
+        groups = rng.integers(0, self.groups, count)
+        channels = groups[:, None] * lanes + np.arange(lanes)[None, :]
+        channels = np.minimum(channels, len(self.shift) - 1)
+        # Products only: the bias is added inside, as it is after the array.
+        low, high = cfg.acc_low - cfg.bias_min, cfg.acc_high - cfg.bias_max
+        kind = rng.integers(0, 4, (count, lanes))
+        accs = rng.integers(low, high + 1, (count, lanes))
+        accs = np.where(kind == 1, rng.integers(-(1 << 12), 1 << 12, (count, lanes)), accs)
+        accs = np.where(kind == 2, rng.choice([low, high, 0, 1, -1], (count, lanes)), accs)
+        # (acc + bias) * M0 = q * 2**sh + 2**(sh-1) exactly when M0 == 1: a rounding half.
+        shift = self.shift[channels]
+        half = ((rng.integers(-300, 300, (count, lanes)) << shift) + ((1 << shift) >> 1)
+                - self.bias[channels])
+        accs = np.where((kind == 3) & (shift > 0), np.clip(half, low, high), accs)
         lasts = (rng.random(count) < 0.1).astype(np.int64)
-        return [{"acc": int(a), "channel": int(c), "last": int(last)}
-                for a, c, last in zip(accs, channels, lasts)]
+        return [{"acc": [int(a) for a in row], "group": int(g), "last": int(last)}
+                for row, g, last in zip(accs, groups, lasts)]
 
     def expected(self, beats, activation):
-        cfg = self.config
-        accs = np.array([b["acc"] for b in beats], dtype=np.int64)
-        channels = np.array([b["channel"] for b in beats], dtype=np.int64)
-        # Each beat is its own "channel" for the per-element golden call.
-        values = requantize(accs, self.multiplier[channels], self.shift[channels],
-                            bits=cfg.act_width)
-        if activation == Activation.RELU:
-            values = relu(values)
-        return [{"value": int(v), "channel": b["channel"], "last": b["last"]}
-                for v, b in zip(values, beats)]
+        cfg, lanes = self.config, self.lanes
+        out = []
+        for beat in beats:
+            channels = beat["group"] * lanes + np.arange(lanes)
+            real = channels < cfg.max_out_channels
+            safe = np.where(real, channels, 0)
+            accs = np.array(beat["acc"], dtype=np.int64) + self.bias[safe]
+            # Each lane is its own "channel" for the per-element golden call.
+            values = requantize(accs, self.multiplier[safe], self.shift[safe],
+                                bits=cfg.act_width)
+            if activation == Activation.RELU:
+                values = relu(values)
+            values = np.where(real, values, 0)
+            out.append({"value": [int(v) for v in values], "group": beat["group"],
+                        "last": beat["last"]})
+        return out
 
     async def stream(self, beats, activation):
         """Send ``beats`` and check every output against the golden model."""
@@ -109,22 +121,23 @@ class RequantBench:
         await self.monitor.expect_silence(8)
 
 
-# The parameter memory is RAM: reset does not clear it, so this case relies on
-# running first (cocotb runs a module's tests in the order they are written).
+# The parameter memories are RAM: reset does not clear them, so this case
+# relies on running first (cocotb runs a module's tests in the order written).
 @cocotb.test()
 async def requant_power_up_parameters_pass_through(dut):
-    """At power-up every channel has multiplier 1, shift 0: values only saturate."""
+    """At power-up every channel has bias 0, multiplier 1, shift 0: values only saturate."""
     tb = RequantBench(dut, bench_rng(1))
     cfg = tb.config
     await start_clock_and_reset(dut)
-    beats = [{"acc": a, "channel": c % cfg.max_out_channels, "last": 0}
-             for c, a in enumerate([0, 5, -7, cfg.act_max, cfg.act_max + 1, cfg.act_min,
-                                    cfg.act_min - 1, cfg.acc_high, cfg.acc_low])]
+    values = [0, 5, -7, cfg.act_max, cfg.act_max + 1, cfg.act_min, cfg.act_min - 1,
+              cfg.acc_high - cfg.bias_max, cfg.acc_low - cfg.bias_min]
+    hand = [0, 5, -7, cfg.act_max, cfg.act_max, cfg.act_min, cfg.act_min, cfg.act_max,
+            cfg.act_min]
+    beats = [{"acc": [v] * tb.lanes, "group": 0, "last": 0} for v in values]
     await tb.stream(beats, Activation.NONE)
+    real = min(tb.lanes, cfg.max_out_channels)
     # Hand-checked: saturation to the activation range.
-    values = [b["value"] for b in tb.monitor.beats]
-    assert values == [0, 5, -7, cfg.act_max, cfg.act_max, cfg.act_min, cfg.act_min,
-                      cfg.act_max, cfg.act_min], values
+    assert [b["value"][:real] for b in tb.monitor.beats] == [[v] * real for v in hand]
 
 
 @cocotb.test()
@@ -134,8 +147,8 @@ async def requant_random_streams_match_golden(dut):
     await start_clock_and_reset(dut)
     await tb.randomize_params()
     for activation in (Activation.NONE, Activation.RELU):
-        await tb.stream(tb.random_beats(1500), activation)
-    assert tb.scoreboard.checked == 3000
+        await tb.stream(tb.random_beats(600), activation)
+    assert tb.scoreboard.checked == 1200
 
 
 @cocotb.test()
@@ -150,40 +163,40 @@ async def requant_full_throughput_without_stalls(dut):
 
 
 @cocotb.test()
-async def requant_out_of_range_channel_sets_error(dut):
-    """A channel beyond max_out_channels flags the error, passes a 0 and clears."""
+async def requant_out_of_range_sets_error(dut):
+    """A group or channel beyond max_out_channels flags the error and gives 0."""
     tb = RequantBench(dut, bench_rng(4))
     cfg = tb.config
     channel_bits = max(1, (cfg.max_out_channels - 1).bit_length())
+    group_bits = max(1, (tb.groups - 1).bit_length())
     await start_clock_and_reset(dut)
-    if cfg.max_out_channels == 1 << channel_bits:
-        dut._log.info("max_out_channels=%d uses every channel code: no out-of-range code",
-                      cfg.max_out_channels)
-        return
-    await ReadOnly()
-    assert int(dut.error.value) == 0
-    await RisingEdge(dut.clk)
-    bad = {"acc": 1000, "channel": cfg.max_out_channels, "last": 1}
-    tb.monitor.beats = []
-    receiver = cocotb.start_soon(tb.monitor.receive(1))
-    await tb.driver.send([bad])
-    received = await receiver
-    assert received == [{"value": 0, "channel": cfg.max_out_channels, "last": 1}], received
-    await ReadOnly()
-    assert int(dut.error.value) == 1, "error flag not set by an out-of-range channel"
-    await RisingEdge(dut.clk)
-    dut.clear_error.value = 1
-    await RisingEdge(dut.clk)
-    dut.clear_error.value = 0
-    await ReadOnly()
-    assert int(dut.error.value) == 0, "clear_error did not clear the flag"
-    await RisingEdge(dut.clk)
-    # A parameter write to a channel that does not exist flags it too, and
-    # leaves the real channels alone.
-    await tb.write_params(0, 5, 1)
-    await tb.write_params(cfg.max_out_channels, 0, 0)
-    await ReadOnly()
-    assert int(dut.error.value) == 1, "error flag not set by an out-of-range parameter write"
-    await RisingEdge(dut.clk)
-    await tb.stream([{"acc": 3, "channel": 0, "last": 0}], Activation.NONE)
-    assert tb.monitor.beats[0]["value"] == 8, tb.monitor.beats  # (3*5 + 1) >> 1, by hand
+    # Earlier tests left their parameters in the RAM: set every channel.
+    for channel in range(cfg.max_out_channels):
+        await tb.write_params(channel, 0, 1, 0)
+    await tb.write_params(0, 0, 5, 1)
+    await tb.stream([{"acc": [3] * tb.lanes, "group": 0, "last": 0}], Activation.NONE)
+    assert tb.monitor.beats[0]["value"][0] == 8  # (3*5 + 1) >> 1, by hand
+    if tb.groups < 1 << group_bits:
+        bad = {"acc": [1000] * tb.lanes, "group": tb.groups, "last": 1}
+        tb.monitor.beats = []
+        receiver = cocotb.start_soon(tb.monitor.receive(1))
+        await tb.driver.send([bad])
+        received = await receiver
+        assert received == [{"value": [0] * tb.lanes, "group": tb.groups, "last": 1}], received
+        await ReadOnly()
+        assert int(dut.error.value) == 1, "error flag not set by an out-of-range group"
+        await RisingEdge(dut.clk)
+        dut.clear_error.value = 1
+        await RisingEdge(dut.clk)
+        dut.clear_error.value = 0
+        await ReadOnly()
+        assert int(dut.error.value) == 0, "clear_error did not clear the flag"
+        await RisingEdge(dut.clk)
+    if cfg.max_out_channels < 1 << channel_bits:
+        await tb.write_params(cfg.max_out_channels, 0, 0, 0)
+        await ReadOnly()
+        assert int(dut.error.value) == 1, "error flag not set by an out-of-range write"
+        await RisingEdge(dut.clk)
+    # Channel 0 still has its parameters.
+    await tb.stream([{"acc": [3] * tb.lanes, "group": 0, "last": 0}], Activation.NONE)
+    assert tb.monitor.beats[0]["value"][0] == 8
