@@ -90,8 +90,9 @@ class SystolicEngine(wiring.Component):
         Activation slices (order in the module docstring).
     weights : In(stream.Signature(ArrayLayout(signed(weight_width), cols)))
         Weight tile rows.
-    result : Out(stream.Signature(StructLayout({"psum": ..., "last": 1})))
-        ``cols`` exact sums per beat.
+    result : Out(stream.Signature(StructLayout({"psum": ..., "group": ..., "last": 1})))
+        ``cols`` exact sums per beat; ``group`` is the output tile ``mt``
+        (outputs ``mt*cols ...``).
     n_vectors, k_terms, m_outputs : In(unsigned)
         Problem size, sampled at ``start``.
     row_length : In(unsigned)
@@ -115,7 +116,10 @@ class SystolicEngine(wiring.Component):
         #: so a ready result stream never throttles the array.
         self.fifo_depth = self.latency + 4
         acc = signed(config.acc_width)
-        result = data.StructLayout({"psum": data.ArrayLayout(acc, self.cols), "last": 1})
+        #: Bits of the output-tile index carried with each result.
+        self.group_bits = max(1, ceil_log2(-(-config.max_out_channels // self.cols)))
+        result = data.StructLayout({"psum": data.ArrayLayout(acc, self.cols),
+                                    "group": self.group_bits, "last": 1})
         super().__init__({
             "act": In(stream.Signature(data.ArrayLayout(signed(config.act_width), self.rows))),
             "weights": In(stream.Signature(
@@ -247,6 +251,7 @@ class SystolicEngine(wiring.Component):
         m.d.comb += [
             result_in.psum.eq(array.psum_out),
             result_in.last.eq(meta.last),
+            result_in.group.eq(meta.addr[:mt_bits]),
             out_fifo.w_data.eq(result_in),
             self.result.valid.eq(out_fifo.r_rdy),
             self.result.payload.eq(out_fifo.r_data),

@@ -22,7 +22,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from ...hw.systolic_engine import SystolicEngine, engine_counters_layout
-from ..engine_streams import act_beats, golden_matmul, result_matrix, tile_counts, weight_beats
+from ..engine_streams import (act_beats, blocks as block_ranges, golden_matmul, result_matrix, tile_counts,
+                              weight_beats)
 from ..streams import (LayoutCodec, Scoreboard, SimTimeout, StreamDriver, StreamMonitor,
                        bench_rng, start_clock_and_reset)
 from . import bench_config
@@ -91,6 +92,9 @@ class EngineBench:
             self.scoreboard.compare([{"row": i, "sums": row} for i, row in enumerate(expected.tolist())],
                                     [{"row": i, "sums": row} for i, row in enumerate(out.tolist())])
             assert lasts == [0] * (beats - 1) + [1], "last must mark exactly the final beat"
+            groups = [mt for start, stop in block_ranges(cfg, n, row_length) for mt in range(mts)
+                      for _ in range(start, stop)]
+            assert [beat["group"] for beat in received] == groups, "wrong output-tile index"
             counters = self.counters()
             assert counters["useful_macs"] == n * k * m, counters
             assert counters["active_cycles"] == n * kts * mts, counters
