@@ -110,8 +110,8 @@ class AccelConfig:
     Notes
     -----
     :attr:`acc_width` is derived, not chosen: it is the exact signed width that
-    holds the worst-case sum of ``max_kernel**2 * max_in_channels`` products
-    plus any bias, so no layer within the maxima can overflow.
+    holds the worst-case sum of :attr:`max_reduction` products plus any
+    bias, so no layer within the maxima can overflow.
     """
 
     act_width: int = 8
@@ -209,8 +209,14 @@ class AccelConfig:
 
     @property
     def max_reduction(self) -> int:
-        """Largest number of products summed into one output (``C*R*S``)."""
-        return self.max_in_channels * self.max_kernel * self.max_kernel
+        """Largest number of products summed into one output (``C*R*S``).
+
+        ``C`` counts channels in whole groups of ``array_rows`` (the window
+        generator feeds the array one such group per cycle), so this is
+        ``ceil(max_in_channels / array_rows) * array_rows * max_kernel**2``.
+        """
+        channels = -(-self.max_in_channels // self.array_rows) * self.array_rows
+        return channels * self.max_kernel * self.max_kernel
 
     @property
     def acc_low(self) -> int:

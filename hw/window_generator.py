@@ -93,7 +93,12 @@ class WindowGenerator(wiring.Component):
         ``done`` stays set until the next ``start``.
     error : Out(window_error_layout())
     out_height, out_width : Out(unsigned)
-        ``P`` and ``Q`` of the current frame (valid once past set-up).
+        ``P`` and ``Q`` of the current frame.
+    groups : Out(unsigned)
+        ``ceil(C / lanes)``, the channel groups per pixel.
+    geometry_valid : Out(1)
+        ``out_height``, ``out_width`` and ``groups`` are valid (from the end
+        of set-up until the next ``start``).
     """
 
     def __init__(self, config: AccelConfig):
@@ -122,6 +127,8 @@ class WindowGenerator(wiring.Component):
             "error": Out(window_error_layout()),
             "out_height": Out(range(span + 2 * config.max_padding + 1)),
             "out_width": Out(range(span + 2 * config.max_padding + 1)),
+            "groups": Out(range(self.group_max + 1)),
+            "geometry_valid": Out(1),
         })
 
     def elaborate(self, platform):
@@ -141,7 +148,7 @@ class WindowGenerator(wiring.Component):
         shape = Signal(layer_shape_layout(cfg))
         height, width = shape.height, shape.width
         ring = Signal(range(self.ring_max + 1))          # L
-        groups = Signal(range(self.group_max + 1))       # ceil(C / lanes)
+        groups = self.groups                             # ceil(C / lanes)
         last_lanes = Signal(range(lanes + 1))            # valid lanes of the last group
         out_h = self.out_height
         out_w = self.out_width
@@ -261,7 +268,8 @@ class WindowGenerator(wiring.Component):
                            | bad_range(self.shape.dilation_w, cfg.max_dilation))
                     for side in ("pad_top", "pad_bottom", "pad_left", "pad_right"):
                         bad = bad | above(getattr(self.shape, side), cfg.max_padding)
-                    m.d.sync += [shape.eq(self.shape), self.done.eq(0), self.error.eq(0)]
+                    m.d.sync += [shape.eq(self.shape), self.done.eq(0), self.error.eq(0),
+                                 self.geometry_valid.eq(0)]
                     with m.If(bad):
                         m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
                     with m.Else():
@@ -308,6 +316,7 @@ class WindowGenerator(wiring.Component):
                             y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0),
                             p.eq(0), y0.eq(0 - shape.pad_top),
                             q_left.eq(out_w), x0.eq(0 - shape.pad_left),
+                            self.geometry_valid.eq(1),
                         ]
                         m.next = "FILL"
 

@@ -31,9 +31,14 @@ def test_default_accumulator_width_worked_by_hand():
 
 
 def test_small_bias_accumulator_width_worked_by_hand():
-    cfg = AccelConfig(bias_width=2, max_in_channels=4, max_kernel=3)
+    cfg = AccelConfig(bias_width=2, max_in_channels=4, max_kernel=3, array_rows=4)
     # 36 * 16384 + 1 = 589 825 < 2**20 = 1 048 576 -> 21 signed bits.
     assert cfg.acc_width == 21
+
+
+def test_reduction_counts_channels_in_whole_array_row_groups():
+    # 5 channels fed 4 per cycle occupy 2 groups = 8 lanes: 8 * 3 * 3 = 72.
+    assert AccelConfig(max_in_channels=5, max_kernel=3, array_rows=4).max_reduction == 72
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

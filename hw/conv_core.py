@@ -1,0 +1,236 @@
+"""One quantized CNN layer: the streaming datapath of the conv engine.
+
+::
+
+    pixels --> WindowGenerator --> SystolicEngine --> RequantActivation --> PoolUnit --> out
+                                        ^                (bias, M0, sh,        (max/avg, or
+    weights ----------------------------+                 activation)          1x1 = reorder)
+
+* ``pixels``: the input feature map, raster order, ``array_rows`` channels per
+  beat (see :mod:`convaccel.hw.window_generator`), ``last`` on the final beat.
+* ``weights``: the engine's weight stream for ``K = R * S * ceil(C/rows) * rows``
+  reduction terms in the window generator's ``k`` order and ``M`` outputs,
+  blocks cut at output-row ends (``convaccel.sim.conv_driver`` builds it).
+* ``out``: the layer's output, raster order ``p, q, channel group``,
+  ``array_cols`` channels per beat, ``last`` on the final beat. With pooling
+  off the pooling unit runs as a 1x1/1 pass-through, which also turns the
+  engine's block order into raster order.
+
+Arithmetic: exactly ``golden.conv_layer``: conv -> + bias -> requantize ->
+activation -> pool. Groups (including depthwise) are computed as a dense
+convolution whose weights are zero between groups (the driver lays them out).
+
+Control: ``start`` samples ``layer``; the window generator works out
+``P, Q`` first, then the engine and pooling unit are started with the sizes
+that follow. Any unit's error (bad shape, sizes above a maximum, short or long
+frame) cancels the others, sets ``done`` and the matching ``error`` bits and
+leaves the core idle; ``cancel`` aborts a layer.
+"""
+
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig
+from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
+from .requant_activation import Activation, RequantActivation, channel_params_layout
+from .systolic_engine import SystolicEngine, engine_counters_layout
+from .window_generator import WindowGenerator, layer_shape_layout, window_error_layout
+
+__all__ = ["ConvCore", "conv_layer_layout", "core_error_layout"]
+
+
+def conv_layer_layout(config: AccelConfig) -> data.StructLayout:
+    """Run-time description of one layer (sampled at ``start``)."""
+    return data.StructLayout({
+        "conv": layer_shape_layout(config),
+        "out_channels": range(config.max_out_channels + 1),
+        "activation": Activation,
+        "pool_enable": 1,
+        "pool_kernel": range(config.max_pool_kernel + 1),
+        "pool_stride": range(config.max_pool_stride + 1),
+        "pool_mode": PoolMode,
+    })
+
+
+def core_error_layout() -> data.StructLayout:
+    """Error bits of one layer, cleared by ``start``."""
+    return data.StructLayout({
+        "window": window_error_layout(),   # bad conv shape, short/long input frame
+        "engine": 1,                       # N, K or M zero or above a maximum
+        "pool": window_error_layout(),     # bad pooling for the conv output size
+        "requant": 1,                      # channel beyond max_out_channels
+    })
+
+
+class ConvCore(wiring.Component):
+    """Streaming datapath of one quantized convolution layer.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Must have ``pool_support`` (the pooling unit also reorders the output).
+
+    Attributes
+    ----------
+    pixels, weights : In(stream)
+    out : Out(stream)
+    layer : In(conv_layer_layout(config))
+    start, cancel : In(1)
+    param_en, param_addr, param_data : In
+        Per-channel bias / multiplier / shift, see
+        :class:`~convaccel.hw.requant_activation.RequantActivation`.
+    busy, done : Out(1)
+    error : Out(core_error_layout())
+    counters : Out(engine_counters_layout())
+        The systolic engine's performance counters for the last layer.
+    conv_height, conv_width, out_height, out_width : Out(unsigned)
+        Convolution and final (pooled) output sizes of the current layer.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        if not config.pool_support:
+            raise ValueError("ConvCore needs AccelConfig.pool_support=True, got False")
+        self.config = config
+        self.window = WindowGenerator(config)
+        self.engine = SystolicEngine(config)
+        self.requant = RequantActivation(config, lanes=config.array_cols)
+        self.pool = PoolUnit(config)
+        super().__init__({
+            "pixels": In(stream.Signature(self.window.i.payload.shape())),
+            "weights": In(stream.Signature(self.engine.weights.payload.shape())),
+            "out": Out(stream.Signature(self.pool.o.payload.shape())),
+            "layer": In(conv_layer_layout(config)),
+            "start": In(1),
+            "cancel": In(1),
+            "param_en": In(1),
+            "param_addr": In(self.requant.param_addr.shape()),
+            "param_data": In(channel_params_layout(config)),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(core_error_layout()),
+            "counters": Out(engine_counters_layout()),
+            "conv_height": Out(self.window.out_height.shape()),
+            "conv_width": Out(self.window.out_width.shape()),
+            "out_height": Out(self.pool.out_height.shape()),
+            "out_width": Out(self.pool.out_width.shape()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
+        # `flush` returns the units after the window generator to their reset
+        # state (their memories keep their contents) after an error or cancel.
+        flush = Signal()
+        m.submodules.window = window
+        m.submodules.engine = ResetInserter(flush)(engine)
+        m.submodules.requant = ResetInserter(flush)(requant)
+        m.submodules.pool = ResetInserter(flush)(pool)
+
+        # ---- datapath -------------------------------------------------
+        wiring.connect(m, wiring.flipped(self.pixels), window.i)
+        wiring.connect(m, wiring.flipped(self.weights), engine.weights)
+        wiring.connect(m, pool.o, wiring.flipped(self.out))
+        m.d.comb += [
+            engine.act.valid.eq(window.o.valid),
+            engine.act.payload.eq(window.o.payload.data),
+            window.o.ready.eq(engine.act.ready),
+            requant.i.valid.eq(engine.result.valid),
+            requant.i.payload.acc.eq(engine.result.payload.psum),
+            requant.i.payload.group.eq(engine.result.payload.group),
+            requant.i.payload.last.eq(engine.result.payload.last),
+            engine.result.ready.eq(requant.i.ready),
+            pool.i.valid.eq(requant.o.valid),
+            pool.i.payload.data.eq(requant.o.payload.value),
+            pool.i.payload.last.eq(requant.o.payload.last),
+            requant.o.ready.eq(pool.i.ready),
+            requant.param_en.eq(self.param_en),
+            requant.param_addr.eq(self.param_addr),
+            requant.param_data.eq(self.param_data),
+            self.counters.eq(engine.counters),
+            self.conv_height.eq(window.out_height),
+            self.conv_width.eq(window.out_width),
+            self.out_height.eq(pool.out_height),
+            self.out_width.eq(pool.out_width),
+        ]
+
+        # ---- control ----------------------------------------------------
+        layer = Signal(conv_layer_layout(cfg))
+        conv = layer.conv
+        m.d.comb += requant.activation.eq(layer.activation)
+        taps = Signal(range(cfg.max_kernel * cfg.max_kernel + 1))
+        m.d.comb += taps.eq(conv.kernel_h * conv.kernel_w)
+        pool_shape = Signal(pool_shape_layout(cfg))
+        m.d.comb += [
+            pool_shape.height.eq(window.out_height),
+            pool_shape.width.eq(window.out_width),
+            pool_shape.channels.eq(layer.out_channels),
+            pool_shape.kernel.eq(Mux(layer.pool_enable, layer.pool_kernel, 1)),
+            pool_shape.stride.eq(Mux(layer.pool_enable, layer.pool_stride, 1)),
+            pool_shape.mode.eq(Mux(layer.pool_enable, layer.pool_mode, PoolMode.MAX)),
+            pool_shape.in_block.eq(cfg.array_block),
+            pool.shape.eq(pool_shape),
+            window.shape.eq(self.layer.conv),
+            engine.n_vectors.eq(window.out_height * window.out_width),
+            engine.row_length.eq(window.out_width),
+            engine.k_terms.eq(taps * window.groups * cfg.array_rows),
+            engine.m_outputs.eq(layer.out_channels),
+        ]
+        unit_failed = (window.error.as_value().any() | engine.error
+                       | pool.error.as_value().any())
+
+        def capture_errors():
+            m.d.sync += [
+                self.error.window.eq(window.error),
+                self.error.engine.eq(engine.error),
+                self.error.pool.eq(pool.error),
+                self.error.requant.eq(requant.error),
+            ]
+
+        def leave_on_cancel():
+            with m.If(self.cancel):
+                m.next = "CANCEL"
+
+        m.d.comb += self.busy.eq(1)
+        with m.FSM(name="state"):
+            with m.State("IDLE"):
+                m.d.comb += self.busy.eq(0)
+                with m.If(self.start):
+                    m.d.sync += [layer.eq(self.layer), self.done.eq(0), self.error.eq(0)]
+                    m.d.comb += [window.start.eq(1), requant.clear_error.eq(1)]
+                    m.next = "GEOMETRY"
+            with m.State("GEOMETRY"):
+                # The window generator works out P and Q before it streams.
+                with m.If(window.done & window.error.as_value().any()):
+                    capture_errors()
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Elif(window.geometry_valid):
+                    m.d.comb += [engine.start.eq(1), pool.start.eq(1)]
+                    m.next = "RUN"
+                leave_on_cancel()
+            with m.State("RUN"):
+                with m.If(unit_failed):
+                    capture_errors()
+                    m.next = "FAILED"
+                with m.Elif(pool.done & ~pool.busy & ~engine.busy):
+                    capture_errors()
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+                leave_on_cancel()
+            with m.State("FAILED"):
+                # Hold the later units in reset until the window generator is
+                # idle: it ends a bad input frame itself (a long frame is read
+                # up to `last`); after an engine or pool error it is cancelled.
+                m.d.comb += [flush.eq(1),
+                             window.cancel.eq(~self.error.window.as_value().any())]
+                with m.If(~window.busy):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+            with m.State("CANCEL"):
+                m.d.comb += [flush.eq(1), window.cancel.eq(1)]
+                m.next = "IDLE"
+        return m

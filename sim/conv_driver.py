@@ -1,0 +1,125 @@
+"""Host-side driver of :class:`~convaccel.hw.conv_core.ConvCore`.
+
+:class:`ConvLayer` describes one quantized layer the way ``golden.conv_layer``
+takes it (integer input, weights ``(M, C/groups, R, S)``, bias, per-channel
+multiplier and shift, stride/padding/dilation/groups, activation, pooling) and
+turns it into what the hardware needs: the ``layer`` port fields, the
+per-channel parameter writes, the pixel and weight streams, and the output
+beats the golden model predicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..golden import as_padding4, as_pair, conv_layer
+from ..hw.config import AccelConfig
+from .engine_streams import weight_beats
+from .window_streams import ConvShape, pixel_beats
+
+__all__ = ["ConvLayer", "raster_beats"]
+
+
+def raster_beats(lanes: int, y: np.ndarray) -> list[dict]:
+    """``y (M, P, Q)`` as output beats: p, q, channel group of ``lanes``; ``last`` at the end."""
+    m, p_count, q_count = y.shape
+    groups = -(-m // lanes)
+    padded = np.zeros((groups * lanes, p_count, q_count), dtype=np.int64)
+    padded[:m] = y
+    beats = [{"data": padded[g * lanes:(g + 1) * lanes, p, q].tolist(), "last": 0}
+             for p in range(p_count) for q in range(q_count) for g in range(groups)]
+    beats[-1]["last"] = 1
+    return beats
+
+
+@dataclass
+class ConvLayer:
+    """One quantized convolution layer (golden-model conventions)."""
+
+    x: np.ndarray                       # (C, H, W) int
+    w: np.ndarray                       # (M, C/groups, R, S) int
+    bias: np.ndarray | None = None      # (M,)
+    multiplier: np.ndarray | int = 1    # scalar or (M,)
+    shift: np.ndarray | int = 0         # scalar or (M,)
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+    activation: str = "none"
+    pool: tuple | None = None           # (mode, kernel, stride)
+    name: str = field(default="layer")
+
+    @property
+    def shape(self) -> ConvShape:
+        c, h, w = self.x.shape
+        return ConvShape(c, h, w, kernel=tuple(self.w.shape[2:]), stride=as_pair(self.stride, "stride"),
+                         dilation=as_pair(self.dilation, "dilation"),
+                         padding=as_padding4(self.padding))
+
+    @property
+    def out_channels(self) -> int:
+        return self.w.shape[0]
+
+    def _per_channel(self, value) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, dtype=np.int64), (self.out_channels,))
+
+    def golden(self) -> np.ndarray:
+        """The layer's output by ``golden.conv_layer``: (M, P', Q')."""
+        return conv_layer(self.x, self.w, self.bias, self._per_channel(self.multiplier),
+                          self._per_channel(self.shift), stride=self.stride,
+                          padding=self.padding, dilation=self.dilation, groups=self.groups,
+                          activation=self.activation, pool=self.pool)
+
+    def layer_fields(self) -> dict:
+        """Values for the ``layer`` port of ConvCore."""
+        from ..hw.pool_unit import PoolMode
+        from ..hw.requant_activation import Activation
+
+        mode, kernel, stride = self.pool if self.pool else ("max", 1, 1)
+        return {
+            "conv": self.shape.port_fields(),
+            "out_channels": self.out_channels,
+            "activation": Activation.RELU if self.activation == "relu" else Activation.NONE,
+            "pool_enable": int(self.pool is not None),
+            "pool_kernel": kernel, "pool_stride": stride,
+            "pool_mode": PoolMode.AVG if mode == "avg" else PoolMode.MAX,
+        }
+
+    def param_writes(self) -> list[tuple[int, dict]]:
+        """``(channel, {"bias", "multiplier", "shift"})`` for every output channel."""
+        bias = self._per_channel(0 if self.bias is None else self.bias)
+        multiplier = self._per_channel(self.multiplier)
+        shift = self._per_channel(self.shift)
+        return [(m, {"bias": int(bias[m]), "multiplier": int(multiplier[m]),
+                     "shift": int(shift[m])}) for m in range(self.out_channels)]
+
+    def pixel_beats(self, config: AccelConfig) -> list[dict]:
+        return pixel_beats(config, self.x)
+
+    def effective_weights(self, config: AccelConfig) -> np.ndarray:
+        """Weights as the engine's ``K x M`` matrix in the window generator's ``k`` order.
+
+        ``k = ((r * S + s) * ceil(C / rows) + g) * rows + lane`` for channel
+        ``g * rows + lane``; zero for padded lanes and between groups.
+        """
+        rows = config.array_rows
+        m_count, c_per_group, r_count, s_count = self.w.shape
+        c = self.x.shape[0]
+        groups_in = -(-c // rows)
+        full = np.zeros((m_count, groups_in * rows, r_count, s_count), dtype=np.int64)
+        outputs_per_group = m_count // self.groups
+        for m in range(m_count):
+            first = (m // outputs_per_group) * c_per_group
+            full[m, first:first + c_per_group] = self.w[m]
+        # (M, C', R, S) -> (R, S, C', M) -> (K, M)
+        return full.transpose(2, 3, 1, 0).reshape(-1, m_count)
+
+    def weight_beats(self, config: AccelConfig) -> list[list[int]]:
+        windows = self.shape.windows(self.x)
+        p, q = windows.shape[:2]
+        return weight_beats(config, self.effective_weights(config), p * q, row_length=q)
+
+    def expected_beats(self, config: AccelConfig) -> list[dict]:
+        return raster_beats(config.array_cols, self.golden())
