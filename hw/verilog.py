@@ -14,6 +14,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .config import AccelConfig
+from .conv_core import ConvCore
 from .mac_pe import MacPE
 from .pool_unit import PoolUnit
 from .requant_activation import RequantActivation
@@ -32,12 +33,14 @@ DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "systolic_array": SystolicArray,
     "systolic_engine": SystolicEngine,
     "window_generator": WindowGenerator,
+    "conv_core": ConvCore,
 }
 
 
 def available_designs(config: AccelConfig) -> list[str]:
     """The designs this configuration generates (no pooling unit without pool_support)."""
-    return [name for name in DESIGNS if name != "pool_unit" or config.pool_support]
+    return [name for name in DESIGNS
+            if name not in ("pool_unit", "conv_core") or config.pool_support]
 
 
 def build_design(name: str, config: AccelConfig) -> wiring.Component:

@@ -27,7 +27,7 @@ from ..hw.verilog import DESIGNS, available_designs, build_design, generate_veri
 #: The cocotb bench of each simulated design (module under convaccel.sim.benches).
 #: The bare systolic grid is verified inside the engine and by unit tests.
 BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "systolic_engine",
-                                                "window_generator", "pool_unit")}
+                                                "window_generator", "pool_unit", "conv_core")}
 
 
 def _config(args) -> AccelConfig:
@@ -90,17 +90,52 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+#: Signal groups of the demo's GTKWave save file (conv_core scope).
+DEMO_WAVE_GROUPS = {
+    "control": ["start", "busy", "done", "error", "flush", "geometry_valid"],
+    "pixels in": ["pixels__valid", "pixels__ready", "pixels__payload"],
+    "weights in": ["weights__valid", "weights__ready", "weights__payload"],
+    "windows -> array": ["act__valid", "act__ready", "act__payload"],
+    "layer out": ["out__valid", "out__ready", "out__payload"],
+    "engine counters": ["counters"],
+}
+
+
 def cmd_demo(args) -> int:
+    from ..sim.build import build, run  # imports cocotb; keep `--help` fast
+    from ..sim.waves import write_gtkw
+
     config = _config(args)
-    out = Path(args.out)
-    print(f"convaccel demo: preset/config {args.config!r}, output in {out}")
+    out = Path(args.out).resolve()
+    print(f"convaccel demo: LeNet-5 conv1 on the {args.config!r} build, output in {out}")
     cmd_generate(argparse.Namespace(config=args.config, out=out / "verilog", design=[]))
-    # The demo's waveforms live beside its Verilog, not in the shared folder.
-    os.environ["CONVACCEL_WAVES_DIR"] = str((out / "waves").resolve())
-    run_dirs = [_simulate(design, config, seed=args.seed, waves=True, label="demo")
-                for design in BENCHES if design in available_designs(config)]
-    for run_dir in run_dirs:
-        _print_waves(run_dir)
+    built = build("conv_core", config, shallow_trace=True)
+    how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
+    print(f"conv_core: Verilator {how} ({built.build_dir})")
+    os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
+    figures_path = out / "lenet_conv1.json"
+    figures_path.unlink(missing_ok=True)
+    run_dir = run(built, "conv_core_bench", testcase="conv_layer_demo", seed=args.seed,
+                  waves=True, name="lenet_conv1",
+                  extra_env={"CONVACCEL_DEMO_JSON": str(figures_path)})
+    figures = json.loads(figures_path.read_text())
+    counters = figures["counters"]
+    print(f"layer: {figures['layer']}")
+    print(f"  output beats checked against golden conv_layer: {figures['output_beats']}, "
+          "bit-exact PASS")
+    print(f"  cycles: {figures['cycles']} (start to last output beat)")
+    print(f"  useful MACs: {figures['real_macs']} on {figures['pes']} PEs -> ideal "
+          f"{figures['ideal_cycles']:.0f} cycles, utilization {100 * figures['utilization']:.1f} %")
+    print(f"  array issue utilization (vectors issued / busy cycles): "
+          f"{100 * figures['array_issue_utilization']:.1f} %  "
+          f"(stalls: input {counters['input_stall']}, output {counters['output_stall']}, "
+          f"weights {counters['weight_stall']}, drain {counters['drain_stall']})")
+    vcd = run_dir / "lenet_conv1.vcd"
+    groups = {title: [f"conv_core.{name}" for name in names]
+              for title, names in DEMO_WAVE_GROUPS.items()}
+    gtkw = write_gtkw(vcd, run_dir / "lenet_conv1.gtkw", groups)
+    print(f"waveform: {vcd}")
+    print(f"  open it with:  gtkwave {gtkw}   (or: surfer {vcd})")
     print("demo PASS")
     return 0
 
@@ -169,8 +204,8 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     command.add_argument("--waves", action="store_true", help="write a VCD waveform")
 
-    command = add("demo", cmd_demo, "generate Verilog and simulate it against the golden model",
-                  default_config="tiny")
+    command = add("demo", cmd_demo,
+                  "generate Verilog, run LeNet-5 conv1 on it against the golden model")
     command.add_argument("--out", default="build/demo", help="output folder (default: %(default)s)")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
 

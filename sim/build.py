@@ -103,7 +103,7 @@ def _locked(path: Path):
 
 
 def build(design: str, config: AccelConfig, *, verbose: bool = False,
-          component=None) -> BuiltDesign:
+          component=None, shallow_trace: bool = False) -> BuiltDesign:
     """Generate and Verilate ``design`` for ``config``, reusing a cached build.
 
     Parameters
@@ -117,6 +117,10 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
     component : wiring.Component, optional
         Build this component (Verilog top named ``design``) instead of the
         registered design of that name; for test-only tops.
+    shallow_trace : bool
+        Trace only the top's ports and its own signals (the units' ports),
+        not the inside of its submodules: a separate cached build whose
+        waveforms stay small for large tops.
 
     Returns
     -------
@@ -126,7 +130,9 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
     if component is None:
         component = build_design(design, config)
     verilog = generate_verilog(component, design)
-    key = _cache_key(design, verilog)
+    # Verilator control file: no tracing below the top module's own scope.
+    shallow = f'`verilator_config\ntracing_off -scope "{design}.*.*"\n' if shallow_trace else ""
+    key = _cache_key(design, verilog + shallow)
     build_dir = cache_root() / f"{design}-{key}"
     source = build_dir / f"{design}.v"
     marker = build_dir / "build.ok"
@@ -136,10 +142,14 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
         start = time.monotonic()
         build_dir.mkdir(parents=True, exist_ok=True)
         source.write_text(verilog)
+        sources = [WAIVERS, source]
+        if shallow:
+            (build_dir / "shallow_trace.vlt").write_text(shallow)
+            sources.insert(1, build_dir / "shallow_trace.vlt")
         (build_dir / "config.json").write_text(config.to_json())
         runner = get_runner("verilator")
         runner.build(
-            sources=[WAIVERS, source],
+            sources=sources,
             hdl_toplevel=design,
             build_dir=build_dir,
             build_args=list(BUILD_ARGS),

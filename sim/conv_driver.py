@@ -65,12 +65,12 @@ class ConvLayer:
     def _per_channel(self, value) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, dtype=np.int64), (self.out_channels,))
 
-    def golden(self) -> np.ndarray:
-        """The layer's output by ``golden.conv_layer``: (M, P', Q')."""
+    def golden(self, bits: int = 8) -> np.ndarray:
+        """The layer's output by ``golden.conv_layer`` at ``bits``-wide activations: (M, P', Q')."""
         return conv_layer(self.x, self.w, self.bias, self._per_channel(self.multiplier),
                           self._per_channel(self.shift), stride=self.stride,
                           padding=self.padding, dilation=self.dilation, groups=self.groups,
-                          activation=self.activation, pool=self.pool)
+                          activation=self.activation, pool=self.pool, bits=bits)
 
     def layer_fields(self) -> dict:
         """Values for the ``layer`` port of ConvCore."""
@@ -122,4 +122,4 @@ class ConvLayer:
         return weight_beats(config, self.effective_weights(config), p * q, row_length=q)
 
     def expected_beats(self, config: AccelConfig) -> list[dict]:
-        return raster_beats(config.array_cols, self.golden())
+        return raster_beats(config.array_cols, self.golden(config.act_width))

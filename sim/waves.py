@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["read_vcd"]
+__all__ = ["read_vcd", "vcd_signals", "write_gtkw"]
 
 
 def read_vcd(path: Path, names: set[str] | None = None) -> dict[str, list[tuple[int, str]]]:
@@ -62,3 +62,45 @@ def read_vcd(path: Path, names: set[str] | None = None) -> dict[str, list[tuple[
                 for name in codes.get(head[1:], ()):
                     changes[name].append((time, head[0]))
     return changes
+
+
+def vcd_signals(path: Path) -> dict[str, int]:
+    """Hierarchical name -> width of every signal a VCD file declares."""
+    signals: dict[str, int] = {}
+    scope: list[str] = []
+    with open(path) as handle:
+        for line in handle:
+            words = line.split()
+            if not words:
+                continue
+            if words[0] == "$scope":
+                scope.append(words[2])
+            elif words[0] == "$upscope":
+                scope.pop()
+            elif words[0] == "$var":
+                signals[".".join(scope + [words[4]])] = int(words[2])
+            elif words[0] == "$enddefinitions":
+                break
+    return signals
+
+
+def write_gtkw(vcd: Path, save: Path, groups: dict[str, list[str]]) -> Path:
+    """Write a GTKWave save file that opens ``vcd`` with ``groups`` of signals.
+
+    ``groups`` maps a group title to signal names (``scope.name``) as they
+    appear in the VCD; names the file does not declare are skipped.
+    """
+    declared = vcd_signals(vcd)
+    lines = [f'[dumpfile] "{Path(vcd).resolve()}"', "[timestart] 0", "[size] 1600 900"]
+    for title, names in groups.items():
+        present = [name for name in names if name in declared]
+        if not present:
+            continue
+        lines += ["@800200", f"-{title}"]
+        for name in present:
+            width = declared[name]
+            lines.append("@28" if width == 1 else "@22")
+            lines.append(name if width == 1 else f"{name}[{width - 1}:0]")
+        lines += ["@1000200", f"-{title}"]
+    Path(save).write_text("\n".join(lines) + "\n")
+    return Path(save)

@@ -107,3 +107,14 @@ def test_back_to_back_layers_and_an_error_in_between():
     assert results[0]["out"] == first.expected_beats(config)
     assert results[1]["error"] != 0 and results[1]["out"] == []
     assert results[2]["error"] == 0 and results[2]["out"] == last.expected_beats(config)
+
+
+@pytest.mark.cocotb
+def test_conv_core_cocotb_regression(run_bench, sim_config, sim_seed):
+    from convaccel.sim.regression import REGRESSION_CONFIGS
+
+    run_dir = run_bench("conv_core", REGRESSION_CONFIGS[sim_config], sim_seed)
+    log = (run_dir / "sim.log").read_text()
+    covered = sum(int(line.rsplit(":", 1)[1]) for line in log.splitlines()
+                  if "layers covered:" in line)
+    assert covered == 12, covered

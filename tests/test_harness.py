@@ -12,7 +12,7 @@ from convaccel.sim import toolchain
 from convaccel.sim.build import SimulationFailed, build, run
 from convaccel.sim.lint import rtlil_latches, verilator_lint
 from convaccel.sim.streams import Scoreboard
-from convaccel.sim.waves import read_vcd
+from convaccel.sim.waves import read_vcd, write_gtkw
 
 DATA = Path(__file__).parent / "data"
 
@@ -92,6 +92,14 @@ def test_waves_are_written_where_promised(tmp_path, monkeypatch):
     changes = read_vcd(vcd, {"requant_activation.o__valid", "requant_activation.clk"})
     valid = [value for _, value in changes["requant_activation.o__valid"]]
     assert "1" in valid and len(changes["requant_activation.clk"]) > 400
+    save = write_gtkw(vcd, tmp_path / "view.gtkw", {
+        "stream": ["requant_activation.o__valid", "requant_activation.o__payload",
+                   "requant_activation.no_such_signal"]})
+    lines = save.read_text().splitlines()
+    assert lines[0] == f'[dumpfile] "{vcd}"'
+    assert "requant_activation.o__valid" in lines and "-stream" in lines
+    assert any(line.startswith("requant_activation.o__payload[") for line in lines)
+    assert not any("no_such_signal" in line for line in lines)
 
 
 def test_lint_reports_real_problems():
