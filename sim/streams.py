@@ -29,7 +29,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 LOG = logging.getLogger("cocotb.convaccel")
 
 __all__ = ["LayoutCodec", "StreamDriver", "StreamMonitor", "Scoreboard", "SimTimeout",
-           "bench_seed", "bench_rng", "start_clock_and_reset", "wait_until"]
+           "bench_seed", "bench_rng", "start_clock_and_reset", "wait_done", "wait_until"]
 
 
 class SimTimeout(AssertionError):
@@ -91,6 +91,12 @@ async def wait_until(dut, condition, *, timeout_cycles: int, what: str):
             return
         await RisingEdge(dut.clk)
     raise SimTimeout(f"timed out after {timeout_cycles} cycles waiting for {what}")
+
+
+async def wait_done(dut, *, timeout_cycles: int, what: str):
+    """Wait until a unit reports ``done`` and no longer ``busy``."""
+    await wait_until(dut, lambda: int(dut.done.value) and not int(dut.busy.value),
+                     timeout_cycles=timeout_cycles, what=f"{what} to finish")
 
 
 class _StreamPort:

@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
 from convaccel.hw.pool_unit import PoolMode, PoolUnit, average_divider
+from convaccel.sim.amaranth_frames import run_frames
 from convaccel.sim.pool_streams import pool_input_beats, pool_output_beats
 from convaccel.sim.regression import REGRESSION_CONFIGS
 
@@ -31,45 +31,8 @@ def test_pool_unit_needs_pool_support():
         PoolUnit(PRESETS["tiny"].replace(pool_support=False))
 
 
-def run_pool(config, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000):
-    dut = PoolUnit(config)
-    results = []
-
-    async def testbench(ctx):
-        for fields, beats in frames:
-            ctx.set(dut.shape, fields)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            out, sent, cycles = [], 0, 0
-            while cycles < max_cycles:
-                offer = sent < len(beats) and rng.random() >= idle
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, beats[sent])
-                ctx.set(dut.o.ready, rng.random() >= stall)
-                took = offer and ctx.get(dut.i.ready)
-                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                    beat = ctx.get(dut.o.payload)
-                    out.append({"data": [int(v) for v in beat.data], "last": int(beat.last)})
-                await ctx.tick()
-                cycles += 1
-                sent += bool(took)
-                if ctx.get(dut.done) and not ctx.get(dut.busy):
-                    break
-            else:
-                raise AssertionError(f"timeout: {len(out)} beats after {max_cycles} cycles")
-            error = ctx.get(dut.error)
-            results.append({"out": out, "sent": sent, "cycles": cycles,
-                            "error": {k: int(getattr(error, k)) for k in
-                                      ("config", "short_frame", "long_frame")}})
-            ctx.set(dut.i.valid, 0)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return results
+def run_pool(config, frames, **kwargs):
+    return run_frames(PoolUnit(config), frames, **kwargs)
 
 
 def fields(c, h, w, kernel, stride, mode, in_block=1):

@@ -2,53 +2,17 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
 from convaccel.hw.window_generator import WindowGenerator
+from convaccel.sim.amaranth_frames import run_frames as run_unit_frames
 from convaccel.sim.window_streams import ConvShape, pixel_beats, window_beats
 
 
-def run_frames(config, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000):
-    """Stream (shape, x, input beats) frames back to back; return outputs, flags per frame."""
-    dut = WindowGenerator(config)
-    results = []
-
-    async def testbench(ctx):
-        for shape, beats in frames:
-            ctx.set(dut.shape, shape.port_fields())
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            out, sent, cycles = [], 0, 0
-            while cycles < max_cycles:
-                offer = sent < len(beats) and rng.random() >= idle
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, beats[sent])
-                ctx.set(dut.o.ready, rng.random() >= stall)
-                took = offer and ctx.get(dut.i.ready)
-                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                    beat = ctx.get(dut.o.payload)
-                    out.append({"data": [int(v) for v in beat.data], "last": int(beat.last)})
-                await ctx.tick()
-                cycles += 1
-                sent += bool(took)
-                if ctx.get(dut.done) and not ctx.get(dut.busy):
-                    break
-            else:
-                raise AssertionError(f"timeout after {max_cycles} cycles, {len(out)} beats out")
-            error = ctx.get(dut.error)
-            results.append({"out": out, "sent": sent, "cycles": cycles,
-                            "error": {k: int(getattr(error, k)) for k in
-                                      ("config", "short_frame", "long_frame")}})
-            ctx.set(dut.i.valid, 0)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return results
+def run_frames(config, frames, **kwargs):
+    """``frames`` of (ConvShape, input beats) through a fresh window generator."""
+    return run_unit_frames(WindowGenerator(config),
+                           [(shape.port_fields(), beats) for shape, beats in frames], **kwargs)
 
 
 NO_ERROR = {"config": 0, "short_frame": 0, "long_frame": 0}

@@ -17,14 +17,14 @@ import os
 import cocotb
 import cocotb.utils
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from ...hw.conv_core import ConvCore, conv_layer_layout, core_error_layout
 from ...hw.requant_activation import channel_params_layout
 from ...hw.systolic_engine import engine_counters_layout
 from ..conv_driver import ConvLayer
-from ..streams import (LayoutCodec, Scoreboard, SimTimeout, StreamDriver, StreamMonitor,
-                       bench_rng, start_clock_and_reset)
+from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
+                       bench_rng, start_clock_and_reset, wait_done)
 from . import bench_config
 
 
@@ -89,14 +89,8 @@ class ConvCoreBench:
     def error_bits(self) -> int:
         return int(self.dut.error.value)
 
-    async def wait_done(self, timeout_cycles):
-        for _ in range(timeout_cycles):
-            await ReadOnly()
-            if int(self.dut.done.value) and not int(self.dut.busy.value):
-                await RisingEdge(self.dut.clk)
-                return
-            await RisingEdge(self.dut.clk)
-        raise SimTimeout(f"conv core not done within {timeout_cycles} cycles")
+    async def wait_done(self, timeout_cycles: int):
+        await wait_done(self.dut, timeout_cycles=timeout_cycles, what="conv core")
 
     async def run(self, layer: ConvLayer) -> dict:
         """Run one layer and compare its output with the golden model."""

@@ -10,13 +10,13 @@ bad shapes flag their errors and the next frame passes.
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from ...hw.pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from ...hw.window_generator import window_error_layout
 from ..pool_streams import pool_input_beats, pool_output_beats
-from ..streams import (LayoutCodec, Scoreboard, SimTimeout, StreamDriver, StreamMonitor,
-                       bench_rng, start_clock_and_reset)
+from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
+                       bench_rng, start_clock_and_reset, wait_done)
 from . import bench_config
 
 #: Random layers per run of ``pool_random_layers``.
@@ -52,14 +52,8 @@ class PoolBench:
         await RisingEdge(self.dut.clk)
         self.dut.start.value = 0
 
-    async def wait_done(self, timeout_cycles):
-        for _ in range(timeout_cycles):
-            await ReadOnly()
-            if int(self.dut.done.value) and not int(self.dut.busy.value):
-                await RisingEdge(self.dut.clk)
-                return
-            await RisingEdge(self.dut.clk)
-        raise SimTimeout(f"pool unit not done within {timeout_cycles} cycles")
+    async def wait_done(self, timeout_cycles: int):
+        await wait_done(self.dut, timeout_cycles=timeout_cycles, what="pool unit")
 
     async def layer(self, c, h, w, kernel, stride, mode, in_block=1, x=None):
         cfg = self.config

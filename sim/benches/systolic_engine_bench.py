@@ -24,8 +24,8 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from ...hw.systolic_engine import SystolicEngine, engine_counters_layout
 from ..engine_streams import (act_beats, blocks as block_ranges, golden_matmul, result_matrix, tile_counts,
                               weight_beats)
-from ..streams import (LayoutCodec, Scoreboard, SimTimeout, StreamDriver, StreamMonitor,
-                       bench_rng, start_clock_and_reset)
+from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
+                       bench_rng, start_clock_and_reset, wait_done)
 from . import bench_config
 
 
@@ -59,14 +59,8 @@ class EngineBench:
         await RisingEdge(dut.clk)
         dut.start.value = 0
 
-    async def wait_done(self, timeout_cycles):
-        for _ in range(timeout_cycles):
-            await ReadOnly()
-            if int(self.dut.done.value) and not int(self.dut.busy.value):
-                await RisingEdge(self.dut.clk)
-                return
-            await RisingEdge(self.dut.clk)
-        raise SimTimeout(f"engine not done within {timeout_cycles} cycles")
+    async def wait_done(self, timeout_cycles: int):
+        await wait_done(self.dut, timeout_cycles=timeout_cycles, what="engine")
 
     async def run(self, a, w, *, row_length=None, check=True):
         """Stream ``A @ W`` through the engine; check results and counters."""

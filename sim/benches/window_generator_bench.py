@@ -19,8 +19,8 @@ import cocotb.utils
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from ...hw.window_generator import WindowGenerator, layer_shape_layout, window_error_layout
-from ..streams import (LayoutCodec, Scoreboard, SimTimeout, StreamDriver, StreamMonitor,
-                       bench_rng, start_clock_and_reset)
+from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
+                       bench_rng, start_clock_and_reset, wait_done)
 from ..window_streams import ConvShape, pixel_beats, window_beats
 from . import bench_config
 
@@ -103,13 +103,7 @@ class WindowBench:
         self.dut.start.value = 0
 
     async def wait_done(self, timeout_cycles: int):
-        for _ in range(timeout_cycles):
-            await ReadOnly()
-            if int(self.dut.done.value) and not int(self.dut.busy.value):
-                await RisingEdge(self.dut.clk)
-                return
-            await RisingEdge(self.dut.clk)
-        raise SimTimeout(f"window generator not done within {timeout_cycles} cycles")
+        await wait_done(self.dut, timeout_cycles=timeout_cycles, what="window generator")
 
     async def frame(self, shape: ConvShape, x=None):
         """Run one good frame and check every slice against the golden windows."""
