@@ -35,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
+from .frame_control import FrameControl
 from .helpers import above, address, bad_range, counter
 from .window_generator import window_error_layout
 
@@ -237,23 +238,7 @@ class PoolUnit(wiring.Component):
         # the register is empty, or being read, and no result is in flight.
         room = (~self.o.valid | self.o.ready) & ~(tap_valid & tap_last)
 
-        def finish(error_field=None):
-            m.d.sync += self.done.eq(1)
-            if error_field is not None:
-                m.d.sync += error_field.eq(1)
-
-        def check_frame_end():
-            with m.If(self.i.payload.last & ~frame_end):
-                finish(self.error.short_frame)
-                m.next = "IDLE"
-            with m.Elif(frame_end & ~self.i.payload.last):
-                m.d.sync += self.error.long_frame.eq(1)
-                m.next = "DISCARD"
-
-        def leave_on_cancel():
-            with m.If(self.cancel):
-                m.next = "IDLE"
-
+        frame = FrameControl(m, self, frame_end)
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="state"):
             with m.State("IDLE"):
@@ -296,19 +281,19 @@ class PoolUnit(wiring.Component):
                         n_in.eq(0), slot_in.eq(0), p.eq(0), y0.eq(0), slot_y0.eq(0),
                     ]
                     m.next = "FILL"
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("FILL"):
                 wanted = (y_in < shape.height) & (y_in < y0 + shape.kernel)
                 m.d.comb += [self.i.ready.eq(wanted), keep.eq(y_in >= y0)]
                 with m.If(accepted):
                     step_input()
-                    check_frame_end()
+                    frame.check_frame_end()
                 with m.If(~wanted):
                     m.d.sync += [q.eq(0), x0.eq(0), g.eq(0), r.eq(0), s.eq(0),
                                  slot_r.eq(slot_y0)]
                     m.next = "EMIT"
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("EMIT"):
                 m.d.comb += issue.eq(room | ~((r == 0) & (s == 0)))
@@ -327,7 +312,7 @@ class PoolUnit(wiring.Component):
                         with m.Else():
                             m.d.sync += advance_steps.eq(shape.stride)
                             m.next = "ADVANCE"
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("ADVANCE"):
                 with m.If(p == out_h - 1):
@@ -338,24 +323,20 @@ class PoolUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += p.eq(p + 1)
                     m.next = "FILL"
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("DRAIN"):
                 m.d.comb += self.i.ready.eq(y_in < shape.height)
                 with m.If(accepted):
                     step_input()
-                    check_frame_end()
+                    frame.check_frame_end()
                 with m.If((y_in == shape.height) & ~self.o.valid & ~tap_valid):
-                    finish()
+                    frame.finish()
                     m.next = "IDLE"
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("DISCARD"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(accepted & self.i.payload.last):
-                    finish()
-                    m.next = "IDLE"
-                leave_on_cancel()
+                frame.discard_state()
 
         with m.If(self.cancel):
             m.d.sync += self.o.valid.eq(0)

@@ -49,6 +49,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
+from .frame_control import FrameControl
 from .helpers import above, address, bad_range, counter
 
 __all__ = ["WindowGenerator", "layer_shape_layout", "window_error_layout"]
@@ -233,25 +234,7 @@ class WindowGenerator(wiring.Component):
                 block_size.eq(Mux(positions_left < block, positions_left, block)),
             ]
 
-        def finish(error_field=None):
-            m.d.sync += self.done.eq(1)
-            if error_field is not None:
-                m.d.sync += error_field.eq(1)
-
-        def leave_on_cancel():
-            # Last in each state, so it wins over that state's own m.next.
-            with m.If(self.cancel):
-                m.next = "IDLE"
-
-        def check_frame_end():
-            """On an accepted beat: short/long frame detection."""
-            with m.If(self.i.payload.last & ~frame_end):
-                finish(self.error.short_frame)
-                m.next = "IDLE"
-            with m.Elif(frame_end & ~self.i.payload.last):
-                m.d.sync += self.error.long_frame.eq(1)
-                m.next = "DISCARD"
-
+        frame = FrameControl(m, self, frame_end)
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="state"):
             with m.State("IDLE"):
@@ -288,11 +271,11 @@ class WindowGenerator(wiring.Component):
                 ]
                 m.next = "COUNT"
 
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("COUNT"):
                 with m.If((rest_h < 0) | (rest_w < 0)):
-                    finish(self.error.config)  # kernel larger than the padded input
+                    frame.finish(self.error.config)  # kernel larger than the padded input
                     m.next = "IDLE"
                 with m.Else():
                     busy_counting = Signal()
@@ -320,19 +303,19 @@ class WindowGenerator(wiring.Component):
                         ]
                         m.next = "FILL"
 
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("FILL"):
                 wanted = (y_in < height) & (y_in <= y0 + ring - 1)
                 m.d.comb += [self.i.ready.eq(wanted), keep.eq(y_in >= y0)]
                 with m.If(accepted):
                     step_input()
-                    check_frame_end()
+                    frame.check_frame_end()
                 with m.If(~wanted):
                     start_block(x0, q_left)
                     m.next = "EMIT"
 
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("EMIT"):
                 m.d.comb += issue.eq(advance)
@@ -367,7 +350,7 @@ class WindowGenerator(wiring.Component):
                             m.d.sync += advance_steps.eq(shape.stride_h)
                             m.next = "ADVANCE"
 
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("ADVANCE"):
                 with m.If(p == out_h - 1):
@@ -379,27 +362,22 @@ class WindowGenerator(wiring.Component):
                     m.d.sync += [p.eq(p + 1), q_left.eq(out_w), x0.eq(0 - shape.pad_left)]
                     m.next = "FILL"
 
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("DRAIN"):
                 # Rows below the last window are read and dropped (floor rule).
                 m.d.comb += self.i.ready.eq(y_in < height)
                 with m.If(accepted):
                     step_input()
-                    check_frame_end()
+                    frame.check_frame_end()
                 with m.If((y_in == height) & ~self.o.valid):
-                    finish()
+                    frame.finish()
                     m.next = "IDLE"
 
-                leave_on_cancel()
+                frame.leave_on_cancel()
 
             with m.State("DISCARD"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(accepted & self.i.payload.last):
-                    finish()
-                    m.next = "IDLE"
-
-                leave_on_cancel()
+                frame.discard_state()
 
         with m.If(self.cancel):
             m.d.sync += self.o.valid.eq(0)
