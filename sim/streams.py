@@ -100,16 +100,53 @@ async def wait_done(dut, *, timeout_cycles: int, what: str):
 
 
 class _StreamPort:
-    """The three signals of one ``<prefix>__valid/ready/payload`` stream port."""
+    """The signals of one stream port.
 
-    def __init__(self, dut, prefix: str, codec: LayoutCodec, rng: np.random.Generator):
+    ``<prefix>__valid/ready/payload`` for an Amaranth stream; with
+    ``axis=True`` the AXI4-Stream names ``<prefix>_tvalid/tready/tdata/tlast``,
+    where the codec packs ``beat["data"]`` into ``tdata`` and ``beat["last"]``
+    drives ``tlast``.
+    """
+
+    def __init__(self, dut, prefix: str, codec, rng: np.random.Generator, axis: bool = False):
         self.dut = dut
         self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
+        self.axis = axis
+        if axis:
+            self.valid = getattr(dut, f"{prefix}_tvalid")
+            self.ready = getattr(dut, f"{prefix}_tready")
+            self.payload = getattr(dut, f"{prefix}_tdata")
+            self.tlast = getattr(dut, f"{prefix}_tlast", None)
+        else:
+            self.valid = getattr(dut, f"{prefix}__valid")
+            self.ready = getattr(dut, f"{prefix}__ready")
+            self.payload = getattr(dut, f"{prefix}__payload")
         self.codec = codec
         self.rng = rng
+
+    def _put(self, beat):
+        if self.axis:
+            self.payload.value = self.codec.pack(beat["data"])
+            if self.tlast is not None:
+                self.tlast.value = int(beat.get("last", 0))
+        else:
+            self.payload.value = self.codec.pack(beat)
+
+    def _sample(self) -> int:
+        """The payload bits (and tlast on top, for AXI4-Stream) as one integer."""
+        value = int(self.payload.value)
+        if self.axis and self.tlast is not None:
+            value |= int(self.tlast.value) << len(self.payload)
+        return value
+
+    def _decode(self, bits: int):
+        if self.axis:
+            mask = (1 << len(self.payload)) - 1
+            beat = {"data": self.codec.unpack(bits & mask)}
+            if self.tlast is not None:
+                beat["last"] = bits >> len(self.payload)
+            return beat
+        return self.codec.unpack(bits)
 
 
 class StreamDriver(_StreamPort):
@@ -121,6 +158,8 @@ class StreamDriver(_StreamPort):
         The toplevel.
     prefix : str
         Port prefix, e.g. ``"i"`` for ``i__valid``/``i__ready``/``i__payload``.
+    axis : bool
+        AXI4-Stream port names (``<prefix>_tvalid`` ...), see ``_StreamPort``.
     codec : LayoutCodec
         The payload layout.
     rng : numpy.random.Generator
@@ -130,8 +169,8 @@ class StreamDriver(_StreamPort):
     """
 
     def __init__(self, dut, prefix: str, codec: LayoutCodec, *, rng: np.random.Generator,
-                 idle_probability: float = 0.3):
-        super().__init__(dut, prefix, codec, rng)
+                 idle_probability: float = 0.3, axis: bool = False):
+        super().__init__(dut, prefix, codec, rng, axis)
         self.idle_probability = idle_probability
         self.sent = 0
         self.cycles = 0
@@ -148,11 +187,11 @@ class StreamDriver(_StreamPort):
             # Idle cycles show junk on the payload: the DUT must ignore it.
             while self.rng.random() < self.idle_probability:
                 self.valid.value = 0
-                self.payload.value = self._junk()
+                self.payload.value = self._junk()  # (tlast keeps its old value)
                 await RisingEdge(self.clk)
                 self.cycles += 1
             self.valid.value = 1
-            self.payload.value = self.codec.pack(beat)
+            self._put(beat)
             while True:
                 await ReadOnly()
                 accepted = bool(self.ready.value)
@@ -187,8 +226,8 @@ class StreamMonitor(_StreamPort):
     """
 
     def __init__(self, dut, prefix: str, codec: LayoutCodec, *, rng: np.random.Generator,
-                 stall_probability: float = 0.3):
-        super().__init__(dut, prefix, codec, rng)
+                 stall_probability: float = 0.3, axis: bool = False):
+        super().__init__(dut, prefix, codec, rng, axis)
         self.stall_probability = stall_probability
         self.beats: list[dict] = []
         self.stall_cycles = 0
@@ -204,17 +243,17 @@ class StreamMonitor(_StreamPort):
             await ReadOnly()
             valid = bool(self.valid.value)
             if held is not None:
-                if not valid or int(self.payload.value) != held:
+                if not valid or self._sample() != held:
                     raise AssertionError(
                         f"stream {self.valid._name}: beat {len(self.beats)} changed or was "
-                        f"withdrawn while stalled (was {self.codec.unpack(held)}, now "
+                        f"withdrawn while stalled (was {self._decode(held)}, now "
                         f"valid={int(valid)} payload="
-                        f"{self.codec.unpack(int(self.payload.value)) if valid else '-'})")
+                        f"{self._decode(self._sample()) if valid else '-'})")
             held = None
             if valid and ready:
-                self.beats.append(self.codec.unpack(int(self.payload.value)))
+                self.beats.append(self._decode(self._sample()))
             elif valid:
-                held = int(self.payload.value)
+                held = self._sample()
                 self.stall_cycles += 1
             await RisingEdge(self.clk)
             if len(self.beats) == count:
@@ -232,7 +271,7 @@ class StreamMonitor(_StreamPort):
             if self.valid.value:
                 raise AssertionError(
                     f"stream {self.valid._name}: unexpected extra beat "
-                    f"{self.codec.unpack(int(self.payload.value))} after the expected ones")
+                    f"{self._decode(self._sample())} after the expected ones")
             await RisingEdge(self.clk)
 
 
