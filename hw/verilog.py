@@ -14,6 +14,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .config import AccelConfig
+from .conv_accel import ConvAccel
 from .conv_core import ConvCore
 from .mac_pe import MacPE
 from .pool_unit import PoolUnit
@@ -34,13 +35,17 @@ DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
     "systolic_engine": SystolicEngine,
     "window_generator": WindowGenerator,
     "conv_core": ConvCore,
+    "conv_accel": ConvAccel,
 }
 
 
 def available_designs(config: AccelConfig) -> list[str]:
     """The designs this configuration generates (no pooling unit without pool_support)."""
-    return [name for name in DESIGNS
-            if name not in ("pool_unit", "conv_core") or config.pool_support]
+    def possible(name):
+        if name in ("pool_unit", "conv_core", "conv_accel") and not config.pool_support:
+            return False
+        return name != "conv_accel" or config.bias_width <= 32
+    return [name for name in DESIGNS if possible(name)]
 
 
 def build_design(name: str, config: AccelConfig) -> wiring.Component:

@@ -27,7 +27,8 @@ from ..hw.verilog import DESIGNS, available_designs, build_design, generate_veri
 #: The cocotb bench of each simulated design (module under convaccel.sim.benches).
 #: The bare systolic grid is verified inside the engine and by unit tests.
 BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "systolic_engine",
-                                                "window_generator", "pool_unit", "conv_core")}
+                                                "window_generator", "pool_unit", "conv_core",
+                                                "conv_accel")}
 
 
 def _config(args) -> AccelConfig:
@@ -54,6 +55,15 @@ def cmd_generate(args) -> int:
         path = out / f"{name}.v"
         path.write_text(generate_verilog(build_design(name, config), name))
         print(f"wrote {path}")
+    if "conv_accel" in available_designs(config):
+        from ..hw.conv_accel import conv_accel_register_map
+
+        regmap = conv_accel_register_map(config)
+        for suffix, text in (("md", regmap.to_markdown()), ("json", regmap.to_json()),
+                             ("h", regmap.to_c_header())):
+            path = out / f"conv_accel_registers.{suffix}"
+            path.write_text(text)
+            print(f"wrote {path}")
     print(f"wrote {out / 'config.json'} (acc_width={config.acc_width})")
     return 0
 

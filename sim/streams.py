@@ -141,8 +141,8 @@ class _StreamPort:
 
     def _decode(self, bits: int):
         if self.axis:
-            mask = (1 << len(self.payload)) - 1
-            beat = {"data": self.codec.unpack(bits & mask)}
+            # tdata is rounded up to whole bytes: the bits above the layout are padding.
+            beat = {"data": self.codec.unpack(bits & ((1 << self.codec.width) - 1))}
             if self.tlast is not None:
                 beat["last"] = bits >> len(self.payload)
             return beat

@@ -1,0 +1,136 @@
+"""Host-side driver of the ``conv_accel`` top (cocotb): registers and streams.
+
+:class:`ConvAccelDriver` programs a :class:`~convaccel.sim.conv_driver.ConvLayer`
+through the AXI4-Lite registers (layer shape, per-channel parameters,
+start), streams its pixels and weights on the AXI4-Stream inputs, collects
+the output stream, waits for ``status.done`` and reads back the error code,
+the output size and the performance counters. The regression tests use it,
+so it is the tested reference for software that drives the accelerator.
+"""
+
+from __future__ import annotations
+
+import cocotb
+from amaranth.hdl import signed
+from amaranth.lib import data
+from cocotb.triggers import RisingEdge
+
+from ..hw.config import AccelConfig
+from ..hw.conv_accel import ERROR_BITS, conv_accel_register_map
+from .axi_lite_master import AxiLiteMaster, EdgeCounter
+from .conv_driver import ConvLayer
+from .streams import LayoutCodec, SimTimeout, StreamDriver, StreamMonitor
+
+__all__ = ["ConvAccelDriver", "decode_error"]
+
+
+def decode_error(code: int) -> list[str]:
+    """Names of the bits set in ``error.code``."""
+    return [name for bit, name in enumerate(ERROR_BITS) if code >> bit & 1]
+
+
+class ConvAccelDriver:
+    """Drive one ``conv_accel`` top from cocotb.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+    config : AccelConfig
+        The build's configuration.
+    rng : numpy.random.Generator
+        Source of the random stream gaps, back-pressure and bus delays.
+    idle_probability, stall_probability : float
+        Random gaps on the inputs / back-pressure on the output and the bus.
+    """
+
+    def __init__(self, dut, config: AccelConfig, rng, *, idle_probability: float = 0.2,
+                 stall_probability: float = 0.2):
+        self.dut = dut
+        self.config = cfg = config
+        self.regmap = conv_accel_register_map(config)
+        self.clock = EdgeCounter(dut)
+        self.bus = AxiLiteMaster(dut, self.clock, rng, idle_probability=idle_probability,
+                                 stall_probability=stall_probability, timeout_cycles=1000)
+        lanes = lambda width, count: LayoutCodec(data.ArrayLayout(signed(width), count))  # noqa: E731
+        self.pixels = StreamDriver(dut, "s_axis_pixels", lanes(cfg.act_width, cfg.array_rows),
+                                   rng=rng, idle_probability=idle_probability, axis=True)
+        self.weights = StreamDriver(dut, "s_axis_weights",
+                                    lanes(cfg.weight_width, cfg.array_cols), rng=rng,
+                                    idle_probability=idle_probability, axis=True)
+        self.out = StreamMonitor(dut, "m_axis_out", lanes(cfg.act_width, cfg.array_cols),
+                                 rng=rng, stall_probability=stall_probability, axis=True)
+        dut.s_axis_weights_tlast.value = 0
+
+    def start(self):
+        """Start the bus workers (right after reset)."""
+        self.clock.start()
+        self.bus.start()
+
+    async def write(self, register: str, **fields):
+        reg = self.regmap.register(register)
+        access = await self.bus.write(reg.offset, reg.pack(fields))
+        assert access.resp == 0, f"write to {register} answered {access.resp}"
+
+    async def read(self, register: str) -> dict:
+        reg = self.regmap.register(register)
+        access = await self.bus.read(reg.offset)
+        assert access.resp == 0, f"read of {register} answered {access.resp}"
+        return reg.unpack(access.data)
+
+    async def program(self, layer: ConvLayer):
+        """Write the layer registers and every output channel's parameters."""
+        fields = layer.layer_fields()
+        conv = fields["conv"]
+        await self.write("shape", height=conv["height"], width=conv["width"])
+        await self.write("channels", in_channels=conv["channels"],
+                         out_channels=fields["out_channels"])
+        await self.write("kernel", kernel_h=conv["kernel_h"], kernel_w=conv["kernel_w"],
+                         stride_h=conv["stride_h"], stride_w=conv["stride_w"],
+                         dilation_h=conv["dilation_h"], dilation_w=conv["dilation_w"])
+        await self.write("padding", top=conv["pad_top"], bottom=conv["pad_bottom"],
+                         left=conv["pad_left"], right=conv["pad_right"])
+        await self.write("mode", activation=fields["activation"].value,
+                         pool_enable=fields["pool_enable"], pool_mode=fields["pool_mode"].value,
+                         pool_kernel=fields["pool_kernel"], pool_stride=fields["pool_stride"])
+        for channel, params in layer.param_writes():
+            await self.write("param_channel", channel=channel)
+            await self.write("param_bias", bias=params["bias"] & 0xFFFF_FFFF)
+            await self.write("param_multiplier", multiplier=params["multiplier"])
+            await self.write("param_shift", shift=params["shift"])
+            await self.write("param_write", write=1)
+
+    async def wait_done(self, timeout_cycles: int) -> dict:
+        """Poll ``status`` until ``done``; clear it; return the final status."""
+        start = self.clock.edge
+        while True:
+            status = await self.read("status")
+            if status["done"]:
+                await self.write("status", done=1, irq_enable=status["irq_enable"])
+                return status
+            if self.clock.edge - start > timeout_cycles:
+                raise SimTimeout(f"conv_accel: no done within {timeout_cycles} cycles")
+            for _ in range(8):
+                await RisingEdge(self.dut.clk)
+
+    async def run_layer(self, layer: ConvLayer, *, timeout_cycles: int = 200_000) -> dict:
+        """Program, start and stream one layer; return outputs, error bits and counters."""
+        cfg = self.config
+        await self.program(layer)
+        expected = layer.expected_beats(cfg)
+        self.out.beats = []
+        await self.write("control", start=1)
+        receiver = cocotb.start_soon(self.out.receive(len(expected),
+                                                      timeout_cycles=timeout_cycles))
+        weights = [{"data": beat, "last": 0} for beat in layer.weight_beats(cfg)]
+        weight_task = cocotb.start_soon(self.weights.send(weights, timeout_cycles=timeout_cycles))
+        await self.pixels.send(layer.pixel_beats(cfg), timeout_cycles=timeout_cycles)
+        await weight_task
+        received = await receiver
+        await self.wait_done(timeout_cycles)
+        code = (await self.read("error"))["code"]
+        counters = {name: (await self.read(name))["count"] for name in (
+            "busy_cycles", "active_cycles", "macs_lo", "macs_hi", "input_stall",
+            "output_stall", "weight_stall", "drain_stall")}
+        return {"expected": expected, "received": received, "error": code,
+                "errors": decode_error(code), "counters": counters,
+                "out_size": await self.read("out_size")}

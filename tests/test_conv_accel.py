@@ -1,0 +1,51 @@
+"""conv_accel top: register map, generated files, and the cocotb regression via the driver."""
+
+import subprocess
+
+import pytest
+
+from convaccel.hw import PRESETS
+from convaccel.hw.conv_accel import ERROR_BITS, MAGIC, ConvAccel, conv_accel_register_map
+from convaccel.scripts.cli import main
+from convaccel.sim.driver import decode_error
+from convaccel.sim.regression import REGRESSION_CONFIGS
+
+
+def test_register_map_reads_back_the_build():
+    regmap = conv_accel_register_map(PRESETS["default"])
+    assert regmap.register("id").reset == MAGIC
+    assert regmap.field("build0", "array_rows").reset == 8
+    assert regmap.field("build4", "acc_width").reset == PRESETS["default"].acc_width
+    assert regmap.field("param_multiplier", "multiplier").width == PRESETS["default"].mult_width
+
+
+def test_wide_bias_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="bias_width <= 32 .* got 40"):
+        ConvAccel(PRESETS["tiny"].replace(bias_width=40))
+
+
+def test_error_bits_decode_by_name():
+    assert decode_error(0) == []
+    assert decode_error(0b1000_0010) == ["short_frame", "exceeds_max"]
+    assert len(ERROR_BITS) == 8
+
+
+def test_generate_writes_top_and_register_map_files(tmp_path):
+    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    assert "module conv_accel(" in (tmp_path / "conv_accel.v").read_text()
+    header = (tmp_path / "conv_accel_registers.h").read_text()
+    assert "CONVACCEL_CONTROL_OFFSET" in header
+    assert "| start |" in (tmp_path / "conv_accel_registers.md").read_text()
+    program = tmp_path / "check.c"
+    program.write_text('#include "conv_accel_registers.h"\n#include <stdio.h>\n'
+                       'int main(void) { printf("%x", (unsigned) CONVACCEL_STATUS_OFFSET); '
+                       'return 0; }\n')
+    subprocess.run(["gcc", "-o", str(tmp_path / "check"), str(program)], check=True,
+                   cwd=tmp_path)
+    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, check=True)
+    assert out.stdout == "24"
+
+
+@pytest.mark.cocotb
+def test_conv_accel_cocotb_regression(run_bench, sim_config, sim_seed):
+    run_bench("conv_accel", REGRESSION_CONFIGS[sim_config], sim_seed)
