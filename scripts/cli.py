@@ -100,14 +100,17 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-#: Signal groups of the demo's GTKWave save file (conv_core scope).
+#: Signal groups of the demo's GTKWave save file (conv_accel scope).
 DEMO_WAVE_GROUPS = {
-    "control": ["start", "busy", "done", "error", "flush", "geometry_valid"],
-    "pixels in": ["pixels__valid", "pixels__ready", "pixels__payload"],
-    "weights in": ["weights__valid", "weights__ready", "weights__payload"],
-    "windows -> array": ["act__valid", "act__ready", "act__payload"],
-    "layer out": ["out__valid", "out__ready", "out__payload"],
-    "engine counters": ["counters"],
+    "AXI4-Lite": ["s_axil_awvalid", "s_axil_awready", "s_axil_awaddr", "s_axil_wvalid",
+                  "s_axil_wready", "s_axil_wdata", "s_axil_bvalid", "s_axil_arvalid",
+                  "s_axil_araddr", "s_axil_rvalid", "s_axil_rdata"],
+    "pixels in": ["s_axis_pixels_tvalid", "s_axis_pixels_tready", "s_axis_pixels_tdata",
+                  "s_axis_pixels_tlast"],
+    "weights in": ["s_axis_weights_tvalid", "s_axis_weights_tready", "s_axis_weights_tdata"],
+    "layer out": ["m_axis_out_tvalid", "m_axis_out_tready", "m_axis_out_tdata",
+                  "m_axis_out_tlast"],
+    "status": ["irq"],
 }
 
 
@@ -117,15 +120,16 @@ def cmd_demo(args) -> int:
 
     config = _config(args)
     out = Path(args.out).resolve()
-    print(f"convaccel demo: LeNet-5 conv1 on the {args.config!r} build, output in {out}")
+    print(f"convaccel demo: LeNet-5 conv1 through the AXI ports of the {args.config!r} "
+          f"build, output in {out}")
     cmd_generate(argparse.Namespace(config=args.config, out=out / "verilog", design=[]))
-    built = build("conv_core", config, shallow_trace=True)
+    built = build("conv_accel", config, shallow_trace=True)
     how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
-    print(f"conv_core: Verilator {how} ({built.build_dir})")
+    print(f"conv_accel: Verilator {how} ({built.build_dir})")
     os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
     figures_path = out / "lenet_conv1.json"
     figures_path.unlink(missing_ok=True)
-    run_dir = run(built, "conv_core_bench", testcase="conv_layer_demo", seed=args.seed,
+    run_dir = run(built, "conv_accel_bench", testcase="accel_lenet_demo", seed=args.seed,
                   waves=True, name="lenet_conv1",
                   extra_env={"CONVACCEL_DEMO_JSON": str(figures_path)})
     figures = json.loads(figures_path.read_text())
@@ -133,7 +137,7 @@ def cmd_demo(args) -> int:
     print(f"layer: {figures['layer']}")
     print(f"  output beats checked against golden conv_layer: {figures['output_beats']}, "
           "bit-exact PASS")
-    print(f"  cycles: {figures['cycles']} (start to last output beat)")
+    print(f"  cycles: {figures['cycles']} (busy: start to last output beat)")
     print(f"  useful MACs: {figures['real_macs']} on {figures['pes']} PEs -> ideal "
           f"{figures['ideal_cycles']:.0f} cycles, utilization {100 * figures['utilization']:.1f} %")
     print(f"  array issue utilization (vectors issued / busy cycles): "
@@ -141,7 +145,7 @@ def cmd_demo(args) -> int:
           f"(stalls: input {counters['input_stall']}, output {counters['output_stall']}, "
           f"weights {counters['weight_stall']}, drain {counters['drain_stall']})")
     vcd = run_dir / "lenet_conv1.vcd"
-    groups = {title: [f"conv_core.{name}" for name in names]
+    groups = {title: [f"conv_accel.{name}" for name in names]
               for title, names in DEMO_WAVE_GROUPS.items()}
     gtkw = write_gtkw(vcd, run_dir / "lenet_conv1.gtkw", groups)
     print(f"waveform: {vcd}")

@@ -5,8 +5,7 @@ a VGG-style 3x3 same-padded conv, a depthwise 3x3 + pointwise 1x1 pair, a
 fully connected layer, an overlapping 3x3/2 pool) and random layers stream
 through with random gaps on the pixel and weight streams and random
 back-pressure on the output; every output beat is compared with
-``golden.conv_layer``. ``conv_layer_demo`` (the README's main job) runs
-LeNet-5 conv1 and writes cycles and utilization to ``CONVACCEL_DEMO_JSON``.
+``golden.conv_layer``.
 """
 
 from __future__ import annotations
@@ -177,30 +176,3 @@ async def conv_core_random_layers(dut):
         await tb.run(layer)
         done += 1
     dut._log.info("layers covered: %d", tb.layers)
-
-
-@cocotb.test()
-async def conv_layer_demo(dut):
-    """LeNet-5 conv1 with no stalls, figures to CONVACCEL_DEMO_JSON (only when set)."""
-    target = os.environ.get("CONVACCEL_DEMO_JSON")
-    if not target:
-        dut._log.info("CONVACCEL_DEMO_JSON not set: demo layer skipped")
-        return
-    tb = ConvCoreBench(dut, bench_rng(3), idle_probability=0.0, stall_probability=0.0)
-    cfg = tb.config
-    await start_clock_and_reset(dut)
-    rng = np.random.default_rng(2024)
-    layer = layer_from(cfg, rng, "LeNet-5 conv1 (1->6, 5x5, 32x32) + ReLU + 2x2 max-pool",
-                       1, 32, 32, 6, 5, 5, activation="relu", pool=("max", 2, 2))
-    figures = await tb.run(layer)
-    counters = figures["counters"]
-    pes = cfg.array_rows * cfg.array_cols
-    real_macs = 28 * 28 * 6 * 25
-    figures.update({
-        "layer": layer.name, "real_macs": real_macs, "pes": pes,
-        "ideal_cycles": real_macs / pes,
-        "utilization": real_macs / pes / figures["cycles"],
-        "array_issue_utilization": counters["active_cycles"] / max(1, counters["busy_cycles"]),
-    })
-    with open(target, "w") as handle:
-        json.dump(figures, handle, indent=2)
