@@ -10,12 +10,9 @@ back-pressure on the output; every output beat is compared with
 
 from __future__ import annotations
 
-import json
-import os
 
 import cocotb
 import cocotb.utils
-import numpy as np
 from cocotb.triggers import RisingEdge
 
 from ...hw.conv_core import ConvCore, conv_layer_layout, core_error_layout
