@@ -1,5 +1,6 @@
 """conv_accel top: register map, generated files, and the cocotb regression via the driver."""
 
+import os
 import subprocess
 
 import pytest
@@ -49,3 +50,16 @@ def test_generate_writes_top_and_register_map_files(tmp_path):
 @pytest.mark.cocotb
 def test_conv_accel_cocotb_regression(run_bench, sim_config, sim_seed):
     run_bench("conv_accel", REGRESSION_CONFIGS[sim_config], sim_seed)
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(os.environ.get("SOAK", "0") in ("", "0"),
+                    reason="opt-in: SOAK=1 (layers: SOAK_LAYERS, default 200)")
+def test_conv_accel_soak(run_bench):
+    layers = int(os.environ.get("SOAK_LAYERS", "200"))
+    run_dir = run_bench("conv_accel", REGRESSION_CONFIGS["default"], 11,
+                        testcase="accel_soak", extra_env={"CONVACCEL_SOAK": str(layers)})
+    log = (run_dir / "sim.log").read_text()
+    passed = [line for line in log.splitlines() if "random layers passed" in line]
+    assert passed, "the soak did not report"
+    print(passed[-1].split("soak:", 1)[1].strip())

@@ -20,9 +20,9 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from ...hw.conv_accel import MAGIC, VERSION
 from ..driver import ConvAccelDriver, decode_error
-from ..streams import bench_rng, start_clock_and_reset
+from ..streams import bench_rng, bench_seed, start_clock_and_reset
 from . import bench_config
-from .conv_core_bench import layer_from, named_layers
+from .conv_core_bench import layer_from, named_layers, random_layer
 
 
 async def fresh_driver(dut, salt, **kwargs) -> ConvAccelDriver:
@@ -180,3 +180,18 @@ async def accel_lenet_demo(dut):
     }
     with open(target, "w") as handle:
         json.dump(figures, handle, indent=2)
+
+
+@cocotb.test()
+async def accel_soak(dut):
+    """Many random layers on one build (only with CONVACCEL_SOAK=<layers> set)."""
+    count = int(os.environ.get("CONVACCEL_SOAK", "0"))
+    if not count:
+        dut._log.info("CONVACCEL_SOAK not set: soak skipped")
+        return
+    driver = await fresh_driver(dut, 7)
+    rng = np.random.default_rng([bench_seed(), 7])
+    for index in range(count):
+        layer = random_layer(driver.config, rng, f"soak {index}")
+        check(await driver.run_layer(layer), layer.name)
+    dut._log.info("soak: %d of %d random layers passed bit-exactly", count, count)

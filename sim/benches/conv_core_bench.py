@@ -55,7 +55,53 @@ def named_layers(cfg, rng) -> list[ConvLayer]:
         layer_from(cfg, rng, "strided conv + overlapping pool", 2, size, size, 3, k3, k3,
                    stride=(min(2, cfg.max_stride),) * 2, pool=pool3),
         layer_from(cfg, rng, "fully connected", 4, k3, k3, 8, k3, k3),
+        layer_from(cfg, rng, "LeNet-5 conv2 style (6->16, 5x5) + relu + maxpool 2x2", 6,
+                   min(14, cfg.max_height), min(14, cfg.max_width), 16, k, k,
+                   activation="relu", pool=("max", 2, 2)),
+        alexnet_style(cfg, rng),
     ]
+
+
+def alexnet_style(cfg, rng) -> ConvLayer:
+    """Large kernel, stride 4, overlapping 3x3/2 max-pool (scaled to the build)."""
+    k = min(11, cfg.max_kernel)
+    stride = min(4, cfg.max_stride)
+    size = min(31, cfg.max_height, cfg.max_width)
+    conv_out = (size - k) // stride + 1
+    overlapping = cfg.max_pool_kernel >= 3 and cfg.max_pool_stride >= 2 and conv_out >= 3
+    return layer_from(cfg, rng, f"AlexNet style {k}x{k}/{stride} + relu + 3x3/2 max-pool", 3,
+                      size, size, 8, k, k, stride=(stride, stride), activation="relu",
+                      pool=("max", 3, 2) if overlapping else None)
+
+
+def random_layer(cfg, rng, name) -> ConvLayer:
+    """A random valid layer: shape, stride, dilation, padding, groups, activation, pool."""
+    while True:
+        c = int(rng.integers(1, min(cfg.max_in_channels, 2 * cfg.array_rows) + 1))
+        m = int(rng.integers(1, min(cfg.max_out_channels, 2 * cfg.array_cols) + 1))
+        groups = int(rng.choice([g for g in range(1, c + 1) if c % g == 0 and m % g == 0]))
+        r, s = (int(v) for v in rng.integers(1, min(cfg.max_kernel, 3) + 1, 2))
+        stride = tuple(int(v) for v in rng.integers(1, min(cfg.max_stride, 2) + 1, 2))
+        dilation = tuple(int(v) for v in rng.integers(1, min(cfg.max_dilation, 2) + 1, 2))
+        padding = tuple(int(v) for v in rng.integers(0, min(cfg.max_padding, 1) + 1, 4))
+        h, w = (int(v) for v in rng.integers(3, min(cfg.max_height, 8) + 1, 2))
+        pool = None
+        if rng.random() < 0.5:
+            kernel = int(rng.integers(1, min(cfg.max_pool_kernel, 2) + 1))
+            pool = (str(rng.choice(["max", "avg"])), kernel,
+                    int(rng.integers(1, cfg.max_pool_stride + 1)))
+        layer = layer_from(cfg, rng, name, c, h, w, m, r, s, groups=groups, stride=stride,
+                           dilation=dilation, padding=padding, pool=pool,
+                           activation=str(rng.choice(["none", "relu"])))
+        try:
+            layer.golden(cfg.act_width)
+        except ValueError:
+            continue  # kernel larger than the padded input, or pool larger than the output
+        return layer
+
+
+#: Random layers per run of ``conv_core_random_layers``.
+RANDOM_LAYERS = 6
 
 
 class ConvCoreBench:
@@ -143,33 +189,6 @@ async def conv_core_random_layers(dut):
     tb = ConvCoreBench(dut, bench_rng(2))
     cfg, rng = tb.config, tb.rng
     await start_clock_and_reset(dut)
-    done = 0
-    while done < 6:
-        c = int(rng.integers(1, min(cfg.max_in_channels, 2 * cfg.array_rows) + 1))
-        m = int(rng.integers(1, min(cfg.max_out_channels, 2 * cfg.array_cols) + 1))
-        groups = int(rng.choice([g for g in range(1, c + 1) if c % g == 0 and m % g == 0]))
-        r, s = (int(v) for v in rng.integers(1, min(cfg.max_kernel, 3) + 1, 2))
-        stride = tuple(int(v) for v in rng.integers(1, min(cfg.max_stride, 2) + 1, 2))
-        dilation = tuple(int(v) for v in rng.integers(1, min(cfg.max_dilation, 2) + 1, 2))
-        padding = tuple(int(v) for v in rng.integers(0, min(cfg.max_padding, 1) + 1, 4))
-        h, w = (int(v) for v in rng.integers(3, min(cfg.max_height, 8) + 1, 2))
-        pool = None
-        if rng.random() < 0.5:
-            kernel = int(rng.integers(1, min(cfg.max_pool_kernel, 2) + 1))
-            pool = (str(rng.choice(["max", "avg"])), kernel,
-                    int(rng.integers(1, cfg.max_pool_stride + 1)))
-        layer = layer_from(cfg, rng, f"random {done}", c, h, w, m, r, s, groups=groups,
-                           stride=stride, dilation=dilation, padding=padding, pool=pool,
-                           activation=str(rng.choice(["none", "relu"])))
-        try:
-            out = layer.golden()
-        except ValueError:
-            continue  # kernel larger than the padded input: not a layer
-        if pool and min(out.shape[1:]) < 1:
-            continue
-        windows = layer.shape.windows(layer.x)
-        if pool and min(windows.shape[:2]) < pool[1]:
-            continue
-        await tb.run(layer)
-        done += 1
+    for index in range(RANDOM_LAYERS):
+        await tb.run(random_layer(cfg, rng, f"random {index}"))
     dut._log.info("layers covered: %d", tb.layers)
