@@ -24,7 +24,8 @@ then ``param_write.write``), then ``control.start``; stream the pixels and
 weights; ``status.done`` (write 1 to clear) rises when the layer has
 finished or failed; ``error.code`` says why it failed (bits below). A layer
 register above the build's maximum (``build*`` registers) is refused at
-``start`` with ``exceeds_max`` and nothing runs.
+``start`` with ``exceeds_max`` and nothing runs; so is a start after a
+parameter write to a channel beyond the maximum (``params``).
 
 Error code bits (``error.code``, cleared by ``start``):
 
@@ -37,7 +38,7 @@ bit   name               meaning
 3     sizes              output positions, reduction or output channels out of range
 4     pool               pooling window/stride invalid for the convolution's output
 5     pool_frame         internal: the pooling unit saw a wrong frame length
-6     params             a parameter write or result named a channel beyond the maximum
+6     params             a parameter write named a channel beyond the maximum (start refused)
 7     exceeds_max        a layer register is above the build's maximum
 ====  =================  ==================================================
 """
@@ -268,28 +269,33 @@ class ConvAccel(wiring.Component):
 
         # ---- control, status, errors --------------------------------------
         start = port("control", "start")
-        refused = Signal()          # start refused: a register above its maximum
-        param_error = Signal()
+        # A parameter write to a channel beyond the maximum since the last
+        # start; like a register above its maximum, it makes start refuse.
+        bad_param_write = Signal()
+        refused = Signal()
         m.d.comb += [
-            core.start.eq(start & ~exceeds & ~core.busy),
+            core.start.eq(start & ~exceeds & ~bad_param_write & ~core.busy),
             core.cancel.eq(port("control", "cancel")),
-            refused.eq(start & exceeds & ~core.busy),
+            refused.eq(start & (exceeds | bad_param_write) & ~core.busy),
         ]
-        with m.If(start & ~core.busy):
-            m.d.sync += param_error.eq(0)
         with m.If(port("param_write", "write") & bad_channel):
-            m.d.sync += param_error.eq(1)
+            m.d.sync += bad_param_write.eq(1)
+        with m.Elif(start & ~core.busy):
+            m.d.sync += bad_param_write.eq(0)
         exceeded = Signal()
+        param_error = Signal()
+        ran = Signal()   # the last start reached the core (its error bits count)
         with m.If(start & ~core.busy):
-            m.d.sync += exceeded.eq(exceeds)
+            m.d.sync += [exceeded.eq(exceeds), param_error.eq(bad_param_write),
+                         ran.eq(~exceeds & ~bad_param_write)]
         error = core.error
         code = Signal(8)
         m.d.comb += [
-            code[0].eq(error.window.config), code[1].eq(error.window.short_frame),
-            code[2].eq(error.window.long_frame), code[3].eq(error.engine),
-            code[4].eq(error.pool.config),
-            code[5].eq(error.pool.short_frame | error.pool.long_frame),
-            code[6].eq(error.requant | param_error), code[7].eq(exceeded),
+            code[0].eq(ran & error.window.config), code[1].eq(ran & error.window.short_frame),
+            code[2].eq(ran & error.window.long_frame), code[3].eq(ran & error.engine),
+            code[4].eq(ran & error.pool.config),
+            code[5].eq(ran & (error.pool.short_frame | error.pool.long_frame)),
+            code[6].eq((ran & error.requant) | param_error), code[7].eq(exceeded),
             port("error", "code").eq(code),
         ]
         done_before = Signal()

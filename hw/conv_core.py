@@ -179,6 +179,8 @@ class ConvCore(wiring.Component):
             engine.k_terms.eq(taps * window.groups * cfg.array_rows),
             engine.m_outputs.eq(layer.out_channels),
         ]
+        out_free = ~pool.o.valid | self.out.ready   # no output beat left waiting
+        flushed = Signal()
         unit_failed = (window.error.as_value().any() | engine.error
                        | pool.error.as_value().any())
 
@@ -225,12 +227,17 @@ class ConvCore(wiring.Component):
                 # Hold the later units in reset until the window generator is
                 # idle: it ends a bad input frame itself (a long frame is read
                 # up to `last`); after an engine or pool error it is cancelled.
-                m.d.comb += [flush.eq(1),
+                # A beat already offered on `out` is never withdrawn: reset
+                # only in cycles where none is waiting.
+                m.d.comb += [flush.eq(out_free),
                              window.cancel.eq(~self.error.window.as_value().any())]
-                with m.If(~window.busy):
-                    m.d.sync += self.done.eq(1)
+                with m.If(out_free):
+                    m.d.sync += flushed.eq(1)
+                with m.If(~window.busy & (flushed | out_free)):
+                    m.d.sync += [self.done.eq(1), flushed.eq(0)]
                     m.next = "IDLE"
             with m.State("CANCEL"):
-                m.d.comb += [flush.eq(1), window.cancel.eq(1)]
-                m.next = "IDLE"
+                m.d.comb += [flush.eq(out_free), window.cancel.eq(1)]
+                with m.If(out_free):
+                    m.next = "IDLE"
         return m

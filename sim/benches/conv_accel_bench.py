@@ -195,3 +195,38 @@ async def accel_soak(dut):
         layer = random_layer(driver.config, rng, f"soak {index}")
         check(await driver.run_layer(layer), layer.name)
     dut._log.info("soak: %d of %d random layers passed bit-exactly", count, count)
+
+
+@cocotb.test()
+async def accel_frame_and_parameter_errors(dut):
+    """short_frame, long_frame and params set their bits; the next layer runs."""
+    driver = await fresh_driver(dut, 8)
+    cfg = driver.config
+    rng = np.random.default_rng(12)
+    layer = layer_from(cfg, rng, "frames", 2, 4, 5, 2, 1, 1)
+    pixels = layer.pixel_beats(cfg)
+    weights = [{"data": beat, "last": 0} for beat in layer.weight_beats(cfg)]
+    short = [dict(beat) for beat in pixels[:len(pixels) // 2]]
+    short[-1]["last"] = 1
+    long = [dict(beat, last=0) for beat in pixels] + [dict(pixels[0], last=1)]
+    for frame, bit in ((short, "short_frame"), (long, "long_frame")):
+        await driver.program(layer)
+        await driver.write("control", start=1)
+        drain = cocotb.start_soon(driver.out.receive(10 ** 6, timeout_cycles=10 ** 6))
+        feeder = cocotb.start_soon(driver.weights.send(weights, timeout_cycles=10 ** 6))
+        await driver.pixels.send(frame)
+        await driver.wait_done(5000)
+        drain.cancel()
+        feeder.cancel()
+        driver.weights.valid.value = 0
+        await RisingEdge(dut.clk)
+        driver.out.ready.value = 0
+        assert decode_error((await driver.read("error"))["code"]) == [bit]
+        dut._log.info("%s flagged", bit)
+    await driver.program(layer)
+    await driver.write("param_channel", channel=cfg.max_out_channels)
+    await driver.write("param_write", write=1)
+    await driver.write("control", start=1)
+    await driver.wait_done(1000)
+    assert decode_error((await driver.read("error"))["code"]) == ["params"]
+    check(await driver.run_layer(layer), "good layer after frame and parameter errors")
