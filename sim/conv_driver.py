@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..golden import as_padding4, as_pair, conv_layer
+from ..golden import as_padding4, as_pair, conv_layer, output_size
 from ..hw.config import AccelConfig
 from .engine_streams import weight_beats
 from .window_streams import ConvShape, pixel_beats
@@ -116,9 +116,17 @@ class ConvLayer:
         # (M, C', R, S) -> (R, S, C', M) -> (K, M)
         return full.transpose(2, 3, 1, 0).reshape(-1, m_count)
 
+    def conv_size(self) -> tuple[int, int]:
+        """Convolution output size ``(P, Q)`` (before pooling), by the floor rule."""
+        shape = self.shape
+        pt, pb, pl, pr = shape.padding
+        return (output_size(shape.height, shape.kernel[0], shape.stride[0], shape.dilation[0],
+                            (pt, pb), "height"),
+                output_size(shape.width, shape.kernel[1], shape.stride[1], shape.dilation[1],
+                            (pl, pr), "width"))
+
     def weight_beats(self, config: AccelConfig) -> list[list[int]]:
-        windows = self.shape.windows(self.x)
-        p, q = windows.shape[:2]
+        p, q = self.conv_size()
         return weight_beats(config, self.effective_weights(config), p * q, row_length=q)
 
     def expected_beats(self, config: AccelConfig) -> list[dict]:

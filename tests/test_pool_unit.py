@@ -9,6 +9,7 @@ import pytest
 from convaccel.hw import PRESETS
 from convaccel.hw.pool_unit import PoolMode, PoolUnit, average_divider
 from convaccel.sim.amaranth_frames import run_frames
+from convaccel.sim.frame_unit_bench import NO_ERROR, overlong_frame, truncated_frame
 from convaccel.sim.pool_streams import pool_input_beats, pool_output_beats
 from convaccel.sim.regression import REGRESSION_CONFIGS
 
@@ -40,7 +41,6 @@ def fields(c, h, w, kernel, stride, mode, in_block=1):
             "mode": PoolMode.AVG if mode == "avg" else PoolMode.MAX, "in_block": in_block}
 
 
-NO_ERROR = {"config": 0, "short_frame": 0, "long_frame": 0}
 CASES = [
     (3, 6, 6, 2, 2, "max", 1), (3, 6, 6, 2, 2, "avg", 1), (4, 7, 9, 3, 2, "max", 3),
     (4, 7, 9, 3, 2, "avg", 3), (1, 5, 5, 3, 1, "avg", 2), (2, 8, 7, 1, 3, "max", 4),
@@ -75,9 +75,8 @@ def test_back_to_back_and_errors():
     rng = np.random.default_rng(9)
     x = rng.integers(-128, 128, (3, 6, 6))
     good = pool_input_beats(config, x)
-    short = [dict(b) for b in good[:10]]
-    short[-1]["last"] = 1
-    long = [dict(b, last=0) for b in good] + [dict(good[0], last=1)]
+    short = truncated_frame(good, 10)
+    long = overlong_frame(good)
     frames = [
         (fields(3, 6, 6, 2, 2, "max"), good),
         (fields(3, 6, 6, 3, 2, "avg"), short),

@@ -6,6 +6,7 @@ import pytest
 from convaccel.hw import PRESETS
 from convaccel.hw.window_generator import WindowGenerator
 from convaccel.sim.amaranth_frames import run_frames as run_unit_frames
+from convaccel.sim.frame_unit_bench import NO_ERROR, overlong_frame, truncated_frame
 from convaccel.sim.window_streams import ConvShape, pixel_beats, window_beats
 
 
@@ -15,7 +16,6 @@ def run_frames(config, frames, **kwargs):
                            [(shape.port_fields(), beats) for shape, beats in frames], **kwargs)
 
 
-NO_ERROR = {"config": 0, "short_frame": 0, "long_frame": 0}
 
 SHAPES = [
     ConvShape(3, 5, 6, kernel=(3, 3), padding=(1, 1, 1, 1)),
@@ -61,8 +61,7 @@ def test_truncated_frame_sets_short_frame_and_recovers():
     shape = SHAPES[0]
     x = rng.integers(-128, 128, (shape.channels, shape.height, shape.width))
     beats = pixel_beats(config, x)
-    cut = beats[:len(beats) // 2]
-    cut[-1] = dict(cut[-1], last=1)
+    cut = truncated_frame(beats)
     results = run_frames(config, [(shape, cut), (shape, beats)], rng=rng)
     assert results[0]["error"] == {"config": 0, "short_frame": 1, "long_frame": 0}
     assert results[0]["sent"] == len(cut)
@@ -76,7 +75,7 @@ def test_too_long_frame_sets_long_frame_and_drops_the_rest():
     shape = SHAPES[1]
     x = rng.integers(-128, 128, (shape.channels, shape.height, shape.width))
     beats = pixel_beats(config, x)
-    long = [dict(b, last=0) for b in beats] + [dict(beats[0], last=0), dict(beats[1], last=1)]
+    long = overlong_frame(beats, extra=2)
     results = run_frames(config, [(shape, long), (shape, beats)], rng=rng)
     assert results[0]["error"] == {"config": 0, "short_frame": 0, "long_frame": 1}
     assert results[0]["sent"] == len(long)  # everything up to `last` was consumed

@@ -20,6 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from ...hw.conv_accel import MAGIC, VERSION
 from ..driver import ConvAccelDriver, decode_error
+from ..frame_unit_bench import overlong_frame, truncated_frame
 from ..streams import bench_rng, bench_seed, start_clock_and_reset
 from . import bench_config
 from .conv_core_bench import layer_from, named_layers, random_layer
@@ -206,10 +207,8 @@ async def accel_frame_and_parameter_errors(dut):
     layer = layer_from(cfg, rng, "frames", 2, 4, 5, 2, 1, 1)
     pixels = layer.pixel_beats(cfg)
     weights = [{"data": beat, "last": 0} for beat in layer.weight_beats(cfg)]
-    short = [dict(beat) for beat in pixels[:len(pixels) // 2]]
-    short[-1]["last"] = 1
-    long = [dict(beat, last=0) for beat in pixels] + [dict(pixels[0], last=1)]
-    for frame, bit in ((short, "short_frame"), (long, "long_frame")):
+    for frame, bit in ((truncated_frame(pixels), "short_frame"),
+                       (overlong_frame(pixels), "long_frame")):
         await driver.program(layer)
         await driver.write("control", start=1)
         drain = cocotb.start_soon(driver.out.receive(10 ** 6, timeout_cycles=10 ** 6))

@@ -149,8 +149,8 @@ class ConvCoreBench:
         dut.layer.value = self.layer_codec.pack(fields)
         expected = layer.expected_beats(cfg)
         pixels, weights = layer.pixel_beats(cfg), layer.weight_beats(cfg)
-        windows = layer.shape.windows(layer.x)
-        issues = windows.shape[0] * windows.shape[1] * len(weights)  # generous bound
+        p, q = layer.conv_size()
+        issues = p * q * len(weights)  # generous bound
         budget = 20 * (len(weights) + len(pixels) + len(expected) + issues) + 5000
         self.out.beats = []
         dut.start.value = 1

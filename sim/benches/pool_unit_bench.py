@@ -10,50 +10,29 @@ bad shapes flag their errors and the next frame passes.
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import RisingEdge
 
 from ...hw.pool_unit import PoolMode, PoolUnit, pool_shape_layout
-from ...hw.window_generator import window_error_layout
+from ..frame_unit_bench import FrameUnitBench, overlong_frame, truncated_frame
 from ..pool_streams import pool_input_beats, pool_output_beats
-from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
-                       bench_rng, start_clock_and_reset, wait_done)
+from ..streams import bench_rng, start_clock_and_reset
 from . import bench_config
 
 #: Random layers per run of ``pool_random_layers``.
 RANDOM_LAYERS = 30
 
 
-class PoolBench:
+class PoolBench(FrameUnitBench):
     """Drivers, monitor and control of one ``pool_unit`` top."""
 
     def __init__(self, dut, rng):
-        self.dut = dut
         self.config = cfg = bench_config()
-        unit = PoolUnit(cfg)
-        self.rng = rng
-        self.driver = StreamDriver(dut, "i", LayoutCodec(unit.i.payload.shape()), rng=rng)
-        self.monitor = StreamMonitor(dut, "o", LayoutCodec(unit.o.payload.shape()), rng=rng)
-        self.shape_codec = LayoutCodec(pool_shape_layout(cfg))
-        self.error_codec = LayoutCodec(window_error_layout())
-        self.scoreboard = Scoreboard("pool_unit")
-        self.layers = 0
-        dut.start.value = 0
-        dut.cancel.value = 0
+        super().__init__(dut, PoolUnit(cfg), pool_shape_layout(cfg), "pool_unit", rng)
 
-    def error(self) -> dict:
-        return self.error_codec.unpack(int(self.dut.error.value))
-
-    async def start(self, c, h, w, kernel, stride, mode, in_block):
-        self.dut.shape.value = self.shape_codec.pack({
-            "height": h, "width": w, "channels": c, "kernel": kernel, "stride": stride,
-            "mode": (PoolMode.AVG if mode == "avg" else PoolMode.MAX).value,
-            "in_block": in_block})
-        self.dut.start.value = 1
-        await RisingEdge(self.dut.clk)
-        self.dut.start.value = 0
-
-    async def wait_done(self, timeout_cycles: int):
-        await wait_done(self.dut, timeout_cycles=timeout_cycles, what="pool unit")
+    @staticmethod
+    def fields(c, h, w, kernel, stride, mode, in_block) -> dict:
+        return {"height": h, "width": w, "channels": c, "kernel": kernel, "stride": stride,
+                "mode": (PoolMode.AVG if mode == "avg" else PoolMode.MAX).value,
+                "in_block": in_block}
 
     async def layer(self, c, h, w, kernel, stride, mode, in_block=1, x=None):
         cfg = self.config
@@ -61,16 +40,9 @@ class PoolBench:
             x = self.rng.integers(cfg.act_min, cfg.act_max + 1, (c, h, w))
         expected = pool_output_beats(cfg, x, kernel, stride, mode)
         beats = pool_input_beats(cfg, x, in_block)
-        budget = 20 * (len(beats) + len(expected) * kernel * kernel) + 2000
-        self.monitor.beats = []
-        await self.start(c, h, w, kernel, stride, mode, in_block)
-        receiver = cocotb.start_soon(self.monitor.receive(len(expected), timeout_cycles=budget))
-        await self.driver.send(beats, timeout_cycles=budget)
-        received = await receiver
-        await self.wait_done(budget)
-        self.scoreboard.compare(expected, received)
-        assert self.error() == {"config": 0, "short_frame": 0, "long_frame": 0}, self.error()
-        self.layers += 1
+        await self.check_frame(self.fields(c, h, w, kernel, stride, mode, in_block), beats,
+                               expected,
+                               budget=20 * (len(beats) + len(expected) * kernel * kernel) + 2000)
 
 
 @cocotb.test()
@@ -86,7 +58,7 @@ async def pool_named_layers(dut):
     for kernel, stride in cases:
         for mode in ("max", "avg"):
             await tb.layer(c, 7, 8, kernel, stride, mode, in_block=min(3, cfg.array_block))
-    dut._log.info("configurations covered: %d", tb.layers)
+    dut._log.info("configurations covered: %d", tb.frames)
 
 
 @cocotb.test()
@@ -105,7 +77,7 @@ async def pool_random_layers(dut):
         mode = str(rng.choice(["max", "avg"]))
         in_block = int(rng.integers(1, cfg.array_block + 1))
         await tb.layer(c, h, w, kernel, stride, mode, in_block)
-    dut._log.info("configurations covered: %d", tb.layers)
+    dut._log.info("configurations covered: %d", tb.frames)
 
 
 @cocotb.test()
@@ -116,20 +88,10 @@ async def pool_frame_errors_and_recovery(dut):
     await start_clock_and_reset(dut)
     x = tb.rng.integers(cfg.act_min, cfg.act_max + 1, (2, 4, 4))
     good = pool_input_beats(cfg, x)
-    short = [dict(b) for b in good[:5]]
-    short[-1]["last"] = 1
-    long = [dict(b, last=0) for b in good] + [dict(good[0], last=1)]
-    for frame, flag in ((short, "short_frame"), (long, "long_frame")):
-        await tb.start(2, 4, 4, 2, 2, "max", 1)
-        drain = cocotb.start_soon(tb.monitor.receive(10 ** 6, timeout_cycles=10 ** 6))
-        await tb.driver.send(frame)
-        await tb.wait_done(1000)
-        drain.cancel()
-        error = tb.error()
-        assert error[flag] == 1 and sum(error.values()) == 1, (flag, error)
-        await RisingEdge(dut.clk)
-        tb.monitor.ready.value = 0
-    await tb.start(2, 4, 4, cfg.max_pool_kernel + 1, 1, "max", 1)
+    for frame, flag in ((truncated_frame(good, 5), "short_frame"),
+                        (overlong_frame(good), "long_frame")):
+        await tb.expect_frame_error(tb.fields(2, 4, 4, 2, 2, "max", 1), frame, flag)
+    await tb.start_shape(tb.fields(2, 4, 4, cfg.max_pool_kernel + 1, 1, "max", 1))
     await tb.wait_done(100)
     assert tb.error() == {"config": 1, "short_frame": 0, "long_frame": 0}
     await tb.layer(2, 4, 4, 2, 2, "avg", x=x)

@@ -18,9 +18,9 @@ import cocotb
 import cocotb.utils
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from ...hw.window_generator import WindowGenerator, layer_shape_layout, window_error_layout
-from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
-                       bench_rng, start_clock_and_reset, wait_done)
+from ...hw.window_generator import WindowGenerator, layer_shape_layout
+from ..frame_unit_bench import FrameUnitBench, overlong_frame, truncated_frame
+from ..streams import bench_rng, start_clock_and_reset
 from ..window_streams import ConvShape, pixel_beats, window_beats
 from . import bench_config
 
@@ -74,36 +74,13 @@ def corner_shapes(cfg) -> list[tuple[str, ConvShape]]:
     return shapes
 
 
-class WindowBench:
+class WindowBench(FrameUnitBench):
     """Drivers, monitor and control of one ``window_generator`` top."""
 
-    def __init__(self, dut, rng, *, idle_probability=0.3, stall_probability=0.3):
-        self.dut = dut
+    def __init__(self, dut, rng, **kwargs):
         self.config = cfg = bench_config()
-        unit = WindowGenerator(cfg)
-        self.rng = rng
-        self.driver = StreamDriver(dut, "i", LayoutCodec(unit.i.payload.shape()), rng=rng,
-                                   idle_probability=idle_probability)
-        self.monitor = StreamMonitor(dut, "o", LayoutCodec(unit.o.payload.shape()), rng=rng,
-                                     stall_probability=stall_probability)
-        self.shape_codec = LayoutCodec(layer_shape_layout(cfg))
-        self.error_codec = LayoutCodec(window_error_layout())
-        self.scoreboard = Scoreboard("window_generator")
-        self.frames = 0
-        dut.start.value = 0
-        dut.cancel.value = 0
-
-    def error(self) -> dict:
-        return self.error_codec.unpack(int(self.dut.error.value))
-
-    async def start(self, fields: dict):
-        self.dut.shape.value = self.shape_codec.pack(fields)
-        self.dut.start.value = 1
-        await RisingEdge(self.dut.clk)
-        self.dut.start.value = 0
-
-    async def wait_done(self, timeout_cycles: int):
-        await wait_done(self.dut, timeout_cycles=timeout_cycles, what="window generator")
+        super().__init__(dut, WindowGenerator(cfg), layer_shape_layout(cfg), "window_generator",
+                         rng, **kwargs)
 
     async def frame(self, shape: ConvShape, x=None):
         """Run one good frame and check every slice against the golden windows."""
@@ -113,16 +90,8 @@ class WindowBench:
                                   (shape.channels, shape.height, shape.width))
         expected = window_beats(cfg, shape, x)
         beats = pixel_beats(cfg, x)
-        budget = 20 * (len(expected) + len(beats)) + 2000
-        self.monitor.beats = []
-        await self.start(shape.port_fields())
-        receiver = cocotb.start_soon(self.monitor.receive(len(expected), timeout_cycles=budget))
-        await self.driver.send(beats, timeout_cycles=budget)
-        received = await receiver
-        await self.wait_done(budget)
-        self.scoreboard.compare(expected, received)
-        assert self.error() == {"config": 0, "short_frame": 0, "long_frame": 0}, self.error()
-        self.frames += 1
+        await self.check_frame(shape.port_fields(), beats, expected,
+                               budget=20 * (len(expected) + len(beats)) + 2000)
 
 
 @cocotb.test()
@@ -156,22 +125,9 @@ async def truncated_and_long_frames_set_errors_and_recover(dut):
     x = tb.rng.integers(cfg.act_min, cfg.act_max + 1, (shape.channels, shape.height, shape.width))
     beats = pixel_beats(cfg, x)
 
-    short = [dict(b) for b in beats[:len(beats) // 2]]
-    short[-1]["last"] = 1
-    long = [dict(b, last=0) for b in beats] + [dict(beats[0], last=0), dict(beats[1], last=1)]
-    for frame, flag in ((short, "short_frame"), (long, "long_frame")):
-        tb.monitor.beats = []
-        await tb.start(shape.port_fields())
-        # Windows of rows already complete may come out before the error.
-        drain = cocotb.start_soon(tb.monitor.receive(10 ** 6, timeout_cycles=10 ** 6))
-        await tb.driver.send(frame)
-        await tb.wait_done(1000)
-        drain.cancel()
-        error = tb.error()
-        assert error[flag] == 1 and sum(error.values()) == 1, (flag, error)
-        assert not any(beat["last"] for beat in tb.monitor.beats), "an erroneous frame ended cleanly"
-        await RisingEdge(dut.clk)
-        tb.monitor.ready.value = 0
+    for frame, flag in ((truncated_frame(beats), "short_frame"),
+                        (overlong_frame(beats, extra=2), "long_frame")):
+        await tb.expect_frame_error(shape.port_fields(), frame, flag)
         dut._log.info("%s: error flagged after %d input beats", flag, len(frame))
     tb.monitor.beats = []
     await tb.frame(shape, x)
@@ -190,7 +146,7 @@ async def bad_shapes_set_config_error(dut):
     if cfg.max_kernel > 1:
         bad_fields.append({"kernel_w": 2, "width": 1})
     for fields in bad_fields:
-        await tb.start({**good, **fields})
+        await tb.start_shape({**good, **fields})
         await ReadOnly()
         await RisingEdge(dut.clk)
         await tb.wait_done(50)
