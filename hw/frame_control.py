@@ -48,6 +48,28 @@ class FrameControl:
             m.d.sync += unit.error.long_frame.eq(1)
             m.next = "DISCARD"
 
+    def drain_state(self, more_rows, step_input, outputs_settled):
+        """Body of the ``DRAIN`` state: read and drop the rows below the last window.
+
+        Parameters
+        ----------
+        more_rows : Value
+            Input rows of the frame are still to come.
+        step_input : callable
+            Advances the unit's input counters by one beat.
+        outputs_settled : Value
+            Nothing is left in the output pipeline.
+        """
+        m, unit = self.m, self.unit
+        m.d.comb += unit.i.ready.eq(more_rows)
+        with m.If(unit.i.valid & unit.i.ready):
+            step_input()
+            self.check_frame_end()
+        with m.If(~more_rows & outputs_settled):
+            self.finish()
+            m.next = "IDLE"
+        self.leave_on_cancel()
+
     def discard_state(self):
         """Body of the ``DISCARD`` state: read and drop beats up to ``last``."""
         m, unit = self.m, self.unit

@@ -326,14 +326,7 @@ class PoolUnit(wiring.Component):
                 frame.leave_on_cancel()
 
             with m.State("DRAIN"):
-                m.d.comb += self.i.ready.eq(y_in < shape.height)
-                with m.If(accepted):
-                    step_input()
-                    frame.check_frame_end()
-                with m.If((y_in == shape.height) & ~self.o.valid & ~tap_valid):
-                    frame.finish()
-                    m.next = "IDLE"
-                frame.leave_on_cancel()
+                frame.drain_state(y_in < shape.height, step_input, ~self.o.valid & ~tap_valid)
 
             with m.State("DISCARD"):
                 frame.discard_state()

@@ -366,15 +366,7 @@ class WindowGenerator(wiring.Component):
 
             with m.State("DRAIN"):
                 # Rows below the last window are read and dropped (floor rule).
-                m.d.comb += self.i.ready.eq(y_in < height)
-                with m.If(accepted):
-                    step_input()
-                    frame.check_frame_end()
-                with m.If((y_in == height) & ~self.o.valid):
-                    frame.finish()
-                    m.next = "IDLE"
-
-                frame.leave_on_cancel()
+                frame.drain_state(y_in < height, step_input, ~self.o.valid)
 
             with m.State("DISCARD"):
                 frame.discard_state()
