@@ -1,12 +1,12 @@
 """Golden model of one accelerator layer: conv -> +bias -> requant -> activation -> pool."""
 
-from .conv import conv2d
+from .conv import as_int, conv2d
 from .pool import pool2d
-from .quant import relu, requantize
+from .quant import clamp_activation, relu, requantize
 
 __all__ = ["ACTIVATIONS", "conv_layer"]
 
-ACTIVATIONS = ("none", "relu")
+ACTIVATIONS = ("none", "relu", "clamp")
 
 
 def _parse_pool(pool):
@@ -35,6 +35,7 @@ def conv_layer(
     activation="none",
     pool=None,
     bits=8,
+    clamp_high=None,
     return_intermediates=False,
 ):
     """Run one quantized convolution layer in the contract order.
@@ -48,13 +49,17 @@ def conv_layer(
     multiplier, shift : int or array_like of int, optional
         Requantization scale, scalar or per output channel; see `requantize`.
         The defaults (1, 0) only saturate.
-    activation : {"none", "relu"}, optional
-        Activation applied to the requantized values.
+    activation : {"none", "relu", "clamp"}, optional
+        Activation applied to the requantized values. "clamp" is
+        ``clamp_activation(y, 0, clamp_high)``: ReLU6 when ``clamp_high`` is
+        6 at the output scale.
     pool : None or tuple, optional
         ``(mode, kernel)`` or ``(mode, kernel, stride)`` with mode "max" or
         "avg"; see `pool2d`.  ``None`` skips pooling.
     bits : int, optional
         Activation width for saturation.
+    clamp_high : int, optional
+        Upper bound of the "clamp" activation, ``0 .. 2**(bits-1) - 1``.
     return_intermediates : bool, optional
         If true, return a dict of every stage instead of the output only.
 
@@ -72,10 +77,23 @@ def conv_layer(
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if activation == "clamp":
+        high = as_int(clamp_high, "clamp_high")
+        if not 0 <= high <= (1 << (bits - 1)) - 1:
+            raise ValueError(f"clamp_high must be in 0..{(1 << (bits - 1)) - 1} for "
+                             f"{bits}-bit activations, got {high}")
+    elif clamp_high is not None:
+        raise ValueError(f"clamp_high is only used with activation='clamp', got "
+                         f"activation={activation!r}")
     pool_args = _parse_pool(pool)
     acc = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     req = requantize(acc, multiplier, shift, bits=bits)
-    act = relu(req) if activation == "relu" else req
+    if activation == "relu":
+        act = relu(req)
+    elif activation == "clamp":
+        act = clamp_activation(req, 0, high)
+    else:
+        act = req
     out = act if pool_args is None else pool2d(act, pool_args[1], pool_args[2], mode=pool_args[0])
     if return_intermediates:
         return {"acc": acc, "requant": req, "act": act, "out": out}

@@ -18,7 +18,7 @@ Ports (one clock ``clk``, one synchronous active-high reset ``rst``):
 (inputs) or 0 (outputs).
 
 Programming model: write the layer registers (``shape``, ``channels``,
-``kernel``, ``padding``, ``mode``), the per-channel parameters
+``kernel``, ``padding``, ``mode``, ``groups``), the per-channel parameters
 (``param_channel``, ``param_bias``, ``param_multiplier``, ``param_shift``,
 then ``param_write.write``), then ``control.start``; stream the pixels and
 weights; ``status.done`` (write 1 to clear) rises when the layer has
@@ -40,6 +40,7 @@ bit   name               meaning
 5     pool_frame         internal: the pooling unit saw a wrong frame length
 6     params             a parameter write named a channel beyond the maximum (start refused)
 7     exceeds_max        a layer register is above the build's maximum
+8     groups             ``groups`` is 0 or does not divide both channel counts
 ====  =================  ==================================================
 """
 
@@ -58,10 +59,10 @@ __all__ = ["ConvAccel", "conv_accel_register_map", "ERROR_BITS", "MAGIC", "VERSI
 #: ``id.magic``: ASCII "CNVA".
 MAGIC = 0x434E5641
 #: ``version`` (major, minor) of the register map.
-VERSION = (1, 0)
+VERSION = (1, 1)
 #: ``error.code`` bit names, bit 0 first.
 ERROR_BITS = ("shape", "short_frame", "long_frame", "sizes", "pool", "pool_frame", "params",
-              "exceeds_max")
+              "exceeds_max", "groups")
 
 
 def _ro(name, lsb, width, reset=0, doc=""):
@@ -105,7 +106,7 @@ def conv_accel_register_map(config: AccelConfig) -> RegisterMap:
             _ro("busy", 0, 1, doc="a layer is running"),
             Field("done", 1, 1, "w1c", doc="a layer finished or failed (write 1 to clear)"),
             _rw("irq_enable", 2, 1, doc="drive irq while done is set"))),
-        Register("error", 0x28, (_ro("code", 0, 8, doc="error bits of the last layer, see "
+        Register("error", 0x28, (_ro("code", 0, len(ERROR_BITS), doc="error bits of the last layer, see "
                                                        "hw/conv_accel.py"),)),
         Register("shape", 0x30, (_rw("height", 0, 16, 1), _rw("width", 16, 16, 1)),
                  "input feature map size"),
@@ -117,9 +118,13 @@ def conv_accel_register_map(config: AccelConfig) -> RegisterMap:
         Register("padding", 0x3C, (_rw("top", 0, 8), _rw("bottom", 8, 8), _rw("left", 16, 8),
                                    _rw("right", 24, 8))),
         Register("mode", 0x40, (
-            _rw("activation", 0, 2, doc="0 none, 1 ReLU"), _rw("pool_enable", 2, 1),
+            _rw("activation", 0, 2, doc="0 none, 1 ReLU, 2 clamp to [0, clamp_high] (ReLU6)"),
+            _rw("pool_enable", 2, 1),
             _rw("pool_mode", 3, 1, doc="0 max, 1 average"), _rw("pool_kernel", 8, 4, 1),
-            _rw("pool_stride", 12, 4, 1))),
+            _rw("pool_stride", 12, 4, 1),
+            _rw("clamp_high", 16, c.act_width - 1, doc="upper bound of activation 2"))),
+        Register("groups", 0x44, (_rw("groups", 0, 16, 1, doc="channel groups; in_channels "
+                                                              "for depthwise"),)),
         Register("param_channel", 0x50, (_rw("channel", 0, 16),), "output channel to write"),
         Register("param_bias", 0x54, (_rw("bias", 0, 32, doc="two's complement"),)),
         Register("param_multiplier", 0x58, (_rw("multiplier", 0, c.mult_width),)),
@@ -229,7 +234,7 @@ class ConvAccel(wiring.Component):
             ("kernel", "dilation_h", cfg.max_dilation), ("kernel", "dilation_w", cfg.max_dilation),
             ("padding", "top", cfg.max_padding), ("padding", "bottom", cfg.max_padding),
             ("padding", "left", cfg.max_padding), ("padding", "right", cfg.max_padding),
-            ("mode", "activation", 1),
+            ("mode", "activation", 2), ("groups", "groups", cfg.max_in_channels),
             ("mode", "pool_kernel", cfg.max_pool_kernel),
             ("mode", "pool_stride", cfg.max_pool_stride),
         ]
@@ -249,7 +254,9 @@ class ConvAccel(wiring.Component):
             conv.pad_top.eq(port("padding", "top")), conv.pad_bottom.eq(port("padding", "bottom")),
             conv.pad_left.eq(port("padding", "left")), conv.pad_right.eq(port("padding", "right")),
             core.layer.out_channels.eq(port("channels", "out_channels")),
+            core.layer.groups.eq(port("groups", "groups")),
             core.layer.activation.eq(port("mode", "activation")),
+            core.layer.clamp_high.eq(port("mode", "clamp_high")),
             core.layer.pool_enable.eq(port("mode", "pool_enable")),
             core.layer.pool_mode.eq(port("mode", "pool_mode")),
             core.layer.pool_kernel.eq(port("mode", "pool_kernel")),
@@ -289,13 +296,14 @@ class ConvAccel(wiring.Component):
             m.d.sync += [exceeded.eq(exceeds), param_error.eq(bad_param_write),
                          ran.eq(~exceeds & ~bad_param_write)]
         error = core.error
-        code = Signal(8)
+        code = Signal(len(ERROR_BITS))
         m.d.comb += [
             code[0].eq(ran & error.window.config), code[1].eq(ran & error.window.short_frame),
             code[2].eq(ran & error.window.long_frame), code[3].eq(ran & error.engine),
             code[4].eq(ran & error.pool.config),
             code[5].eq(ran & (error.pool.short_frame | error.pool.long_frame)),
             code[6].eq((ran & error.requant) | param_error), code[7].eq(exceeded),
+            code[8].eq(ran & error.groups),
             port("error", "code").eq(code),
         ]
         done_before = Signal()

@@ -17,11 +17,14 @@
   engine's block order into raster order.
 
 Arithmetic: exactly ``golden.conv_layer``: conv -> + bias -> requantize ->
-activation -> pool. Groups (including depthwise) are computed as a dense
-convolution whose weights are zero between groups (the driver lays them out).
+activation -> pool. Groups (including depthwise): the weight matrix is block
+diagonal; :class:`~convaccel.hw.group_tiles.GroupTileMap` works out which
+output tiles each input chunk feeds and the engine skips the all-zero tiles
+(the weight stream leaves them out, see ``convaccel.sim.conv_driver``). Within
+a visited tile the weights between groups are zero.
 
 Control: ``start`` samples ``layer``; the window generator works out
-``P, Q`` first, then the engine and pooling unit are started with the sizes
+``P, Q`` and the group map its tile ranges first, then the engine and pooling unit are started with the sizes
 that follow. Any unit's error (bad shape, sizes above a maximum, short or long
 frame) cancels the others, sets ``done`` and the matching ``error`` bits and
 leaves the core idle; ``cancel`` aborts a layer.
@@ -32,6 +35,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
+from .group_tiles import GroupTileMap
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from .requant_activation import Activation, RequantActivation, channel_params_layout
 from .systolic_engine import SystolicEngine, engine_counters_layout
@@ -45,7 +49,9 @@ def conv_layer_layout(config: AccelConfig) -> data.StructLayout:
     return data.StructLayout({
         "conv": layer_shape_layout(config),
         "out_channels": range(config.max_out_channels + 1),
+        "groups": range(config.max_in_channels + 1),
         "activation": Activation,
+        "clamp_high": config.act_width - 1,
         "pool_enable": 1,
         "pool_kernel": range(config.max_pool_kernel + 1),
         "pool_stride": range(config.max_pool_stride + 1),
@@ -60,6 +66,7 @@ def core_error_layout() -> data.StructLayout:
         "engine": 1,                       # N, K or M zero or above a maximum
         "pool": window_error_layout(),     # bad pooling for the conv output size
         "requant": 1,                      # channel beyond max_out_channels
+        "groups": 1,                       # groups zero or not dividing C and M
     })
 
 
@@ -98,6 +105,7 @@ class ConvCore(wiring.Component):
         self.engine = SystolicEngine(config)
         self.requant = RequantActivation(config, lanes=config.array_cols)
         self.pool = PoolUnit(config)
+        self.group_map = GroupTileMap(config)
         super().__init__({
             "pixels": In(stream.Signature(self.window.i.payload.shape())),
             "weights": In(stream.Signature(self.engine.weights.payload.shape())),
@@ -122,6 +130,7 @@ class ConvCore(wiring.Component):
         m = Module()
         cfg = self.config
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
+        group_map = self.group_map
         # `flush` returns the units after the window generator to their reset
         # state (their memories keep their contents) after an error or cancel.
         flush = Signal()
@@ -129,6 +138,7 @@ class ConvCore(wiring.Component):
         m.submodules.engine = ResetInserter(flush)(engine)
         m.submodules.requant = ResetInserter(flush)(requant)
         m.submodules.pool = ResetInserter(flush)(pool)
+        m.submodules.group_map = group_map
 
         # ---- datapath -------------------------------------------------
         wiring.connect(m, wiring.flipped(self.pixels), window.i)
@@ -160,7 +170,8 @@ class ConvCore(wiring.Component):
         # ---- control ----------------------------------------------------
         layer = Signal(conv_layer_layout(cfg))
         conv = layer.conv
-        m.d.comb += requant.activation.eq(layer.activation)
+        m.d.comb += [requant.activation.eq(layer.activation),
+                     requant.clamp_high.eq(layer.clamp_high)]
         taps = Signal(range(cfg.max_kernel * cfg.max_kernel + 1))
         m.d.comb += taps.eq(conv.kernel_h * conv.kernel_w)
         pool_shape = Signal(pool_shape_layout(cfg))
@@ -178,6 +189,11 @@ class ConvCore(wiring.Component):
             engine.row_length.eq(window.out_width),
             engine.k_terms.eq(taps * window.groups * cfg.array_rows),
             engine.m_outputs.eq(layer.out_channels),
+            engine.chunks.eq(group_map.chunks),
+            engine.tile_map.eq(group_map.tiles),
+            group_map.in_channels.eq(self.layer.conv.channels),
+            group_map.out_channels.eq(self.layer.out_channels),
+            group_map.groups.eq(self.layer.groups),
         ]
         out_free = ~pool.o.valid | self.out.ready   # no output beat left waiting
         flushed = Signal()
@@ -190,6 +206,7 @@ class ConvCore(wiring.Component):
                 self.error.engine.eq(engine.error),
                 self.error.pool.eq(pool.error),
                 self.error.requant.eq(requant.error),
+                self.error.groups.eq(group_map.error),
             ]
 
         def leave_on_cancel():
@@ -202,15 +219,20 @@ class ConvCore(wiring.Component):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
                     m.d.sync += [layer.eq(self.layer), self.done.eq(0), self.error.eq(0)]
-                    m.d.comb += [window.start.eq(1), requant.clear_error.eq(1)]
+                    m.d.comb += [window.start.eq(1), group_map.start.eq(1),
+                                 requant.clear_error.eq(1)]
                     m.next = "GEOMETRY"
             with m.State("GEOMETRY"):
-                # The window generator works out P and Q before it streams.
+                # The window generator works out P and Q before it streams;
+                # the group map its tile ranges.
                 with m.If(window.done & window.error.as_value().any()):
                     capture_errors()
                     m.d.sync += self.done.eq(1)
                     m.next = "IDLE"
-                with m.Elif(window.geometry_valid):
+                with m.Elif(group_map.error):
+                    capture_errors()
+                    m.next = "FAILED"
+                with m.Elif(window.geometry_valid & group_map.ready):
                     m.d.comb += [engine.start.eq(1), pool.start.eq(1)]
                     m.next = "RUN"
                 leave_on_cancel()

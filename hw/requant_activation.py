@@ -6,7 +6,7 @@ as the arithmetic contract (and ``convaccel.golden``) says::
     v = acc + bias[m]
     y = saturate_to_act_width((v * M0[m] + 2**(sh[m] - 1)) >> sh[m])   # sh > 0
     y = saturate_to_act_width(v * M0[m])                                # sh == 0
-    out = activation(y)
+    out = activation(y)      # none, ReLU, or clamp to [0, clamp_high] (ReLU6)
 
 ``>>`` is an arithmetic shift, so the rounding is half towards +infinity. The
 per-channel bias (signed, ``bias_width`` bits), multiplier ``M0`` (unsigned,
@@ -47,6 +47,8 @@ class Activation(enum.Enum, shape=2):
 
     NONE = 0
     RELU = 1
+    #: ReLU with an upper bound ``clamp_high``: ReLU6 at the output scale.
+    CLAMP = 2
 
 
 def channel_params_layout(config: AccelConfig) -> data.StructLayout:
@@ -77,6 +79,8 @@ class RequantActivation(wiring.Component):
         Payload ``value`` (``lanes`` x signed ``act_width``), ``group``, ``last``.
     activation : In(Activation)
         Applied to every beat; change it only while the unit is empty.
+    clamp_high : In(unsigned(act_width - 1))
+        Upper bound of ``Activation.CLAMP`` (0 .. act_max), same rule.
     param_en, param_addr, param_data : In
         Write port of the parameters of channel ``param_addr`` (``bias``,
         ``multiplier``, ``shift``). Power-up contents: bias 0, multiplier 1,
@@ -112,6 +116,7 @@ class RequantActivation(wiring.Component):
             "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(out_layout)),
             "activation": In(Activation),
+            "clamp_high": In(unsigned(config.act_width - 1)),
             "param_en": In(1),
             "param_addr": In(channel),
             "param_data": In(channel_params_layout(config)),
@@ -225,5 +230,7 @@ class RequantActivation(wiring.Component):
                 m.d.comb += shifted.eq(0)
         saturated = Mux(shifted > cfg.act_max, cfg.act_max,
                         Mux(shifted < cfg.act_min, cfg.act_min, shifted))
-        relu = (self.activation == Activation.RELU) & (saturated < 0)
-        return Mux(relu, 0, saturated)
+        # ReLU and CLAMP both cut below 0 (the value 3 is never written).
+        low = (self.activation != Activation.NONE) & (saturated < 0)
+        high = (self.activation == Activation.CLAMP) & (saturated > self.clamp_high)
+        return Mux(low, 0, Mux(high, self.clamp_high, saturated))

@@ -25,11 +25,21 @@ from a small buffer for the other output tiles. Weight tiles are loaded
 into the array's shadow registers while the previous tile computes (see
 :mod:`convaccel.hw.systolic_array`).
 
+Grouped problems (block-diagonal ``W``, see :mod:`convaccel.hw.group_tiles`):
+with ``chunks >= 2`` the reduction tiles form taps of ``chunks`` tiles each
+(``kt = tap * chunks + chunk``; ``K`` must be a multiple of ``chunks * R``)
+and reduction tile ``kt`` visits only the output tiles
+``tile_map[chunk].lo .. tile_map[chunk].hi``; all other tiles are zero and
+skipped (no weight beats, no cycles). An output tile's sums start from 0 at
+its first visit in a block and leave for ``result`` at its last, so the
+result order stays block, mt, n. ``chunks`` of 0 or 1 is the dense problem.
+
 Stream orders (``R = array_rows``, ``C = array_cols``, zero padding where
 ``K`` or ``M`` does not fill a tile):
 
 * ``act``: for block, for kt, for n in block: ``A[n][kt*R : kt*R+R]``;
-* ``weights``: for block, for kt, for mt, for r < R: ``W[kt*R+r][mt*C : mt*C+C]``;
+* ``weights``: for block, for kt, for mt (visited tiles only), for r < R:
+  ``W[kt*R+r][mt*C : mt*C+C]``;
 * ``result``: for block, for mt, for n in block: ``out[n][mt*C : mt*C+C]``
   (``last`` set on the problem's final beat).
 
@@ -41,11 +51,13 @@ stalls; there is no combinational path from ``result.ready`` to any input
 Pipeline fill: a step (one weight tile) needs its weights fully loaded and,
 for a reduction tile after the first, the previous tile's sums written
 back. Steady state therefore shows no bubble when a block has at least
-``R + C + 1`` vectors and ``ceil(M/C) * block >= LATENCY + 2``; below that,
-the sequencer waits and counts the cycles as weight or drain stalls.
+``R + C + 1`` vectors and two visits of an output tile start at least
+``LATENCY + 2`` issues apart (dense: ``ceil(M/C) * block >= LATENCY + 2``);
+below that, the sequencer waits and counts the cycles as weight or drain
+stalls.
 
-Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum, or a
-``row_length`` of zero, sets
+Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum, a
+``row_length`` of zero, or ``chunks`` above the maximum sets
 ``error`` (and ``done``) at ``start`` and the engine stays idle.
 """
 
@@ -57,6 +69,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
+from .group_tiles import tile_range_layout
 from .helpers import above
 from .systolic_array import SystolicArray
 
@@ -98,6 +111,11 @@ class SystolicEngine(wiring.Component):
     row_length : In(unsigned)
         Vectors per output row (``Q`` for a convolution; ``N`` for a plain
         matrix product). Blocks never cross a row boundary.
+    chunks : In(unsigned)
+        Reduction tiles per tap of a grouped problem; 0 or 1: dense.
+    tile_map : In(ArrayLayout(tile_range_layout(config), chunk_max))
+        Output tiles visited by each chunk of a grouped problem (held for the
+        whole problem; ignored when dense).
     start : In(1)
         Begin a problem (ignored while busy).
     busy, done, error : Out(1)
@@ -118,6 +136,7 @@ class SystolicEngine(wiring.Component):
         acc = signed(config.acc_width)
         #: Bits of the output-tile index carried with each result.
         self.group_bits = max(1, ceil_log2(-(-config.max_out_channels // self.cols)))
+        self.chunk_max = -(-config.max_in_channels // self.rows)
         result = data.StructLayout({"psum": data.ArrayLayout(acc, self.cols),
                                     "group": self.group_bits, "last": 1})
         super().__init__({
@@ -129,6 +148,8 @@ class SystolicEngine(wiring.Component):
             "row_length": In(range(config.max_vectors + 1)),
             "k_terms": In(range(config.max_reduction + 1)),
             "m_outputs": In(range(config.max_out_channels + 1)),
+            "chunks": In(range(self.chunk_max + 1)),
+            "tile_map": In(data.ArrayLayout(tile_range_layout(config), self.chunk_max)),
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
@@ -160,7 +181,11 @@ class SystolicEngine(wiring.Component):
         k_total = Signal.like(self.k_terms)
         m_total = Signal.like(self.m_outputs)
         k_left = Signal.like(self.k_terms)     # reduction terms from this tile on
-        m_left = Signal.like(self.m_outputs)   # outputs from this tile on
+        chunk_total = Signal.like(self.chunks)
+        tap_terms = Signal(range(self.chunk_max * rows + 1))  # terms per tap (grouped)
+        grouped = above(chunk_total, 1)
+        chunk = Signal(range(max(2, self.chunk_max)))
+        seen = Signal(mt_max)                  # output tiles with sums in this block
         n_left = Signal.like(self.n_vectors)   # vectors from this block on
         row_total = Signal.like(self.row_length)
         row_left = Signal.like(self.row_length)  # vectors left in this output row
@@ -170,7 +195,19 @@ class SystolicEngine(wiring.Component):
         running = Signal()
         issued_all = Signal()
         last_kt = k_left <= rows
-        last_mt = m_left <= cols
+        cols_left = Signal(range(cfg.max_out_channels + 1))  # outputs from tile mt on
+        m.d.comb += cols_left.eq(m_total - mt * cols)
+        # Grouped: the tiles this chunk visits, and the first of the next one.
+        next_chunk = Mux(chunk == chunk_total - 1, 0, chunk + 1)
+        visits, next_visits = self.tile_map[chunk], self.tile_map[next_chunk]
+        last_mt = Mux(grouped, mt == visits.hi, cols_left <= cols)
+        first_mt = Mux(grouped, next_visits.lo, 0)   # where the next reduction tile starts
+        # This visit is the tile's last in the block: its sums go out.
+        to_output = Signal()
+        m.d.comb += to_output.eq(Mux(grouped, (k_left <= tap_terms)
+                                     & ((chunk == chunk_total - 1) | (next_visits.lo > mt)),
+                                     last_kt))
+        has_sums = seen.bit_select(mt, 1)
         # A block ends at array_block vectors, at the end of an output row
         # (so a line buffer never needs two rows at once) or of the problem.
         row_part = Mux(row_left < block, row_left, block)
@@ -180,9 +217,11 @@ class SystolicEngine(wiring.Component):
         first = n == 0
         step_end = n == block_size - 1
 
-        # Issues of the block's first reduction tile: if fewer than the
-        # pipeline depth, a later tile could read a sum before it is written.
-        kt0_issues = Signal(range(lat + 3))
+        # Issues since each output tile's last visit (saturating). Vector n
+        # of a visit reads the sum that vector n of the tile's previous visit
+        # writes; the two are block_size + since[mt] issues apart, and the
+        # sum is written back lat + 2 issues after it was read.
+        since = Signal(data.ArrayLayout(range(lat + 3), mt_max))
         inflight_acc = Signal(range(block * mt_max * 2 + lat + 4))
         inflight_out = Signal(range(self.fifo_depth + 1))
 
@@ -191,9 +230,12 @@ class SystolicEngine(wiring.Component):
 
         # ---- issue decision (stage 0) -------------------------------------
         weights_ok = ~first | shadow_full
-        drain_ok = ~(first & ~kt_first & (kt0_issues < lat + 2)) | (inflight_acc == 0)
-        credit_ok = ~last_kt | (out_fifo.level + inflight_out < self.fifo_depth)
-        from_stream = mt == 0
+        spaced = block_size + since[mt] >= lat + 2
+        drain_ok = ~(first & has_sums & ~spaced) | (inflight_acc == 0)
+        credit_ok = ~to_output | (out_fifo.level + inflight_out < self.fifo_depth)
+        # A reduction tile's first visited output tile takes the slices from
+        # the stream; the others reuse them from the activation buffer.
+        from_stream = mt == Mux(grouped, visits.lo, 0)
         can_issue = running & ~issued_all & weights_ok & drain_ok & credit_ok
         issue = Signal()
         m.d.comb += [
@@ -219,10 +261,10 @@ class SystolicEngine(wiring.Component):
             s1_valid.eq(issue),
             s1_swap.eq(issue & first),
             s1_from_stream.eq(from_stream),
-            s1_zero.eq(kt_first),
+            s1_zero.eq(~has_sums),
             s1_act.eq(self.act.payload),
             s1_meta.valid.eq(issue),
-            s1_meta.to_output.eq(last_kt),
+            s1_meta.to_output.eq(to_output),
             s1_meta.last.eq(last_kt & last_mt & last_block & step_end),
             s1_meta.addr.eq((n << mt_bits) | mt),
         ]
@@ -257,8 +299,8 @@ class SystolicEngine(wiring.Component):
             self.result.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.result.ready),
         ]
-        issue_acc = issue & ~last_kt
-        issue_out = issue & last_kt
+        issue_acc = issue & ~to_output
+        issue_out = issue & to_output
         m.d.sync += [
             inflight_acc.eq(inflight_acc + issue_acc - to_acc),
             inflight_out.eq(inflight_out + issue_out - to_fifo),
@@ -266,24 +308,28 @@ class SystolicEngine(wiring.Component):
 
         # ---- step sequencing --------------------------------------------
         with m.If(issue):
-            with m.If(kt_first & (kt0_issues < lat + 2)):
-                m.d.sync += kt0_issues.eq(kt0_issues + 1)
+            for tile in range(mt_max):
+                with m.If(mt == tile):
+                    m.d.sync += since[tile].eq(0)
+                with m.Elif(since[tile] < lat + 2):
+                    m.d.sync += since[tile].eq(since[tile] + 1)
             with m.If(first):
                 # The step after this one needs its tile loaded.
                 m.d.sync += need_tile.eq(~(last_kt & last_mt & last_block))
             with m.If(step_end):
-                m.d.sync += n.eq(0)
+                m.d.sync += [n.eq(0), seen.bit_select(mt, 1).eq(1)]
                 with m.If(~last_mt):
-                    m.d.sync += [mt.eq(mt + 1), m_left.eq(m_left - cols)]
+                    m.d.sync += mt.eq(mt + 1)
                 with m.Else():
-                    m.d.sync += [mt.eq(0), m_left.eq(m_total)]
                     with m.If(~last_kt):
-                        m.d.sync += [k_left.eq(k_left - rows), kt_first.eq(0)]
+                        m.d.sync += [k_left.eq(k_left - rows), kt_first.eq(0),
+                                     chunk.eq(next_chunk), mt.eq(first_mt)]
                     with m.Else():
-                        m.d.sync += [k_left.eq(k_total), kt_first.eq(1)]
+                        m.d.sync += [k_left.eq(k_total), kt_first.eq(1), chunk.eq(0),
+                                     mt.eq(0), seen.eq(0)]
                         with m.If(~last_block):
                             m.d.sync += [
-                                n_left.eq(n_left - block_size), kt0_issues.eq(0),
+                                n_left.eq(n_left - block_size),
                                 row_left.eq(Mux(row_left == block_size, row_total,
                                                 row_left - block_size)),
                             ]
@@ -320,7 +366,7 @@ class SystolicEngine(wiring.Component):
         # ---- start / done / error ---------------------------------------
         finished = self.result.valid & self.result.ready & self.result.payload.last
         bad = ((self.n_vectors == 0) | above(self.n_vectors, cfg.max_vectors)
-               | (self.row_length == 0)
+               | (self.row_length == 0) | above(self.chunks, self.chunk_max)
                | (self.k_terms == 0) | above(self.k_terms, cfg.max_reduction)
                | (self.m_outputs == 0) | above(self.m_outputs, cfg.max_out_channels))
         m.d.comb += self.busy.eq(running)
@@ -330,8 +376,9 @@ class SystolicEngine(wiring.Component):
                 m.d.sync += [
                     running.eq(1), issued_all.eq(0), need_tile.eq(1),
                     k_total.eq(self.k_terms), k_left.eq(self.k_terms), kt_first.eq(1),
-                    m_total.eq(self.m_outputs), m_left.eq(self.m_outputs),
-                    n_left.eq(self.n_vectors), n.eq(0), mt.eq(0), kt0_issues.eq(0),
+                    m_total.eq(self.m_outputs), chunk_total.eq(self.chunks),
+                    tap_terms.eq(self.chunks * rows), chunk.eq(0), seen.eq(0),
+                    n_left.eq(self.n_vectors), n.eq(0), mt.eq(0),
                     row_total.eq(self.row_length), row_left.eq(self.row_length),
                     self.counters.eq(0),
                 ]
@@ -340,7 +387,7 @@ class SystolicEngine(wiring.Component):
 
         # ---- performance counters --------------------------------------
         valid_rows = Mux(last_kt, k_left, rows)
-        valid_cols = Mux(last_mt, m_left, cols)
+        valid_cols = Mux(cols_left < cols, cols_left, cols)
         ctr = self.counters
         with m.If(running):
             m.d.sync += ctr.busy_cycles.eq(ctr.busy_cycles + 1)

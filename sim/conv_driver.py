@@ -16,6 +16,7 @@ import numpy as np
 
 from ..golden import as_padding4, as_pair, conv_layer, output_size
 from ..hw.config import AccelConfig
+from ..hw.group_tiles import group_tile_ranges
 from .engine_streams import weight_beats
 from .window_streams import ConvShape, pixel_beats
 
@@ -47,7 +48,8 @@ class ConvLayer:
     padding: tuple = (0, 0, 0, 0)
     dilation: tuple = (1, 1)
     groups: int = 1
-    activation: str = "none"
+    activation: str = "none"            # "none", "relu" or "clamp" (ReLU6: clamp_high = six)
+    clamp_high: int | None = None
     pool: tuple | None = None           # (mode, kernel, stride)
     name: str = field(default="layer")
 
@@ -70,7 +72,8 @@ class ConvLayer:
         return conv_layer(self.x, self.w, self.bias, self._per_channel(self.multiplier),
                           self._per_channel(self.shift), stride=self.stride,
                           padding=self.padding, dilation=self.dilation, groups=self.groups,
-                          activation=self.activation, pool=self.pool, bits=bits)
+                          activation=self.activation, pool=self.pool, bits=bits,
+                          clamp_high=self.clamp_high)
 
     def layer_fields(self) -> dict:
         """Values for the ``layer`` port of ConvCore."""
@@ -81,7 +84,10 @@ class ConvLayer:
         return {
             "conv": self.shape.port_fields(),
             "out_channels": self.out_channels,
-            "activation": Activation.RELU if self.activation == "relu" else Activation.NONE,
+            "groups": self.groups,
+            "activation": {"none": Activation.NONE, "relu": Activation.RELU,
+                           "clamp": Activation.CLAMP}[self.activation],
+            "clamp_high": self.clamp_high or 0,
             "pool_enable": int(self.pool is not None),
             "pool_kernel": kernel, "pool_stride": stride,
             "pool_mode": PoolMode.AVG if mode == "avg" else PoolMode.MAX,
@@ -125,9 +131,16 @@ class ConvLayer:
                 output_size(shape.width, shape.kernel[1], shape.stride[1], shape.dilation[1],
                             (pl, pr), "width"))
 
+    def tile_ranges(self, config: AccelConfig) -> list[tuple[int, int]]:
+        """Output tiles each input chunk feeds (what the hardware's group map computes)."""
+        return group_tile_ranges(self.x.shape[0], self.out_channels, self.groups,
+                                 config.array_rows, config.array_cols)
+
     def weight_beats(self, config: AccelConfig) -> list[list[int]]:
+        """The weight stream: tiles the engine visits, block by block (all-zero tiles left out)."""
         p, q = self.conv_size()
-        return weight_beats(config, self.effective_weights(config), p * q, row_length=q)
+        return weight_beats(config, self.effective_weights(config), p * q, row_length=q,
+                            tile_ranges=self.tile_ranges(config))
 
     def expected_beats(self, config: AccelConfig) -> list[dict]:
         return raster_beats(config.array_cols, self.golden(config.act_width))

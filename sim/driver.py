@@ -89,9 +89,11 @@ class ConvAccelDriver:
                          dilation_h=conv["dilation_h"], dilation_w=conv["dilation_w"])
         await self.write("padding", top=conv["pad_top"], bottom=conv["pad_bottom"],
                          left=conv["pad_left"], right=conv["pad_right"])
+        await self.write("groups", groups=fields["groups"])
         await self.write("mode", activation=fields["activation"].value,
                          pool_enable=fields["pool_enable"], pool_mode=fields["pool_mode"].value,
-                         pool_kernel=fields["pool_kernel"], pool_stride=fields["pool_stride"])
+                         pool_kernel=fields["pool_kernel"], pool_stride=fields["pool_stride"],
+                         clamp_high=fields["clamp_high"])
         for channel, params in layer.param_writes():
             await self.write("param_channel", channel=channel)
             await self.write("param_bias", bias=params["bias"] & 0xFFFF_FFFF)

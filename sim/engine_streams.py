@@ -14,7 +14,7 @@ from ..golden import conv2d
 from ..hw.config import AccelConfig
 
 __all__ = ["act_beats", "blocks", "weight_beats", "result_matrix", "golden_matmul",
-           "tile_counts"]
+           "tile_counts", "visited_tiles"]
 
 
 def blocks(config: AccelConfig, n: int, row_length: int | None = None):
@@ -48,18 +48,43 @@ def act_beats(config: AccelConfig, a: np.ndarray,
     return beats
 
 
+def visited_tiles(kts: int, mts: int, tile_ranges=None):
+    """``(kt, mt)`` in engine order; a grouped problem visits only its tile ranges.
+
+    ``tile_ranges`` is ``[(lo, hi), ...]`` per chunk (see
+    :func:`convaccel.hw.group_tiles.group_tile_ranges`); with more than one
+    chunk, reduction tile ``kt`` belongs to chunk ``kt % len(tile_ranges)``.
+    """
+    grouped = tile_ranges is not None and len(tile_ranges) > 1
+    for kt in range(kts):
+        lo, hi = tile_ranges[kt % len(tile_ranges)] if grouped else (0, mts - 1)
+        for mt in range(lo, hi + 1):
+            yield kt, mt
+
+
 def weight_beats(config: AccelConfig, w: np.ndarray, n: int,
-                 row_length: int | None = None) -> list[list[int]]:
-    """``W (K x M)`` as the ``weights`` stream: block, kt, mt, row; zero padded."""
+                 row_length: int | None = None, tile_ranges=None) -> list[list[int]]:
+    """``W (K x M)`` as the ``weights`` stream: block, kt, mt, row; zero padded.
+
+    With ``tile_ranges`` (grouped problem) only the visited tiles are sent;
+    the others must be zero.
+    """
     k, m = w.shape
     rows, cols = config.array_rows, config.array_cols
     count, kts, mts = tile_counts(config, n, k, m, row_length)
     padded = np.zeros((kts * rows, mts * cols), dtype=np.int64)
     padded[:k, :m] = w
     one_block = []
+    visited = set()
+    for kt, mt in visited_tiles(kts, mts, tile_ranges):
+        visited.add((kt, mt))
+        one_block.extend(padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols].tolist())
     for kt in range(kts):
         for mt in range(mts):
-            one_block.extend(padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols].tolist())
+            tile = padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols]
+            if (kt, mt) not in visited and tile.any():
+                raise ValueError(f"weight tile (kt={kt}, mt={mt}) is skipped by tile_ranges "
+                                 "but holds non-zero weights")
     return one_block * count
 
 

@@ -28,7 +28,8 @@ def test_wide_bias_is_refused_with_a_clear_message():
 def test_error_bits_decode_by_name():
     assert decode_error(0) == []
     assert decode_error(0b1000_0010) == ["short_frame", "exceeds_max"]
-    assert len(ERROR_BITS) == 8
+    assert decode_error(1 << 8) == ["groups"]
+    assert len(ERROR_BITS) == 9
 
 
 def test_generate_writes_top_and_register_map_files(tmp_path):

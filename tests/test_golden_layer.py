@@ -78,14 +78,18 @@ def test_matches_composition_of_primitives(seed):
         mult = rng.integers(1, 2**15, size=m)
         sh = rng.integers(8, 24, size=m)
         conv_args = dict(stride=(1, 2), padding=(1, 0, 0, 1), dilation=(2, 1), groups=g)
-        activation = ["none", "relu"][int(rng.integers(2))]
+        activation = ["none", "relu", "clamp"][int(rng.integers(3))]
+        high = int(rng.integers(0, 128)) if activation == "clamp" else None
         pool = [None, ("max", 2, 2), ("avg", 2, 1), ("avg", (2, 3))][int(rng.integers(4))]
-        got = conv_layer(x, w, bias, mult, sh, **conv_args, activation=activation, pool=pool)
+        got = conv_layer(x, w, bias, mult, sh, **conv_args, activation=activation, pool=pool,
+                         clamp_high=high)
         # Contract order, step by step.
         step = conv2d(x, w, bias, **conv_args)
         step = requantize(step, mult, sh)
         if activation == "relu":
             step = relu(step)
+        if activation == "clamp":     # by hand: ReLU, then the upper bound
+            step = np.minimum(relu(step), high)
         if pool is not None:
             step = pool2d(step, pool[1], pool[2] if len(pool) == 3 else None, mode=pool[0])
         np.testing.assert_array_equal(got, step)
@@ -95,7 +99,11 @@ def test_matches_composition_of_primitives(seed):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(activation="sigmoid"), r"activation must be one of \('none', 'relu'\), got 'sigmoid'"),
+        (dict(activation="sigmoid"),
+         r"activation must be one of \('none', 'relu', 'clamp'\), got 'sigmoid'"),
+        (dict(activation="clamp"), r"clamp_high must be an integer"),
+        (dict(activation="clamp", clamp_high=128), r"clamp_high must be in 0\.\.127 .* got 128"),
+        (dict(activation="relu", clamp_high=6), r"clamp_high is only used with activation='clamp'"),
         (dict(pool="max"), r"pool must be None or \(mode, kernel\[, stride\]\).*got 'max'"),
         (dict(pool=("max",)), r"pool must be None or"),
         (dict(pool=("min", 2)), r"pool mode must be one of .*got 'min'"),

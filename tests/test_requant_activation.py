@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from convaccel.golden import relu, requantize
+from convaccel.golden import clamp_activation, relu, requantize
 from convaccel.hw import PRESETS, Activation, RequantActivation
 from convaccel.sim.regression import REGRESSION_CONFIGS
 
 
-def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, max_cycles=None):
+def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, max_cycles=None,
+                   clamp_high=0):
     """Write ``params`` (channel: (bias, multiplier, shift)) then push ``beats``
     (dicts with a scalar ``acc`` and a ``channel``, one lane) with random
     gaps/back-pressure; return the outputs as dicts with ``value``, ``channel``."""
@@ -18,6 +19,7 @@ def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, 
 
     async def testbench(ctx):
         ctx.set(dut.activation, activation)
+        ctx.set(dut.clamp_high, clamp_high)
         for channel, (bias, multiplier, shift) in params.items():
             ctx.set(dut.param_en, 1)
             ctx.set(dut.param_addr, channel)
@@ -62,7 +64,7 @@ def test_rejects_bad_lane_counts():
         RequantActivation(PRESETS["tiny"], lanes=5)
 
 
-@pytest.mark.parametrize("activation", [Activation.NONE, Activation.RELU])
+@pytest.mark.parametrize("activation", [Activation.NONE, Activation.RELU, Activation.CLAMP])
 def test_hand_checked_rounding_and_saturation(activation):
     """Worked by hand: shift 1 rounds halves up; 8-bit results saturate."""
     dut = RequantActivation(PRESETS["tiny"])
@@ -81,12 +83,15 @@ def test_hand_checked_rounding_and_saturation(activation):
     hand = [2, -1, -2, 8, -7, 127, -128, 0, 100]
     if activation == Activation.RELU:
         hand = [max(v, 0) for v in hand]
-    out = stream_through(dut, params, beats, activation, rng=np.random.default_rng(1))
+    if activation == Activation.CLAMP:     # clamp_high 6: ReLU6 at unit scale
+        hand = [2, 0, 0, 6, 0, 6, 0, 0, 6]
+    out = stream_through(dut, params, beats, activation, rng=np.random.default_rng(1),
+                         clamp_high=6)
     assert [b["value"] for b in out] == hand
     assert [(b["channel"], b["last"]) for b in out] == [(b["channel"], b["last"]) for b in beats]
 
 
-@pytest.mark.parametrize("activation", [Activation.NONE, Activation.RELU])
+@pytest.mark.parametrize("activation", [Activation.NONE, Activation.RELU, Activation.CLAMP])
 @pytest.mark.parametrize("preset", ["tiny", "odd"])
 def test_random_beats_match_golden_in_amaranth_sim(preset, activation):
     cfg = REGRESSION_CONFIGS[preset]
@@ -102,13 +107,16 @@ def test_random_beats_match_golden_in_amaranth_sim(preset, activation):
     channels = rng.integers(0, cfg.max_out_channels, len(accs))
     beats = [{"acc": int(a), "channel": int(c), "last": int(i % 7 == 0)}
              for i, (a, c) in enumerate(zip(accs, channels))]
-    out = stream_through(dut, params, beats, activation, rng=rng)
+    clamp_high = int(rng.integers(0, cfg.act_max + 1))
+    out = stream_through(dut, params, beats, activation, rng=rng, clamp_high=clamp_high)
     bias = np.array([params[c][0] for c in channels])
     multiplier = np.array([params[c][1] for c in channels])
     shift = np.array([params[c][2] for c in channels])
     expected = requantize(accs + bias, multiplier, shift, bits=cfg.act_width)
     if activation == Activation.RELU:
         expected = relu(expected)
+    if activation == Activation.CLAMP:
+        expected = clamp_activation(expected, 0, clamp_high)
     assert [b["value"] for b in out] == expected.tolist()
 
 

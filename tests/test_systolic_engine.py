@@ -5,18 +5,20 @@ import pytest
 from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
+from convaccel.hw.group_tiles import group_tile_ranges
 from convaccel.hw.systolic_engine import SystolicEngine
 from convaccel.sim.engine_streams import (act_beats, golden_matmul, result_matrix, tile_counts,
-                                          weight_beats)
+                                          visited_tiles, weight_beats)
 
 
 def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, problem=None,
-                row_length=None):
+                row_length=None, tile_ranges=None):
     """Stream one problem through the engine; return (out, counters dict, flags)."""
     dut = SystolicEngine(config)
     n, k = a.shape
     m = w.shape[1]
-    acts, weights = act_beats(config, a, row_length), weight_beats(config, w, n, row_length)
+    acts = act_beats(config, a, row_length)
+    weights = weight_beats(config, w, n, row_length, tile_ranges)
     results, report = [], {}
 
     async def testbench(ctx):
@@ -25,6 +27,10 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
         ctx.set(dut.row_length, nn if row_length is None else row_length)
         ctx.set(dut.k_terms, kk)
         ctx.set(dut.m_outputs, mm)
+        if tile_ranges is not None:
+            ctx.set(dut.chunks, len(tile_ranges))
+            for chunk, (lo, hi) in enumerate(tile_ranges):
+                ctx.set(dut.tile_map[chunk], {"lo": lo, "hi": hi})
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -98,6 +104,47 @@ def test_random_problems_with_stalls_match_golden(rows, cols, block, n, k, m):
     config = PRESETS["tiny"].replace(array_rows=rows, array_cols=cols, array_block=block,
                                      max_out_channels=8)
     check_problem(config, n, k, m, seed=rows * 100 + cols * 10 + n)
+
+
+def grouped_weights(rng, config, taps, c, m, groups):
+    """A random ``W (K x M)`` for a grouped layer in the window generator's ``k`` order."""
+    rows = config.array_rows
+    chunks = -(-c // rows)
+    w = np.zeros((taps, chunks * rows, m), dtype=np.int64)
+    for o in range(m):
+        group = o // (m // groups)
+        first = group * (c // groups)
+        w[:, first:first + c // groups, o] = rng.integers(
+            config.weight_min, config.weight_max + 1, (taps, c // groups))
+    return w.reshape(taps * chunks * rows, m)
+
+
+@pytest.mark.parametrize("rows, cols, block, n, taps, c, m, groups", [
+    (2, 2, 8, 10, 3, 4, 4, 4),      # depthwise, one chunk per output tile
+    (2, 2, 8, 10, 2, 4, 8, 4),      # depthwise with channel multiplier 2
+    (2, 3, 8, 9, 2, 6, 6, 3),       # groups straddle chunk and tile edges
+    (3, 2, 4, 7, 1, 6, 4, 2),       # short blocks: visits closer than the pipeline
+    (2, 2, 8, 12, 2, 8, 8, 2),      # groups of two chunks (two visits per tap)
+    (4, 4, 8, 5, 2, 4, 4, 1),       # groups == 1 through the map: dense
+])
+def test_grouped_problems_skip_zero_tiles_and_match_golden(rows, cols, block, n, taps, c, m,
+                                                          groups):
+    config = PRESETS["tiny"].replace(array_rows=rows, array_cols=cols, array_block=block,
+                                     max_in_channels=8, max_out_channels=8)
+    rng = np.random.default_rng(rows * 1000 + c * 10 + groups)
+    w = grouped_weights(rng, config, taps, c, m, groups)
+    a = rng.integers(config.act_min, config.act_max + 1, (n, w.shape[0]))
+    tile_ranges = group_tile_ranges(c, m, groups, rows, cols)
+    beats, report = run_problem(config, a, w, rng=rng, tile_ranges=tile_ranges)
+    np.testing.assert_array_equal(result_matrix(config, beats, n, m), golden_matmul(a, w))
+    kts, mts = w.shape[0] // rows, -(-m // cols)
+    steps = sum(1 for _ in visited_tiles(kts, mts, tile_ranges))
+    assert report["active_cycles"] == n * steps
+    assert report["weights_taken"] == steps * rows * -(-n // block)
+    assert report["last_at"] == [len(beats) - 1]
+    assert not report["error"] and report["done"]
+    if groups > 1 and len(tile_ranges) > 1:
+        assert steps < kts * mts     # tiles really were skipped
 
 
 @pytest.mark.parametrize("n, row_length", [(20, 6), (20, 3), (7, 2), (9, 9), (10, 4)])

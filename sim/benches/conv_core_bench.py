@@ -49,8 +49,8 @@ def named_layers(cfg, rng) -> list[ConvLayer]:
                    activation="relu", pool=("max", 2, 2)),
         layer_from(cfg, rng, "VGG-style 3x3 same", 3, 8, 8, 8, k3, k3,
                    padding=(k3 // 2,) * 4, activation="relu"),
-        layer_from(cfg, rng, "depthwise 3x3", 4, 8, 8, 4, k3, k3, groups="depthwise",
-                   padding=(k3 // 2,) * 4, activation="relu"),
+        layer_from(cfg, rng, "depthwise 3x3 + ReLU6", 4, 8, 8, 4, k3, k3, groups="depthwise",
+                   padding=(k3 // 2,) * 4, activation="clamp", clamp_high=cfg.act_max // 2),
         layer_from(cfg, rng, "pointwise 1x1", 4, 8, 8, 8, 1, 1),
         layer_from(cfg, rng, "strided conv + overlapping pool", 2, size, size, 3, k3, k3,
                    stride=(min(2, cfg.max_stride),) * 2, pool=pool3),
@@ -74,6 +74,14 @@ def alexnet_style(cfg, rng) -> ConvLayer:
                       pool=("max", 3, 2) if overlapping else None)
 
 
+def random_activation(cfg, rng) -> dict:
+    """``activation`` (and ``clamp_high`` for "clamp") for a random layer."""
+    activation = str(rng.choice(["none", "relu", "clamp"]))
+    if activation == "clamp":
+        return {"activation": activation, "clamp_high": int(rng.integers(0, cfg.act_max + 1))}
+    return {"activation": activation}
+
+
 def random_layer(cfg, rng, name) -> ConvLayer:
     """A random valid layer: shape, stride, dilation, padding, groups, activation, pool."""
     while True:
@@ -92,7 +100,7 @@ def random_layer(cfg, rng, name) -> ConvLayer:
                     int(rng.integers(1, cfg.max_pool_stride + 1)))
         layer = layer_from(cfg, rng, name, c, h, w, m, r, s, groups=groups, stride=stride,
                            dilation=dilation, padding=padding, pool=pool,
-                           activation=str(rng.choice(["none", "relu"])))
+                           **random_activation(cfg, rng))
         try:
             layer.golden(cfg.act_width)
         except ValueError:

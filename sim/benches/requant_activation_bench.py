@@ -15,7 +15,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from ...golden import relu, requantize
+from ...golden import clamp_activation, relu, requantize
 from ...hw.requant_activation import Activation, RequantActivation, channel_params_layout
 from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor, bench_rng,
                        start_clock_and_reset)
@@ -44,6 +44,8 @@ class RequantBench:
         dut.param_en.value = 0
         dut.clear_error.value = 0
         dut.activation.value = Activation.NONE.value
+        self.clamp_high = cfg.act_max // 2
+        dut.clamp_high.value = self.clamp_high
 
     async def write_params(self, channel, bias, multiplier, shift):
         """Write one channel's parameters (call right after a rising edge)."""
@@ -105,6 +107,8 @@ class RequantBench:
                                 bits=cfg.act_width)
             if activation == Activation.RELU:
                 values = relu(values)
+            if activation == Activation.CLAMP:
+                values = clamp_activation(values, 0, self.clamp_high)
             values = np.where(real, values, 0)
             out.append({"value": [int(v) for v in values], "group": beat["group"],
                         "last": beat["last"]})
@@ -146,9 +150,9 @@ async def requant_random_streams_match_golden(dut):
     tb = RequantBench(dut, bench_rng(2))
     await start_clock_and_reset(dut)
     await tb.randomize_params()
-    for activation in (Activation.NONE, Activation.RELU):
+    for activation in (Activation.NONE, Activation.RELU, Activation.CLAMP):
         await tb.stream(tb.random_beats(600), activation)
-    assert tb.scoreboard.checked == 1200
+    assert tb.scoreboard.checked == 1800
 
 
 @cocotb.test()
