@@ -317,7 +317,10 @@ class ConvAccel(wiring.Component):
 
         # ---- read-back sizes and counters -------------------------------------
         counters = core.counters
+        # A top-level name for the core's state, so shallow traces show it.
+        core_state = Signal.like(core.state)
         m.d.comb += [
+            core_state.eq(core.state),
             port("conv_size", "height").eq(core.conv_height),
             port("conv_size", "width").eq(core.conv_width),
             port("out_size", "height").eq(core.out_height),

@@ -31,7 +31,7 @@ leaves the core idle; ``cancel`` aborts a layer.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
@@ -41,7 +41,17 @@ from .requant_activation import Activation, RequantActivation, channel_params_la
 from .systolic_engine import SystolicEngine, engine_counters_layout
 from .window_generator import WindowGenerator, layer_shape_layout, window_error_layout
 
-__all__ = ["ConvCore", "conv_layer_layout", "core_error_layout"]
+__all__ = ["ConvCore", "CoreState", "conv_layer_layout", "core_error_layout"]
+
+
+class CoreState(enum.Enum, shape=3):
+    """The core's control state (a debug output, shown in the demo's waveform view)."""
+
+    IDLE = 0
+    GEOMETRY = 1   # window generator works out P, Q; group map its tile ranges
+    RUN = 2
+    FAILED = 3     # an error: later units held in reset until the input is done
+    CANCEL = 4
 
 
 def conv_layer_layout(config: AccelConfig) -> data.StructLayout:
@@ -91,6 +101,8 @@ class ConvCore(wiring.Component):
     error : Out(core_error_layout())
     counters : Out(engine_counters_layout())
         The systolic engine's performance counters for the last layer.
+    state : Out(CoreState)
+        Control state, for waveforms and debugging.
     conv_height, conv_width, out_height, out_width : Out(unsigned)
         Convolution and final (pooled) output sizes of the current layer.
     """
@@ -120,6 +132,7 @@ class ConvCore(wiring.Component):
             "done": Out(1),
             "error": Out(core_error_layout()),
             "counters": Out(engine_counters_layout()),
+            "state": Out(CoreState),
             "conv_height": Out(self.window.out_height.shape()),
             "conv_width": Out(self.window.out_width.shape()),
             "out_height": Out(self.pool.out_height.shape()),
@@ -216,6 +229,7 @@ class ConvCore(wiring.Component):
         m.d.comb += self.busy.eq(1)
         with m.FSM(name="state"):
             with m.State("IDLE"):
+                m.d.comb += self.state.eq(CoreState.IDLE)
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
                     m.d.sync += [layer.eq(self.layer), self.done.eq(0), self.error.eq(0)]
@@ -223,6 +237,7 @@ class ConvCore(wiring.Component):
                                  requant.clear_error.eq(1)]
                     m.next = "GEOMETRY"
             with m.State("GEOMETRY"):
+                m.d.comb += self.state.eq(CoreState.GEOMETRY)
                 # The window generator works out P and Q before it streams;
                 # the group map its tile ranges.
                 with m.If(window.done & window.error.as_value().any()):
@@ -237,6 +252,7 @@ class ConvCore(wiring.Component):
                     m.next = "RUN"
                 leave_on_cancel()
             with m.State("RUN"):
+                m.d.comb += self.state.eq(CoreState.RUN)
                 with m.If(unit_failed):
                     capture_errors()
                     m.next = "FAILED"
@@ -246,6 +262,7 @@ class ConvCore(wiring.Component):
                     m.next = "IDLE"
                 leave_on_cancel()
             with m.State("FAILED"):
+                m.d.comb += self.state.eq(CoreState.FAILED)
                 # Hold the later units in reset until the window generator is
                 # idle: it ends a bad input frame itself (a long frame is read
                 # up to `last`); after an engine or pool error it is cancelled.
@@ -259,6 +276,7 @@ class ConvCore(wiring.Component):
                     m.d.sync += [self.done.eq(1), flushed.eq(0)]
                     m.next = "IDLE"
             with m.State("CANCEL"):
+                m.d.comb += self.state.eq(CoreState.CANCEL)
                 m.d.comb += [flush.eq(out_free), window.cancel.eq(1)]
                 with m.If(out_free):
                     m.next = "IDLE"

@@ -1,4 +1,6 @@
-"""Benchmarks: ``convaccel bench array`` measures systolic-engine utilization.
+"""Benchmarks: ``convaccel bench array`` measures systolic-engine utilization;
+``convaccel bench layers`` runs the named CNN layers through the whole
+``conv_accel`` top.
 
 For each square array size it builds the engine (default preset otherwise),
 streams one compute-bound problem through it under Verilator with no input
@@ -100,4 +102,45 @@ def array_table(results: list[dict]) -> str:
             f"{r['ideal_cycles']:.0f} | {100 * r['utilization']:.2f} % | {r['latency']} | "
             f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} | "
             f"{r['sim_cycles_per_second']:.0f} |")
+    return "\n".join(lines)
+
+
+def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = "bench-layers",
+               shallow_trace: bool = False) -> tuple[list[dict], object, "Path"]:
+    """Run named layers (:data:`~convaccel.sim.layer_suite.BENCH_LAYERS`) through ``conv_accel``.
+
+    No input gaps, no back-pressure; every output is checked bit-exactly.
+    Returns the per-layer figures, the build and the run folder.
+    """
+    from ..sim.build import build, run  # imports cocotb
+    from ..sim.layer_suite import BENCH_LAYERS
+
+    unknown = [key for key in keys if key not in BENCH_LAYERS]
+    if unknown:
+        raise ValueError(f"unknown layer {unknown[0]!r}; choose from {', '.join(BENCH_LAYERS)}")
+    built = build("conv_accel", config, shallow_trace=shallow_trace)
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "bench.json"
+        run_dir = run(built, "conv_accel_bench", seed=seed, testcase="accel_layer_benchmark",
+                      name=name, waves=waves,
+                      extra_env={"CONVACCEL_BENCH_JSON": str(target),
+                                 "CONVACCEL_BENCH_LAYERS": json.dumps(
+                                     [BENCH_LAYERS[key] for key in keys])})
+        results = json.loads(target.read_text())
+    for key, figures in zip(keys, results):
+        figures["key"] = key
+    return results, built, run_dir
+
+
+def layers_table(results: list[dict]) -> str:
+    lines = ["| layer | MACs | cycles | ideal cycles | utilization | array issue | "
+             "stalls (in/out/weight/drain) | wall s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for r in results:
+        c = r["counters"]
+        lines.append(
+            f"| {r['layer']} | {r['real_macs']} | {r['cycles']} | {r['ideal_cycles']:.0f} | "
+            f"{100 * r['utilization']:.1f} % | {100 * r['array_issue_utilization']:.1f} % | "
+            f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} | "
+            f"{r['wall_seconds']:.1f} |")
     return "\n".join(lines)

@@ -115,24 +115,21 @@ DEMO_WAVE_GROUPS = {
 
 
 def cmd_demo(args) -> int:
-    from ..sim.build import build, run  # imports cocotb; keep `--help` fast
     from ..sim.waves import write_gtkw
+    from .bench import run_layers
 
     config = _config(args)
     out = Path(args.out).resolve()
     print(f"convaccel demo: LeNet-5 conv1 through the AXI ports of the {args.config!r} "
           f"build, output in {out}")
     cmd_generate(argparse.Namespace(config=args.config, out=out / "verilog", design=[]))
-    built = build("conv_accel", config, shallow_trace=True)
+    os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
+    results, built, run_dir = run_layers(["lenet_conv1"], config, seed=args.seed, waves=True,
+                                         name="lenet_conv1", shallow_trace=True)
     how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
     print(f"conv_accel: Verilator {how} ({built.build_dir})")
-    os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
-    figures_path = out / "lenet_conv1.json"
-    figures_path.unlink(missing_ok=True)
-    run_dir = run(built, "conv_accel_bench", testcase="accel_lenet_demo", seed=args.seed,
-                  waves=True, name="lenet_conv1",
-                  extra_env={"CONVACCEL_DEMO_JSON": str(figures_path)})
-    figures = json.loads(figures_path.read_text())
+    figures = results[0]
+    (out / "lenet_conv1.json").write_text(json.dumps(figures, indent=2) + "\n")
     counters = figures["counters"]
     print(f"layer: {figures['layer']}")
     print(f"  output beats checked against golden conv_layer: {figures['output_beats']}, "
@@ -173,11 +170,19 @@ def cmd_lint(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import array_table, bench_array, bench_windows, windows_table
+    from ..sim.layer_suite import BENCH_LAYERS
+    from .bench import (array_table, bench_array, bench_windows, layers_table, run_layers,
+                        windows_table)
 
     if args.target == "array":
         results = bench_array(args.sizes, seed=args.seed)
         print(array_table(results))
+    elif args.target == "layers":
+        results, built, _ = run_layers(args.layer or list(BENCH_LAYERS), _config(args),
+                                       seed=args.seed)
+        print(f"conv_accel {args.config}: Verilator build {built.build_seconds:.1f} s"
+              f"{' (cached)' if built.cached else ''}")
+        print(layers_table(results))
     else:
         results = bench_windows(seed=args.seed)
         print(windows_table(results))
@@ -230,9 +235,14 @@ def make_parser() -> argparse.ArgumentParser:
 
     command = sub.add_parser("bench", help="measure utilization under Verilator",
                              description="measure utilization under Verilator")
-    command.add_argument("target", choices=["array", "windows"],
+    command.add_argument("target", choices=["array", "windows", "layers"],
                          help="array: systolic engine utilization; windows: window "
-                              "generator cycles per window")
+                              "generator cycles per window; layers: named CNN layers "
+                              "through conv_accel")
+    command.add_argument("--config", "--preset", default="default", help=config_help)
+    command.add_argument("--layer", action="append", default=[],
+                         help="layers only (repeatable): a key of "
+                              "convaccel.sim.layer_suite.BENCH_LAYERS")
     command.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16],
                          help="square array sizes (default: 4 8 16)")
     command.add_argument("--seed", type=int, default=1)

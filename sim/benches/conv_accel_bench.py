@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -21,6 +22,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from ...hw.conv_accel import MAGIC, VERSION
 from ..driver import ConvAccelDriver, decode_error
 from ..frame_unit_bench import overlong_frame, truncated_frame
+from ..layer_suite import real_macs
 from ..streams import bench_rng, bench_seed, start_clock_and_reset
 from . import bench_config
 from .conv_core_bench import layer_from, named_layers, random_layer
@@ -85,6 +87,9 @@ async def accel_bad_configurations_then_a_good_layer(dut):
                               "dilation_w": 1},
                    "shape": {"height": 1, "width": 5}}),
         ("sizes", {"channels": {"in_channels": 2, "out_channels": 0}}),
+        ("groups", {"groups": {"groups": 0}}),
+        ("groups", {"channels": {"in_channels": 2, "out_channels": 3}, "groups": {"groups": 2}}),
+        ("exceeds_max", {"groups": {"groups": cfg.max_in_channels + 1}}),
     ]
     if cfg.max_pool_kernel >= 2:
         cases.append(("pool", {"mode": {"pool_enable": 1, "pool_kernel": 2, "pool_stride": 1},
@@ -156,31 +161,41 @@ async def accel_interrupt_follows_done(dut):
 
 
 @cocotb.test()
-async def accel_lenet_demo(dut):
-    """LeNet-5 conv1 through the AXI ports, no stalls (only with CONVACCEL_DEMO_JSON set)."""
-    target = os.environ.get("CONVACCEL_DEMO_JSON")
-    if not target:
-        dut._log.info("CONVACCEL_DEMO_JSON not set: demo layer skipped")
+async def accel_layer_benchmark(dut):
+    """Named layers with no stalls, figures to JSON (only with CONVACCEL_BENCH_LAYERS set).
+
+    ``CONVACCEL_BENCH_LAYERS``: JSON list of ``layer_from`` keywords (see
+    :mod:`convaccel.sim.layer_suite`); ``CONVACCEL_BENCH_JSON``: output file.
+    Every layer is still checked bit-exactly against the golden model.
+    """
+    specs = os.environ.get("CONVACCEL_BENCH_LAYERS")
+    if not specs:
+        dut._log.info("CONVACCEL_BENCH_LAYERS not set: layer benchmark skipped")
         return
     driver = await fresh_driver(dut, 6, idle_probability=0.0, stall_probability=0.0)
     cfg = driver.config
-    layer = layer_from(cfg, np.random.default_rng(2024),
-                       "LeNet-5 conv1 (1->6, 5x5, 32x32) + ReLU + 2x2 max-pool",
-                       1, 32, 32, 6, 5, 5, activation="relu", pool=("max", 2, 2))
-    result = await driver.run_layer(layer)
-    check(result, layer.name)
-    counters = result["counters"]
-    real_macs = 28 * 28 * 6 * 25
     pes = cfg.array_rows * cfg.array_cols
-    figures = {
-        "layer": layer.name, "output_beats": len(result["received"]),
-        "cycles": counters["busy_cycles"], "counters": counters, "real_macs": real_macs,
-        "pes": pes, "ideal_cycles": real_macs / pes,
-        "utilization": real_macs / pes / counters["busy_cycles"],
-        "array_issue_utilization": counters["active_cycles"] / counters["busy_cycles"],
-    }
-    with open(target, "w") as handle:
-        json.dump(figures, handle, indent=2)
+    results = []
+    for spec in json.loads(specs):
+        layer = layer_from(cfg, np.random.default_rng(2024), **spec)
+        wall = time.perf_counter()
+        result = await driver.run_layer(layer, timeout_cycles=5_000_000)
+        wall = time.perf_counter() - wall
+        check(result, layer.name)
+        counters = result["counters"]
+        macs = real_macs(layer)
+        results.append({
+            "layer": layer.name, "output_beats": len(result["received"]),
+            "cycles": counters["busy_cycles"], "counters": counters, "real_macs": macs,
+            "pes": pes, "ideal_cycles": macs / pes,
+            "utilization": macs / pes / counters["busy_cycles"],
+            "array_issue_utilization": counters["active_cycles"] / counters["busy_cycles"],
+            "wall_seconds": wall,
+        })
+        dut._log.info("%s: %d cycles, utilization %.1f %%", layer.name,
+                      counters["busy_cycles"], 100 * results[-1]["utilization"])
+    with open(os.environ["CONVACCEL_BENCH_JSON"], "w") as handle:
+        json.dump(results, handle, indent=2)
 
 
 @cocotb.test()

@@ -1,0 +1,40 @@
+"""Named CNN layers at the scale of the ``default`` build, for benchmarks and the demo.
+
+Each entry is the keyword arguments of
+:func:`convaccel.sim.benches.conv_core_bench.layer_from` (random data of the
+given shape, clipped to the build's maxima), so specs travel as JSON to the
+cocotb benchmark testcase.
+"""
+
+from __future__ import annotations
+
+from .conv_driver import ConvLayer
+
+__all__ = ["BENCH_LAYERS", "real_macs"]
+
+#: ``key: layer_from keywords``; the README's main job runs ``lenet_conv1``.
+BENCH_LAYERS = {
+    "lenet_conv1": dict(name="LeNet-5 conv1 (1->6, 5x5, 32x32) + ReLU + 2x2 max-pool",
+                        c=1, h=32, w=32, m=6, r=5, s=5, activation="relu", pool=["max", 2, 2]),
+    "lenet_conv2": dict(name="LeNet-5 conv2 (6->16, 5x5, 14x14) + ReLU + 2x2 max-pool",
+                        c=6, h=14, w=14, m=16, r=5, s=5, activation="relu", pool=["max", 2, 2]),
+    "vgg_3x3": dict(name="VGG-style 3x3 same (64->64, 16x16) + ReLU",
+                    c=64, h=16, w=16, m=64, r=3, s=3, padding=[1, 1, 1, 1], activation="relu"),
+    "alexnet_7x7s4": dict(name="AlexNet-style 7x7/4 (3->64, 63x63) + ReLU + 3x3/2 max-pool",
+                          c=3, h=63, w=63, m=64, r=7, s=7, stride=[4, 4], activation="relu",
+                          pool=["max", 3, 2]),
+    "mobilenet_dw": dict(name="MobileNet depthwise 3x3 (32 ch, 16x16) + ReLU6",
+                         c=32, h=16, w=16, m=32, r=3, s=3, padding=[1, 1, 1, 1], groups=32,
+                         activation="clamp", clamp_high=96),
+    "mobilenet_pw": dict(name="MobileNet pointwise 1x1 (32->64, 16x16) + ReLU6",
+                         c=32, h=16, w=16, m=64, r=1, s=1, activation="clamp", clamp_high=96),
+    "fc_256x64": dict(name="fully connected 256->64 (a 4x4 conv over 16x4x4)",
+                      c=16, h=4, w=4, m=64, r=4, s=4),
+}
+
+
+def real_macs(layer: ConvLayer) -> int:
+    """Multiply-accumulates the layer really needs: ``P*Q*M*(C/groups)*R*S``."""
+    p, q = layer.conv_size()
+    m, c_per_group, r, s = layer.w.shape
+    return p * q * m * c_per_group * r * s
