@@ -110,6 +110,11 @@ DEMO_WAVE_GROUPS = {
     "weights in": ["s_axis_weights_tvalid", "s_axis_weights_tready", "s_axis_weights_tdata"],
     "layer out": ["m_axis_out_tvalid", "m_axis_out_tready", "m_axis_out_tdata",
                   "m_axis_out_tlast"],
+    "core control (state: 0 idle, 1 geometry, 2 run, 3 failed, 4 cancel)": [
+        "core_state", "busy", "done", "error", "conv_height", "conv_width"],
+    "performance counters": ["busy_cycles_count", "active_cycles_count", "macs_lo_count",
+                             "input_stall_count", "output_stall_count", "weight_stall_count",
+                             "drain_stall_count"],
     "status": ["irq"],
 }
 
@@ -180,8 +185,8 @@ def cmd_bench(args) -> int:
     elif args.target == "layers":
         results, built, _ = run_layers(args.layer or list(BENCH_LAYERS), _config(args),
                                        seed=args.seed)
-        print(f"conv_accel {args.config}: Verilator build {built.build_seconds:.1f} s"
-              f"{' (cached)' if built.cached else ''}")
+        how = "cached" if built.cached else f"{built.build_seconds:.1f} s"
+        print(f"conv_accel {args.config}: Verilator build {how}")
         print(layers_table(results))
     else:
         results = bench_windows(seed=args.seed)

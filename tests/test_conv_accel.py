@@ -72,3 +72,21 @@ def test_conv_accel_soak(run_bench):
     passed = [line for line in log.splitlines() if "random layers passed" in line]
     assert passed, "the soak did not report"
     print(passed[-1].split("soak:", 1)[1].strip())
+
+
+@pytest.mark.cocotb
+def test_layer_benchmark_reports_consistent_figures():
+    """`convaccel bench layers` on one named layer: fields, hand-counted MACs, counters."""
+    from convaccel.scripts.bench import layers_table, run_layers
+
+    (figures,), built, _ = run_layers(["lenet_conv2"], PRESETS["default"])
+    assert figures["key"] == "lenet_conv2" and figures["output_beats"] == 5 * 5 * 2
+    assert figures["real_macs"] == 10 * 10 * 16 * 6 * 5 * 5    # P Q M C R S by hand
+    assert figures["pes"] == 64 and figures["ideal_cycles"] == figures["real_macs"] / 64
+    counters = figures["counters"]
+    assert figures["cycles"] == counters["busy_cycles"] >= figures["ideal_cycles"]
+    assert figures["utilization"] == pytest.approx(figures["ideal_cycles"] / figures["cycles"])
+    assert figures["array_issue_utilization"] == pytest.approx(
+        counters["active_cycles"] / counters["busy_cycles"])
+    assert figures["wall_seconds"] > 0
+    assert "| LeNet-5 conv2" in layers_table([figures])
