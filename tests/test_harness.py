@@ -10,7 +10,7 @@ from convaccel.hw import PRESETS
 from convaccel.sim import build as build_module
 from convaccel.sim import toolchain
 from convaccel.sim.build import SimulationFailed, build, run
-from convaccel.sim.lint import rtlil_latches, verilator_lint
+from convaccel.sim.lint import rtlil_latches, rtlil_synth_check, verilator_lint
 from convaccel.sim.streams import Scoreboard
 from convaccel.sim.waves import read_vcd, write_gtkw
 
@@ -111,3 +111,10 @@ def test_lint_reports_real_problems():
 def test_latch_check_finds_a_latch():
     found = rtlil_latches((DATA / "latch.il").read_text(), "l")
     assert len(found) == 1 and "Latch inferred" in found[0]
+
+
+def test_synth_check_finds_a_latch_and_a_combinational_loop():
+    latch = rtlil_synth_check((DATA / "latch.il").read_text(), "l")
+    assert len(latch) == 1 and latch[0].startswith("latch: l/")
+    loop = rtlil_synth_check((DATA / "loop.il").read_text(), "loop")
+    assert loop == ["Warning: found logic loop in module loop:"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from convaccel.hw import DESIGNS, build_design, generate_verilog
-from convaccel.sim.lint import verilator_lint, yosys_latches
+from convaccel.hw import DESIGNS, PRESETS, build_design, generate_verilog
+from convaccel.sim.lint import verilator_lint, yosys_latches, yosys_synth_check
 from convaccel.sim.regression import REGRESSION_CONFIGS
 
 
@@ -19,3 +19,9 @@ def test_verilator_lint_is_clean(design, sim_config, tmp_path):
 def test_yosys_finds_no_latches(design, sim_config):
     config = REGRESSION_CONFIGS[sim_config]
     assert yosys_latches(build_design(design, config), design) == []
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_yosys_synth_of_the_top_finds_no_latch_and_no_loop(preset):
+    """Generic yosys synth (to gates, without ABC) of the whole conv_accel top."""
+    assert yosys_synth_check(build_design("conv_accel", PRESETS[preset]), "conv_accel") == []
