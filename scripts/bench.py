@@ -106,41 +106,122 @@ def array_table(results: list[dict]) -> str:
 
 
 def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = "bench-layers",
-               shallow_trace: bool = False) -> tuple[list[dict], object, "Path"]:
-    """Run named layers (:data:`~convaccel.sim.layer_suite.BENCH_LAYERS`) through ``conv_accel``.
+               shallow_trace: bool = False, progress: bool = False,
+               fmax_mhz: float | None = None) -> tuple[list[dict], object, "Path"]:
+    """Run named layers (:data:`~convaccel.sim.layer_suite.ALL_LAYERS`) through ``conv_accel``.
 
     No input gaps, no back-pressure; every output is checked bit-exactly.
-    Returns the per-layer figures, the build and the run folder.
+    One simulator run per layer, so ``progress`` can show a bar (tqdm, the
+    ``bench`` extra). With ``fmax_mhz`` each result also gets the layer's
+    time and GOPS (2 operations per MAC) at that clock. Returns the
+    per-layer figures, the build and the last run folder.
     """
     from ..sim.build import build, run  # imports cocotb
-    from ..sim.layer_suite import BENCH_LAYERS
+    from ..sim.layer_suite import ALL_LAYERS
 
-    unknown = [key for key in keys if key not in BENCH_LAYERS]
+    unknown = [key for key in keys if key not in ALL_LAYERS]
     if unknown:
-        raise ValueError(f"unknown layer {unknown[0]!r}; choose from {', '.join(BENCH_LAYERS)}")
+        raise ValueError(f"unknown layer {unknown[0]!r}; choose from {', '.join(ALL_LAYERS)}")
     built = build("conv_accel", config, shallow_trace=shallow_trace)
-    with tempfile.TemporaryDirectory() as folder:
-        target = Path(folder) / "bench.json"
-        run_dir = run(built, "conv_accel_bench", seed=seed, testcase="accel_layer_benchmark",
-                      name=name, waves=waves,
-                      extra_env={"CONVACCEL_BENCH_JSON": str(target),
-                                 "CONVACCEL_BENCH_LAYERS": json.dumps(
-                                     [BENCH_LAYERS[key] for key in keys])})
-        results = json.loads(target.read_text())
-    for key, figures in zip(keys, results):
+    steps = keys
+    if progress:
+        try:
+            from tqdm import tqdm
+            steps = tqdm(keys, desc="layers", unit="layer")
+        except ImportError:
+            pass
+    results, run_dir = [], None
+    for key in steps:
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "bench.json"
+            run_dir = run(built, "conv_accel_bench", seed=seed, testcase="accel_layer_benchmark",
+                          name=name, waves=waves,
+                          extra_env={"CONVACCEL_BENCH_JSON": str(target),
+                                     "CONVACCEL_BENCH_LAYERS": json.dumps([ALL_LAYERS[key]])})
+            (figures,) = json.loads(target.read_text())
         figures["key"] = key
+        figures.update(layer_traffic(figures, config))
+        if fmax_mhz:
+            figures["fmax_mhz"] = fmax_mhz
+            figures["seconds_at_fmax"] = figures["cycles"] / (fmax_mhz * 1e6)
+            figures["gops_at_fmax"] = 2 * figures["real_macs"] / figures["seconds_at_fmax"] / 1e9
+            figures["peak_gops"] = 2 * figures["pes"] * fmax_mhz / 1e3
+        results.append(figures)
     return results, built, run_dir
 
 
+def layer_traffic(figures: dict, config) -> dict:
+    """Bytes through the streams (padded beats, whole bytes per lane) and ops per byte."""
+    act_bytes = -(-config.act_width // 8)
+    weight_bytes = -(-config.weight_width // 8)
+    moved = (figures["pixel_beats"] * config.array_rows * act_bytes
+             + figures["weight_beats"] * config.array_cols * weight_bytes
+             + figures["output_beats"] * config.array_cols * act_bytes)
+    return {"stream_bytes": moved, "ops_per_byte": 2 * figures["real_macs"] / moved}
+
+
 def layers_table(results: list[dict]) -> str:
-    lines = ["| layer | MACs | cycles | ideal cycles | utilization | array issue | "
-             "stalls (in/out/weight/drain) | wall s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    timed = all("gops_at_fmax" in r for r in results)
+    head = "| layer | MACs | cycles | ideal cycles | utilization | array issue | " \
+           "stalls (in/out/weight/drain) |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    if timed:
+        head += f" GOPS @ {results[0]['fmax_mhz']:.1f} MHz |"
+        rule += " ---: |"
+    lines = [head + " wall s |", rule + " ---: |"]
     for r in results:
         c = r["counters"]
-        lines.append(
-            f"| {r['layer']} | {r['real_macs']} | {r['cycles']} | {r['ideal_cycles']:.0f} | "
-            f"{100 * r['utilization']:.1f} % | {100 * r['array_issue_utilization']:.1f} % | "
-            f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} | "
-            f"{r['wall_seconds']:.1f} |")
+        line = (f"| {r['layer']} | {r['real_macs']} | {r['cycles']} | {r['ideal_cycles']:.0f} | "
+                f"{100 * r['utilization']:.1f} % | {100 * r['array_issue_utilization']:.1f} % | "
+                f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} |")
+        if timed:
+            line += f" {r['gops_at_fmax']:.2f} |"
+        lines.append(line + f" {r['wall_seconds']:.1f} |")
     return "\n".join(lines)
+
+
+def plot_layers(results: list[dict], path: Path, config) -> Path:
+    """Utilization per layer, and a roofline-style plot, into one PNG (matplotlib)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, roof) = plt.subplots(1, 2, figsize=(13, 4.8))
+    names = [r["key"] for r in results]
+    bars.barh(names, [100 * r["utilization"] for r in results], color="tab:blue",
+              label="utilization (real MACs / PEs / cycles)")
+    bars.barh(names, [100 * r["array_issue_utilization"] for r in results], color="none",
+              edgecolor="tab:orange", label="array issuing")
+    bars.invert_yaxis()
+    bars.set_xlim(0, 100)
+    bars.set_xlabel("% of cycles")
+    bars.set_title(f"conv_accel {config.array_rows}x{config.array_cols}: MAC utilization")
+    bars.legend(loc="lower right", fontsize=8)
+
+    # Per cycle: the array does 2 * PEs operations; the streams carry
+    # rows + 2 * cols bytes (pixels in, weights in, results out).
+    pes = config.array_rows * config.array_cols
+    ops_peak = 2 * pes
+    bytes_per_cycle = config.array_rows + 2 * config.array_cols
+    intensities = [r["ops_per_byte"] for r in results]
+    low, high = min(intensities) / 2, max(intensities) * 2
+    xs = [low * (high / low) ** (i / 100) for i in range(101)]
+    roof.plot(xs, [min(ops_peak, x * bytes_per_cycle) for x in xs], color="black",
+              label=f"roof: {ops_peak} ops/cycle, {bytes_per_cycle} stream bytes/cycle")
+    for r in results:
+        achieved = 2 * r["real_macs"] / r["cycles"]
+        roof.scatter(r["ops_per_byte"], achieved)
+        roof.annotate(r["key"], (r["ops_per_byte"], achieved), fontsize=7,
+                      textcoords="offset points", xytext=(4, 2))
+    roof.set_xscale("log")
+    roof.set_yscale("log")
+    roof.set_xlabel("operations per stream byte")
+    roof.set_ylabel("operations per cycle (x Fmax = ops/s)")
+    roof.set_title("roofline (per cycle)")
+    roof.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -178,20 +178,39 @@ def cmd_lint(args) -> int:
     return 1 if failures else 0
 
 
+def _synth_fmax(path) -> float | None:
+    """The ECP5 Fmax from a ``convaccel synth --json`` file, if given."""
+    if not path:
+        return None
+    for figures in json.loads(Path(path).read_text()):
+        if figures.get("family") == "ecp5" and figures.get("fmax_mhz"):
+            return figures["fmax_mhz"]
+    raise ValueError(f"{path} has no ECP5 result with an Fmax")
+
+
 def cmd_bench(args) -> int:
-    from ..sim.layer_suite import BENCH_LAYERS
-    from .bench import (array_table, bench_array, bench_windows, layers_table, run_layers,
-                        windows_table)
+    from ..sim.layer_suite import BENCH_LAYERS, SWEEP_LAYERS
+    from .bench import (array_table, bench_array, bench_windows, layers_table, plot_layers,
+                        run_layers, windows_table)
 
     if args.target == "array":
         results = bench_array(args.sizes, seed=args.seed)
         print(array_table(results))
     elif args.target == "layers":
-        results, built, _ = run_layers(args.layer or list(BENCH_LAYERS), _config(args),
-                                       seed=args.seed)
+        config = _config(args)
+        keys = args.layer or list(BENCH_LAYERS) + (list(SWEEP_LAYERS) if args.sweep else [])
+        fmax = args.fmax or _synth_fmax(args.synth_json)
+        results, built, _ = run_layers(keys, config, seed=args.seed, progress=True,
+                                       fmax_mhz=fmax)
         how = "cached" if built.cached else f"{built.build_seconds:.1f} s"
         print(f"conv_accel {args.config}: Verilator build {how}")
-        print(layers_table(results))
+        table = layers_table(results)
+        print(table)
+        if args.md:
+            Path(args.md).write_text(table + "\n")
+            print(f"wrote {args.md}")
+        if args.plot:
+            print(f"wrote {plot_layers(results, Path(args.plot), config)}")
     else:
         results = bench_windows(seed=args.seed)
         print(windows_table(results))
@@ -274,7 +293,14 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--config", "--preset", default="default", help=config_help)
     command.add_argument("--layer", action="append", default=[],
                          help="layers only (repeatable): a key of "
-                              "convaccel.sim.layer_suite.BENCH_LAYERS")
+                              "convaccel.sim.layer_suite.ALL_LAYERS")
+    command.add_argument("--sweep", action="store_true",
+                         help="layers: add the 3x3 sweep over channels and image size")
+    command.add_argument("--fmax", type=float, help="layers: clock in MHz for GOPS")
+    command.add_argument("--synth-json",
+                         help="layers: take the clock from a 'convaccel synth --json' file")
+    command.add_argument("--md", help="layers: also write the Markdown table here")
+    command.add_argument("--plot", help="layers: utilization and roofline plot (PNG)")
     command.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16],
                          help="square array sizes (default: 4 8 16)")
     command.add_argument("--seed", type=int, default=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .conv_driver import ConvLayer
 
-__all__ = ["BENCH_LAYERS", "real_macs"]
+__all__ = ["ALL_LAYERS", "BENCH_LAYERS", "SWEEP_LAYERS", "real_macs"]
 
 #: ``key: layer_from keywords``; the README's main job runs ``lenet_conv1``.
 BENCH_LAYERS = {
@@ -31,6 +31,19 @@ BENCH_LAYERS = {
     "fc_256x64": dict(name="fully connected 256->64 (a 4x4 conv over 16x4x4)",
                       c=16, h=4, w=4, m=64, r=4, s=4),
 }
+
+#: A sweep of 3x3 same-padded layers (ReLU): channels at 16x16, then size at 32 channels.
+SWEEP_LAYERS = {
+    **{f"sweep_3x3_c{c}": dict(name=f"3x3 same, C=M={c}, 16x16", c=c, h=16, w=16, m=c, r=3, s=3,
+                               padding=[1, 1, 1, 1], activation="relu")
+       for c in (4, 8, 16, 32)},
+    **{f"sweep_3x3_hw{hw}": dict(name=f"3x3 same, C=M=32, {hw}x{hw}", c=32, h=hw, w=hw, m=32,
+                                 r=3, s=3, padding=[1, 1, 1, 1], activation="relu")
+       for hw in (4, 8, 32, 64)},
+}
+
+#: Every layer ``convaccel bench layers`` knows.
+ALL_LAYERS = {**BENCH_LAYERS, **SWEEP_LAYERS}
 
 
 def real_macs(layer: ConvLayer) -> int:

@@ -75,11 +75,12 @@ def test_conv_accel_soak(run_bench):
 
 
 @pytest.mark.cocotb
-def test_layer_benchmark_reports_consistent_figures():
-    """`convaccel bench layers` on one named layer: fields, hand-counted MACs, counters."""
-    from convaccel.scripts.bench import layers_table, run_layers
+def test_layer_benchmark_reports_consistent_figures(tmp_path):
+    """`convaccel bench layers` on one named layer: fields, hand-counted MACs, counters, plot."""
+    from convaccel.scripts.bench import layers_table, plot_layers, run_layers
 
-    (figures,), built, _ = run_layers(["lenet_conv2"], PRESETS["default"])
+    config = PRESETS["default"]
+    (figures,), built, _ = run_layers(["lenet_conv2"], config, fmax_mhz=100.0)
     assert figures["key"] == "lenet_conv2" and figures["output_beats"] == 5 * 5 * 2
     assert figures["real_macs"] == 10 * 10 * 16 * 6 * 5 * 5    # P Q M C R S by hand
     assert figures["pes"] == 64 and figures["ideal_cycles"] == figures["real_macs"] / 64
@@ -89,4 +90,14 @@ def test_layer_benchmark_reports_consistent_figures():
     assert figures["array_issue_utilization"] == pytest.approx(
         counters["active_cycles"] / counters["busy_cycles"])
     assert figures["wall_seconds"] > 0
-    assert "| LeNet-5 conv2" in layers_table([figures])
+    # 14x14 pixels, one channel group; 25 taps x 2 output tiles x 8 rows per block of 10.
+    assert figures["pixel_beats"] == 14 * 14
+    assert figures["weight_beats"] == 10 * 25 * 2 * 8
+    assert figures["gops_at_fmax"] == pytest.approx(
+        2 * figures["real_macs"] / (figures["cycles"] / 100e6) / 1e9)
+    assert figures["peak_gops"] == pytest.approx(2 * 64 * 0.1)
+    assert figures["gops_at_fmax"] == pytest.approx(figures["peak_gops"] * figures["utilization"])
+    table = layers_table([figures])
+    assert "| LeNet-5 conv2" in table and "GOPS @ 100.0 MHz" in table
+    png = plot_layers([figures], tmp_path / "layers.png", config)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

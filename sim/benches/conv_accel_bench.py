@@ -186,6 +186,7 @@ async def accel_layer_benchmark(dut):
         macs = real_macs(layer)
         results.append({
             "layer": layer.name, "output_beats": len(result["received"]),
+            "pixel_beats": len(layer.pixel_beats(cfg)), "weight_beats": len(layer.weight_beats(cfg)),
             "cycles": counters["busy_cycles"], "counters": counters, "real_macs": macs,
             "pes": pes, "ideal_cycles": macs / pes,
             "utilization": macs / pes / counters["busy_cycles"],
