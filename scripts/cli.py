@@ -223,16 +223,23 @@ def cmd_bench(args) -> int:
 def cmd_synth(args) -> int:
     from .synth import synth_table, synthesize
 
-    config = _config(args)
+    base = _config(args)
+    # Scaling study: the base configuration with the array size or the
+    # activation/weight width changed.
+    configs = [base.replace(array_rows=n, array_cols=n) for n in args.arrays or []]
+    configs += [base.replace(act_width=w, weight_width=w) for w in args.widths or []]
     results = []
-    for design in args.design or ["conv_accel"]:
-        for family in args.family or ["ecp5", "ice40"]:
-            print(f"synthesizing {design} ({args.config}) for {family} ...", flush=True)
-            figures = synthesize(design, config, family, out_dir=Path(args.out),
-                                 freq_mhz=args.freq, seed=args.seed)
-            if "pnr_error" in figures:
-                print(f"  place & route failed: {figures['pnr_error'].splitlines()[-2:]}")
-            results.append(figures)
+    for config in configs or [base]:
+        for design in args.design or ["conv_accel"]:
+            for family in args.family or ["ecp5", "ice40"]:
+                print(f"synthesizing {design} ({args.config}, {config.array_rows}x"
+                      f"{config.array_cols}, {config.act_width}-bit) for {family} ...",
+                      flush=True)
+                figures = synthesize(design, config, family, out_dir=Path(args.out),
+                                     freq_mhz=args.freq, seed=args.seed)
+                if "pnr_error" in figures:
+                    print(f"  place & route failed: {figures['pnr_error'].splitlines()[-2:]}")
+                results.append(figures)
     print(synth_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
@@ -317,6 +324,10 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--freq", type=float, default=150.0,
                          help="target clock in MHz for place & route (default: %(default)s)")
     command.add_argument("--seed", type=int, default=1, help="nextpnr seed (default: 1)")
+    command.add_argument("--arrays", type=int, nargs="+",
+                         help="scaling study: square array sizes (the config otherwise)")
+    command.add_argument("--widths", type=int, nargs="+",
+                         help="scaling study: activation = weight widths in bits")
     command.add_argument("--out", default="build/synth", help="folder for logs and JSON")
     command.add_argument("--json", help="also write all figures to this JSON file")
 

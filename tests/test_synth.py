@@ -68,5 +68,6 @@ def test_synth_smoke_on_a_small_design(family, tmp_path):
     assert figures["dsp"] == 1          # one 8x8 multiply per PE
     assert figures["ffs"] > 0 and figures["fmax_mhz"] > 0
     assert figures["tools"]["yosys"].startswith("Yosys")
-    assert (tmp_path / f"{'mac_pe_folded' if family == 'ice40' else 'mac_pe'}-{family}.json").exists()
-    assert f"| mac_pe | 2x2 | {family}" in synth_table([figures])
+    top = "mac_pe_folded" if family == "ice40" else "mac_pe"
+    assert (tmp_path / f"{top}-{family}-2x2-8x8b.json").exists()
+    assert f"| mac_pe | 2x2 | 8 x 8 | {family}" in synth_table([figures])
