@@ -11,6 +11,7 @@ Subcommands:
   ``bench windows``: window generator cycles per window; ``bench layers``:
   named CNN layers through the whole top);
 * ``synth``     FPGA synthesis and place & route (ECP5, iCE40) with PyPI tools;
+* ``results``   reproduce the README's Results section (synth, scaling, benches);
 * ``config``    print a preset (or a config file) as JSON.
 """
 
@@ -247,6 +248,17 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_results(args) -> int:
+    from .results import run_results, splice_readme
+
+    markdown = run_results(Path(args.out))
+    print(f"wrote {Path(args.out) / 'results.md'}")
+    if args.readme:
+        splice_readme(Path(args.readme), markdown)
+        print(f"updated the results section of {args.readme}")
+    return 0
+
+
 def cmd_config(args) -> int:
     sys.stdout.write(_config(args).to_json())
     return 0
@@ -330,6 +342,14 @@ def make_parser() -> argparse.ArgumentParser:
                          help="scaling study: activation = weight widths in bits")
     command.add_argument("--out", default="build/synth", help="folder for logs and JSON")
     command.add_argument("--json", help="also write all figures to this JSON file")
+
+    command = sub.add_parser(
+        "results", help="reproduce the README's Results section (synth, scaling, benches)",
+        description="reproduce the README's Results section (synth, scaling, benches)")
+    command.add_argument("--out", default="docs/results", help="folder (default: %(default)s)")
+    command.add_argument("--readme", default="README.md",
+                         help="README whose results section is replaced ('' to skip)")
+    command.set_defaults(function=cmd_results)
 
     add("config", cmd_config, "print a configuration as JSON")
     return parser

@@ -71,3 +71,29 @@ def test_synth_smoke_on_a_small_design(family, tmp_path):
     top = "mac_pe_folded" if family == "ice40" else "mac_pe"
     assert (tmp_path / f"{top}-{family}-2x2-8x8b.json").exists()
     assert f"| mac_pe | 2x2 | 8 x 8 | {family}" in synth_table([figures])
+
+
+def test_results_replace_only_the_marked_readme_section(tmp_path):
+    from convaccel.scripts.results import BEGIN, END, splice_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n\n{BEGIN}\nold table\n{END}\n\n## after\n")
+    splice_readme(readme, "| new | table |")
+    assert readme.read_text() == f"# title\n\nintro\n\n{BEGIN}\n| new | table |\n{END}\n\n## after\n"
+    with pytest.raises(ValueError, match="no results markers"):
+        splice_readme(_without_markers(tmp_path), "x")
+
+
+def _without_markers(tmp_path):
+    path = tmp_path / "plain.md"
+    path.write_text("# nothing to replace\n")
+    return path
+
+
+def test_the_readme_has_the_results_markers():
+    from pathlib import Path
+
+    from convaccel.scripts.results import BEGIN, END
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1

@@ -1,0 +1,161 @@
+"""``convaccel results``: every published figure, from one command.
+
+Runs, in order: FPGA synthesis and place & route (``tiny`` on ECP5 and
+iCE40, ``default`` on ECP5), the scaling study (array size at 8 bits, data
+width on a 4x4 array, ECP5), the systolic-array utilization benchmark and
+the layer benchmark (named layers plus the sweep, GOPS at the default
+build's Fmax). It writes ``docs/results/results.md`` (tables, commands,
+tool versions), JSON for every table and two plots, and replaces the part
+of ``README.md`` between the ``results:begin`` / ``results:end`` markers
+with the same Markdown. Nothing in those tables is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..hw.config import PRESETS
+from .bench import array_table, bench_array, layers_table, plot_layers, run_layers
+from .synth import synth_table, synthesize
+
+__all__ = ["BEGIN", "END", "run_results", "splice_readme"]
+
+BEGIN = "<!-- results:begin (written by `convaccel results`; do not edit by hand) -->"
+END = "<!-- results:end -->"
+
+#: Scaling study: square array sizes at 8 bits, and widths on a 4x4 array.
+SCALING_ARRAYS = (2, 4, 8)
+SCALING_WIDTHS = (4, 8, 16)
+WIDTH_STUDY_ARRAY = 4
+
+
+def _plot_scaling(rows: list[dict], path: Path, key: str, label: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = [r[key] for r in rows]
+    for field, name in (("luts", "LUT4"), ("ffs", "FF"), ("carry", "CCU2C")):
+        left.plot(xs, [r[field] for r in rows], marker="o", label=name)
+    left.plot(xs, [r["dsp"] for r in rows], marker="s", label="MULT18X18D")
+    left.plot(xs, [r["bram"] for r in rows], marker="^", label="DP16KD")
+    left.set_yscale("log")
+    left.set_xlabel(label)
+    left.set_ylabel("cells")
+    left.legend(fontsize=8)
+    left.set_title("ECP5 resources")
+    right.plot(xs, [r.get("fmax_mhz") or 0 for r in rows], marker="o")
+    right.set_xlabel(label)
+    right.set_ylabel("Fmax (MHz)")
+    right.set_title("ECP5 Fmax (nextpnr, target 150 MHz)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _per_pe(rows: list[dict]) -> str:
+    lines = ["| array | PEs | LUT4 | FF | LUT4 / PE | FF / PE | DSP / PE |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        pes = r["pes"]
+        lines.append(f"| {r['array']} | {pes} | {r['luts']} | {r['ffs']} | "
+                     f"{r['luts'] / pes:.0f} | {r['ffs'] / pes:.0f} | {r['dsp'] / pes:.2f} |")
+    return "\n".join(lines)
+
+
+def run_results(out: Path, *, log=print) -> str:
+    """Run everything; return the Markdown (also written to ``out/results.md``)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    synth_dir = out / "synth"
+    started = time.perf_counter()
+
+    def synth(config, family):
+        log(f"synth: {config.array_rows}x{config.array_cols} {config.act_width}-bit, {family}")
+        figures = synthesize("conv_accel", config, family, out_dir=synth_dir)
+        figures["pes"] = config.array_rows * config.array_cols
+        return figures
+
+    tiny, default = PRESETS["tiny"], PRESETS["default"]
+    main = [synth(tiny, "ecp5"), synth(tiny, "ice40"), synth(default, "ecp5")]
+    fmax = main[2].get("fmax_mhz")
+    arrays = []
+    for size in SCALING_ARRAYS:
+        if size == default.array_rows == default.array_cols:
+            arrays.append(main[2])
+        else:
+            arrays.append(synth(default.replace(array_rows=size, array_cols=size), "ecp5"))
+    widths = []
+    base = default.replace(array_rows=WIDTH_STUDY_ARRAY, array_cols=WIDTH_STUDY_ARRAY)
+    for width in SCALING_WIDTHS:
+        match = [r for r in arrays if r["array"] == f"{WIDTH_STUDY_ARRAY}x{WIDTH_STUDY_ARRAY}"
+                 and r["act_width"] == width]
+        widths.append(match[0] if match else
+                      synth(base.replace(act_width=width, weight_width=width), "ecp5"))
+    log("bench: systolic array utilization")
+    array_figures = bench_array([4, 8, 16])
+    log("bench: layers")
+    from ..sim.layer_suite import BENCH_LAYERS, SWEEP_LAYERS
+    layers, _, _ = run_layers(list(BENCH_LAYERS) + list(SWEEP_LAYERS), default,
+                              progress=True, fmax_mhz=fmax)
+    plot_layers(layers, out / "layers.png", default)
+    _plot_scaling(arrays, out / "scaling_array.png", "pes", "PEs (array size squared)")
+    _plot_scaling(widths, out / "scaling_width.png", "act_width", "activation = weight bits")
+    for name, data in (("synth", main), ("scaling_arrays", arrays), ("scaling_widths", widths),
+                       ("array", array_figures), ("layers", layers)):
+        (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    tools = main[0]["tools"]
+    markdown = "\n".join([
+        "Produced by `convaccel results` (this whole section, tables and plots; "
+        f"{(time.perf_counter() - started) / 60:.0f} minutes on the 2-core reference "
+        f"machine). Tools: {tools['yosys'].split(' (')[0]}, "
+        f"{tools['nextpnr'].split('(')[-1].rstrip(')')}; ECP5 = LFE5U-85F-6BG381 out of "
+        "context, iCE40 = UP5K-SG48 with the ports folded (see `scripts/synth.py`); "
+        "target clock 150 MHz, nextpnr seed 1.",
+        "",
+        "#### FPGA resources and clock (`conv_accel`)",
+        "",
+        synth_table(main),
+        "",
+        "#### Scaling with the array size (ECP5, 8-bit, `default` otherwise)",
+        "",
+        synth_table(arrays),
+        "",
+        _per_pe(arrays),
+        "",
+        "![resources and Fmax vs array size](docs/results/scaling_array.png)",
+        "",
+        f"#### Scaling with the data width (ECP5, {WIDTH_STUDY_ARRAY}x{WIDTH_STUDY_ARRAY} "
+        "array)",
+        "",
+        synth_table(widths),
+        "",
+        "![resources and Fmax vs width](docs/results/scaling_width.png)",
+        "",
+        "#### Systolic engine utilization (`N x K x M = 512 x 8*size x 4*size`)",
+        "",
+        array_table(array_figures),
+        "",
+        f"#### Layers on the `default` build (GOPS at its ECP5 Fmax, {fmax} MHz)",
+        "",
+        layers_table(layers),
+        "",
+        "![utilization and roofline](docs/results/layers.png)",
+        "",
+    ])
+    (out / "results.md").write_text(markdown)
+    return markdown
+
+
+def splice_readme(readme: Path, markdown: str) -> None:
+    """Replace the README text between the results markers with ``markdown``."""
+    text = Path(readme).read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{readme} has no results markers ({BEGIN!r} ... {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    Path(readme).write_text(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
