@@ -208,6 +208,7 @@ def cmd_bench(args) -> int:
         table = layers_table(results)
         print(table)
         if args.md:
+            Path(args.md).parent.mkdir(parents=True, exist_ok=True)
             Path(args.md).write_text(table + "\n")
             print(f"wrote {args.md}")
         if args.plot:
@@ -216,6 +217,7 @@ def cmd_bench(args) -> int:
         results = bench_windows(seed=args.seed)
         print(windows_table(results))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
@@ -243,6 +245,7 @@ def cmd_synth(args) -> int:
                 results.append(figures)
     print(synth_table(results))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
