@@ -219,9 +219,16 @@ def plot_layers(results: list[dict], path: Path, config) -> Path:
     roof.set_ylabel("operations per cycle (x Fmax = ops/s)")
     roof.set_title("roofline (per cycle)")
     roof.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

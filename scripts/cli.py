@@ -122,10 +122,54 @@ DEMO_WAVE_GROUPS = {
 }
 
 
+def cmd_demo_digits(args) -> int:
+    from ..golden.digits import load_digits_cnn
+    from .digits_demo import plot_digits, run_digits, summarize
+
+    config = _config(args)
+    net = load_digits_cnn()
+    count = min(args.images, len(net["test_y"]))
+    out = Path(args.out if args.out != "build/demo" else "build/digits").resolve()
+    print(f"convaccel demo digits: {count} held-out digits through the {args.config!r} build "
+          f"(float accuracy of the model {100 * float(net['float_accuracy']):.2f} %, integer "
+          f"golden {100 * float(net['integer_accuracy']):.2f} % on all "
+          f"{len(net['test_y'])})")
+    if args.waves:
+        os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
+    results = run_digits(count, config, seed=args.seed, waves=args.waves)
+    fmax = args.fmax or _synth_fmax_if_present(Path("docs/results/synth.json"))
+    summary = summarize(results, pes=config.array_rows * config.array_cols, fmax_mhz=fmax)
+    for r in results[:10]:
+        print(f"  image {r['index']:3d}: label {r['label']} predicted {r['prediction']}"
+              f"{'' if r['prediction'] == r['label'] else '  (wrong)'}")
+    print(f"accuracy on the RTL: {summary['correct']}/{summary['images']} = "
+          f"{100 * summary['accuracy']:.2f} %; every layer of all {summary['bit_exact_images']} "
+          "images bit-exact with the golden network")
+    for layer in summary["layers"]:
+        print(f"  {layer['layer']:5s}: {layer['cycles']:.0f} cycles, {layer['real_macs']} MACs, "
+              f"utilization {100 * layer['utilization']:.1f} %")
+    line = f"cycles per image (start to last beat, three layers): {summary['cycles_per_image']:.0f}"
+    if fmax:
+        line += f" = {summary['microseconds_per_image']:.1f} us at {fmax} MHz"
+    print(line)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "digits.json").write_text(json.dumps({"summary": summary, "images": results}) + "\n")
+    print(f"pictures: {plot_digits(results, out / 'digits.png')}")
+    if args.waves:
+        print(f"waveform of the first image: {out / 'waves' / 'digits_first_image'}")
+    return 0
+
+
+def _synth_fmax_if_present(path: Path) -> float | None:
+    return _synth_fmax(path) if path.exists() else None
+
+
 def cmd_demo(args) -> int:
     from ..sim.waves import write_gtkw
     from .bench import run_layers
 
+    if args.which == "digits":
+        return cmd_demo_digits(args)
     config = _config(args)
     out = Path(args.out).resolve()
     print(f"convaccel demo: LeNet-5 conv1 through the AXI ports of the {args.config!r} "
@@ -294,9 +338,20 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--waves", action="store_true", help="write a VCD waveform")
 
     command = add("demo", cmd_demo,
-                  "generate Verilog, run LeNet-5 conv1 on it against the golden model")
+                  "generate Verilog, run LeNet-5 conv1 on it against the golden model; "
+                  "'demo digits': the digits CNN on the RTL")
+    command.add_argument("which", nargs="?", default="lenet", choices=["lenet", "digits"],
+                         help="lenet (default): the README's main job; digits: the quantized "
+                              "digits CNN, every layer on the RTL")
     command.add_argument("--out", default="build/demo", help="output folder (default: %(default)s)")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    command.add_argument("--images", type=int, default=100,
+                         help="digits: held-out images to run (default: %(default)s)")
+    command.add_argument("--fmax", type=float,
+                         help="digits: clock in MHz for the time per image (default: the ECP5 "
+                              "Fmax in docs/results/synth.json)")
+    command.add_argument("--waves", action="store_true",
+                         help="digits: also write a VCD of the first image")
 
     command = add("lint", cmd_lint, "Verilator -Wall lint and yosys latch check")
     command.add_argument("--out", default="build/lint", help="folder for the linted Verilog")

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from ..hw.config import PRESETS
-from .bench import array_table, bench_array, layers_table, plot_layers, run_layers
+from .bench import (array_table, bench_array, layers_table, plot_layers, run_layers,
+                    save_figure)
 from .synth import synth_table, synthesize
 
 __all__ = ["BEGIN", "END", "run_results", "splice_readme"]
@@ -51,10 +52,7 @@ def _plot_scaling(rows: list[dict], path: Path, key: str, label: str) -> Path:
     right.set_xlabel(label)
     right.set_ylabel("Fmax (MHz)")
     right.set_title("ECP5 Fmax (nextpnr, target 150 MHz)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _per_pe(rows: list[dict]) -> str:

@@ -20,7 +20,7 @@ from ..hw.group_tiles import group_tile_ranges
 from .engine_streams import weight_beats
 from .window_streams import ConvShape, pixel_beats
 
-__all__ = ["ConvLayer", "raster_beats"]
+__all__ = ["ConvLayer", "raster_array", "raster_beats"]
 
 
 def raster_beats(lanes: int, y: np.ndarray) -> list[dict]:
@@ -33,6 +33,19 @@ def raster_beats(lanes: int, y: np.ndarray) -> list[dict]:
              for p in range(p_count) for q in range(q_count) for g in range(groups)]
     beats[-1]["last"] = 1
     return beats
+
+
+def raster_array(beats: list, channels: int, height: int, width: int, lanes: int) -> np.ndarray:
+    """Output beats (``data`` lists or dicts with ``data``) back to ``(M, P, Q)``: inverse of
+    :func:`raster_beats`."""
+    groups = -(-channels // lanes)
+    if len(beats) != height * width * groups:
+        raise ValueError(f"expected {height * width * groups} beats for ({channels}, {height}, "
+                         f"{width}), got {len(beats)}")
+    data = np.array([beat["data"] if isinstance(beat, dict) else beat for beat in beats],
+                    dtype=np.int64)
+    full = data.reshape(height, width, groups * lanes).transpose(2, 0, 1)
+    return full[:channels]
 
 
 @dataclass

@@ -127,3 +127,13 @@ def test_conv_core_cocotb_regression(run_bench, sim_config, sim_seed):
                   if "layers covered:" in line)
     named = len(named_layers(config, np.random.default_rng(0))) if first else 0
     assert covered == named + RANDOM_LAYERS
+
+
+def test_raster_array_inverts_raster_beats():
+    from convaccel.sim.conv_driver import raster_array, raster_beats
+
+    y = np.random.default_rng(3).integers(-128, 128, (11, 3, 5))
+    beats = raster_beats(4, y)
+    assert np.array_equal(raster_array(beats, 11, 3, 5, 4), y)
+    with pytest.raises(ValueError, match="expected 45 beats"):
+        raster_array(beats[:-1], 11, 3, 5, 4)

@@ -19,7 +19,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from ...golden.digits import LAYERS, digits_layers, load_digits_cnn
 from ...hw.conv_accel import MAGIC, VERSION
+from ..conv_driver import ConvLayer, raster_array
 from ..driver import ConvAccelDriver, decode_error
 from ..frame_unit_bench import overlong_frame, truncated_frame
 from ..layer_suite import real_macs
@@ -197,6 +199,51 @@ async def accel_layer_benchmark(dut):
                       counters["busy_cycles"], 100 * results[-1]["utilization"])
     with open(os.environ["CONVACCEL_BENCH_JSON"], "w") as handle:
         json.dump(results, handle, indent=2)
+
+
+@cocotb.test()
+async def accel_digits(dut):
+    """Digits CNN images, every layer on the RTL (only with CONVACCEL_DIGITS set).
+
+    ``CONVACCEL_DIGITS``: ``first,count`` of the held-out images;
+    ``CONVACCEL_DIGITS_JSON``: output file. The host only moves each layer's
+    RTL output into the next layer's input; every layer is checked
+    bit-exactly against the golden network.
+    """
+    selection = os.environ.get("CONVACCEL_DIGITS")
+    if not selection:
+        dut._log.info("CONVACCEL_DIGITS not set: digits skipped")
+        return
+    first, count = (int(v) for v in selection.split(","))
+    driver = await fresh_driver(dut, 9, idle_probability=0.0, stall_probability=0.0)
+    cfg = driver.config
+    net = load_digits_cnn()
+    pes = cfg.array_rows * cfg.array_cols
+    results = []
+    for index in range(first, first + count):
+        image = net["test_x"][index].astype(np.int64)
+        golden = digits_layers(net, image, cfg.act_width)
+        x, layers = image, []
+        for (name, kwargs), want in zip(LAYERS.items(), golden):
+            pad = kwargs.get("padding", 0)
+            layer = ConvLayer(x=x, w=net[f"{name}_w"], bias=net[f"{name}_b"],
+                              multiplier=net[f"{name}_m"], shift=net[f"{name}_sh"],
+                              padding=(pad,) * 4, activation=kwargs.get("activation", "none"),
+                              pool=kwargs.get("pool"), name=f"image {index} {name}")
+            result = await driver.run_layer(layer)
+            check(result, layer.name)
+            x = raster_array(result["received"], *want.shape, cfg.array_cols)
+            assert np.array_equal(x, want), layer.name
+            cycles = result["counters"]["busy_cycles"]
+            layers.append({"layer": name, "cycles": cycles, "real_macs": real_macs(layer),
+                           "utilization": real_macs(layer) / pes / cycles,
+                           "output": x.tolist()})
+        logits = x[:, 0, 0]
+        results.append({"index": index, "label": int(net["test_y"][index]),
+                        "prediction": int(np.argmax(logits)), "layers": layers,
+                        "bit_exact": True})
+    with open(os.environ["CONVACCEL_DIGITS_JSON"], "w") as handle:
+        json.dump(results, handle)
 
 
 @cocotb.test()
