@@ -296,9 +296,9 @@ def cmd_synth(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .results import run_results, splice_readme
+    from .results import render_results, run_results, splice_readme
 
-    markdown = run_results(Path(args.out))
+    markdown = (render_results if args.render_only else run_results)(Path(args.out))
     print(f"wrote {Path(args.out) / 'results.md'}")
     if args.readme:
         splice_readme(Path(args.readme), markdown)
@@ -407,6 +407,8 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--out", default="docs/results", help="folder (default: %(default)s)")
     command.add_argument("--readme", default="README.md",
                          help="README whose results section is replaced ('' to skip)")
+    command.add_argument("--render-only", action="store_true",
+                         help="only redraw the tables and plots from the JSON of the last run")
     command.set_defaults(function=cmd_results)
 
     add("config", cmd_config, "print a configuration as JSON")

@@ -21,7 +21,7 @@ from .bench import (array_table, bench_array, layers_table, plot_layers, run_lay
                     save_figure)
 from .synth import synth_table, synthesize
 
-__all__ = ["BEGIN", "END", "run_results", "splice_readme"]
+__all__ = ["BEGIN", "END", "render_results", "run_results", "splice_readme"]
 
 BEGIN = "<!-- results:begin (written by `convaccel results`; do not edit by hand) -->"
 END = "<!-- results:end -->"
@@ -100,20 +100,38 @@ def run_results(out: Path, *, log=print) -> str:
     from ..sim.layer_suite import BENCH_LAYERS, SWEEP_LAYERS
     layers, _, _ = run_layers(list(BENCH_LAYERS) + list(SWEEP_LAYERS), default,
                               progress=True, fmax_mhz=fmax)
-    plot_layers(layers, out / "layers.png", default)
-    _plot_scaling(arrays, out / "scaling_array.png", "pes", "PEs (array size squared)")
-    _plot_scaling(widths, out / "scaling_width.png", "act_width", "activation = weight bits")
     for name, data in (("synth", main), ("scaling_arrays", arrays), ("scaling_widths", widths),
                        ("array", array_figures), ("layers", layers)):
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "meta.json").write_text(json.dumps(
+        {"minutes": round((time.perf_counter() - started) / 60, 1)}) + "\n")
+    return render_results(out)
+
+
+def render_results(out: Path) -> str:
+    """Tables and plots from the JSON files of a run (``out/*.json``); write ``results.md``."""
+    out = Path(out)
+
+    def load(name):
+        return json.loads((out / f"{name}.json").read_text())
+
+    main, arrays, widths = load("synth"), load("scaling_arrays"), load("scaling_widths")
+    array_figures, layers = load("array"), load("layers")
+    default = PRESETS["default"]
+    fmax = next((r.get("fmax_mhz") for r in main
+                 if r["family"] == "ecp5" and r["array"] == "8x8"), None)
+    plot_layers(layers, out / "layers.png", default)
+    _plot_scaling(arrays, out / "scaling_array.png", "pes", "PEs (array size squared)")
+    _plot_scaling(widths, out / "scaling_width.png", "act_width", "activation = weight bits")
+    meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
+    took = f"{meta['minutes']:.0f} minutes on the 2-core reference machine; " \
+        if "minutes" in meta else ""
     tools = main[0]["tools"]
     markdown = "\n".join([
-        "Produced by `convaccel results` (this whole section, tables and plots; "
-        f"{(time.perf_counter() - started) / 60:.0f} minutes on the 2-core reference "
-        f"machine). Tools: {tools['yosys'].split(' (')[0]}, "
-        f"{tools['nextpnr'].split('(')[-1].rstrip(')')}; ECP5 = LFE5U-85F-6BG381 out of "
-        "context, iCE40 = UP5K-SG48 with the ports folded (see `scripts/synth.py`); "
-        "target clock 150 MHz, nextpnr seed 1.",
+        f"Produced by `convaccel results` ({took}tables and plots). Tools: "
+        f"{tools['yosys'].split(' (')[0]}, {tools['nextpnr'].split('(')[-1].rstrip(')')}; "
+        "ECP5 = LFE5U-85F-6BG381 out of context, iCE40 = UP5K-SG48 with the ports folded "
+        "(see `scripts/synth.py`); target clock 150 MHz, nextpnr seed 1.",
         "",
         "#### FPGA resources and clock (`conv_accel`)",
         "",
