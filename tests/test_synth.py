@@ -69,7 +69,7 @@ def test_synth_smoke_on_a_small_design(family, tmp_path):
     assert figures["ffs"] > 0 and figures["fmax_mhz"] > 0
     assert figures["tools"]["yosys"].startswith("Yosys")
     top = "mac_pe_folded" if family == "ice40" else "mac_pe"
-    assert (tmp_path / f"{top}-{family}-2x2-8x8b.json").exists()
+    assert (tmp_path / f"{top}-{family}-2x2-8x8b-{PRESETS['tiny'].digest()[:8]}.json").exists()
     assert f"| mac_pe | 2x2 | 8 x 8 | {family}" in synth_table([figures])
 
 
