@@ -27,7 +27,7 @@ BEGIN = "<!-- results:begin (written by `convaccel results`; do not edit by hand
 END = "<!-- results:end -->"
 
 #: Scaling study: square array sizes at 8 bits, and widths on a 4x4 array.
-SCALING_ARRAYS = (2, 4, 8)
+SCALING_ARRAYS = (4, 8)
 SCALING_WIDTHS = (4, 8, 16)
 WIDTH_STUDY_ARRAY = 4
 
@@ -38,6 +38,7 @@ def _plot_scaling(rows: list[dict], path: Path, key: str, label: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    rows = [r for r in rows if "synth_error" not in r]
     xs = [r[key] for r in rows]
     for field, name in (("luts", "LUT4"), ("ffs", "FF"), ("carry", "CCU2C")):
         left.plot(xs, [r[field] for r in rows], marker="o", label=name)
@@ -59,6 +60,8 @@ def _per_pe(rows: list[dict]) -> str:
     lines = ["| array | PEs | LUT4 | FF | LUT4 / PE | FF / PE | DSP / PE |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
+        if "synth_error" in r:
+            continue
         pes = r["pes"]
         lines.append(f"| {r['array']} | {pes} | {r['luts']} | {r['ffs']} | "
                      f"{r['luts'] / pes:.0f} | {r['ffs'] / pes:.0f} | {r['dsp'] / pes:.2f} |")
@@ -74,7 +77,16 @@ def run_results(out: Path, *, log=print) -> str:
 
     def synth(config, family):
         log(f"synth: {config.array_rows}x{config.array_cols} {config.act_width}-bit, {family}")
-        figures = synthesize("conv_accel", config, family, out_dir=synth_dir)
+        try:
+            figures = synthesize("conv_accel", config, family, out_dir=synth_dir)
+        except RuntimeError as error:     # a tool failure is a result too; keep going
+            log(f"  failed: {error}")
+            figures = {"design": "conv_accel", "family": family, "device": family,
+                       "array": f"{config.array_rows}x{config.array_cols}",
+                       "act_width": config.act_width, "weight_width": config.weight_width,
+                       "fold_ffs": 0, "synth_error": str(error)[-500:],
+                       **{field: "-" for field in ("luts", "ffs", "carry", "dsp", "bram",
+                                                   "synth_seconds", "pnr_seconds")}}
         figures["pes"] = config.array_rows * config.array_cols
         return figures
 

@@ -206,7 +206,8 @@ def synth_table(results: list[dict]) -> str:
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         fmax = r.get("fmax_mhz")
-        fmax = f"{fmax:.1f}" if fmax else "P&R failed"
+        fmax = (f"{fmax:.1f}" if fmax else
+                "synthesis failed" if "synth_error" in r else "P&R failed")
         ffs = f"{r['ffs']}" + (f" ({r['fold_ffs']} fold)" if r["fold_ffs"] else "")
         lines.append(f"| {r['design']} | {r['array']} | {r['act_width']} x {r['weight_width']} | "
                      f"{r['family']} {r['device']} | "

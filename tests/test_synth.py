@@ -97,3 +97,11 @@ def test_the_readme_has_the_results_markers():
 
     text = (Path(__file__).parent.parent / "README.md").read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+def test_a_failed_synthesis_is_a_row_of_the_table():
+    row = {"design": "conv_accel", "family": "ecp5", "device": "ecp5", "array": "2x2",
+           "act_width": 8, "weight_width": 8, "fold_ffs": 0, "synth_error": "yosys: ERROR",
+           **{field: "-" for field in ("luts", "ffs", "carry", "dsp", "bram", "synth_seconds",
+                                       "pnr_seconds")}}
+    assert "| synthesis failed |" in synth_table([row])
