@@ -154,9 +154,10 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
         work = Path(folder)
         (work / "design.il").write_text(rtlil.convert(component, name=top, emit_src=False))
         started = time.perf_counter()
-        for extra in ("", " -noabc9"):
+        for extra in ("", " -dff"):
             # yosys 0.70's ABC9 re-integration can trip an internal assertion
-            # (seen on ECP5); the classic ABC flow is the fallback.
+            # on ECP5 (it has no classic-ABC option any more); ABC9 with the
+            # flip-flops included (-dff) maps the same designs.
             synth = fam.synth.format(top=top, json="netlist.json") + extra
             script = f"read_rtlil design.il; {synth}; tee -q -o stat.json stat -json"
             result = subprocess.run(
