@@ -57,14 +57,21 @@ def _plot_scaling(rows: list[dict], path: Path, key: str, label: str) -> Path:
 
 
 def _per_pe(rows: list[dict]) -> str:
-    lines = ["| array | PEs | LUT4 | FF | LUT4 / PE | FF / PE | DSP / PE |",
+    """Totals per PE, and the growth per added PE from the previous array size."""
+    lines = ["| array | PEs | LUT4 / PE | FF / PE | DSP / PE | added LUT4 per added PE "
+             "| added FF per added PE |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    previous = None
     for r in rows:
         if "synth_error" in r:
             continue
         pes = r["pes"]
-        lines.append(f"| {r['array']} | {pes} | {r['luts']} | {r['ffs']} | "
-                     f"{r['luts'] / pes:.0f} | {r['ffs'] / pes:.0f} | {r['dsp'] / pes:.2f} |")
+        grow = ("-", "-") if previous is None else tuple(
+            f"{(r[field] - previous[field]) / (pes - previous['pes']):.0f}"
+            for field in ("luts", "ffs"))
+        lines.append(f"| {r['array']} | {pes} | {r['luts'] / pes:.0f} | {r['ffs'] / pes:.0f} | "
+                     f"{r['dsp'] / pes:.2f} | {grow[0]} | {grow[1]} |")
+        previous = r
     return "\n".join(lines)
 
 
