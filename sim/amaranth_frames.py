@@ -5,15 +5,49 @@ The window generator and the pooling unit share a control interface:
 ``{"data", "last"}`` beats, ``done``/``busy`` and an ``error`` layout.
 :func:`run_frames` streams frames through such a unit in the Amaranth
 simulator with seeded random input gaps and output back-pressure.
+:func:`drive_streams` is its inner loop, for any unit with input streams,
+one output stream and ``done``/``busy`` (the systolic engine, the conv core).
 """
 
 from __future__ import annotations
 
 from amaranth.sim import Simulator
 
-__all__ = ["run_frames"]
+__all__ = ["drive_streams", "run_frames"]
 
 ERROR_BITS = ("config", "short_frame", "long_frame")
+
+
+async def drive_streams(ctx, dut, inputs, output, take, *, rng, idle, stall, max_cycles):
+    """Stream one job through ``dut`` inside an Amaranth testbench.
+
+    Each cycle every ``(stream, beats)`` of ``inputs`` offers its next beat
+    unless the seeded ``rng`` draws a gap (probability ``idle``), and
+    ``output`` is ready unless it draws a stall (probability ``stall``);
+    ``take(payload)`` gets every output beat. Stops after the clock edge at
+    which ``dut.done`` is set and ``dut.busy`` clear; input ``valid`` is then
+    dropped. Returns the beats accepted per input and the cycles taken.
+    """
+    sent, taken = [0] * len(inputs), 0
+    for cycle in range(max_cycles):
+        offers = [sent[k] < len(beats) and rng.random() >= idle
+                  for k, (_, beats) in enumerate(inputs)]
+        for k, ((port, beats), offer) in enumerate(zip(inputs, offers)):
+            ctx.set(port.valid, offer)
+            if offer:
+                ctx.set(port.payload, beats[sent[k]])
+        ctx.set(output.ready, rng.random() >= stall)
+        took = [offer and ctx.get(port.ready) for offer, (port, _) in zip(offers, inputs)]
+        if ctx.get(output.valid) and ctx.get(output.ready):
+            take(ctx.get(output.payload))
+            taken += 1
+        await ctx.tick()
+        sent = [count + bool(t) for count, t in zip(sent, took)]
+        if ctx.get(dut.done) and not ctx.get(dut.busy):
+            for port, _ in inputs:
+                ctx.set(port.valid, 0)
+            return sent, cycle + 1
+    raise AssertionError(f"timeout after {max_cycles} cycles, {taken} beats out")
 
 
 def run_frames(dut, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000) -> list[dict]:
@@ -30,28 +64,15 @@ def run_frames(dut, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000) -> 
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            out, sent, cycles = [], 0, 0
-            while cycles < max_cycles:
-                offer = sent < len(beats) and rng.random() >= idle
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, beats[sent])
-                ctx.set(dut.o.ready, rng.random() >= stall)
-                took = offer and ctx.get(dut.i.ready)
-                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                    beat = ctx.get(dut.o.payload)
-                    out.append({"data": [int(v) for v in beat.data], "last": int(beat.last)})
-                await ctx.tick()
-                cycles += 1
-                sent += bool(took)
-                if ctx.get(dut.done) and not ctx.get(dut.busy):
-                    break
-            else:
-                raise AssertionError(f"timeout after {max_cycles} cycles, {len(out)} beats out")
+            out = []
+            (sent,), cycles = await drive_streams(
+                ctx, dut, [(dut.i, beats)], dut.o,
+                lambda beat: out.append({"data": [int(v) for v in beat.data],
+                                         "last": int(beat.last)}),
+                rng=rng, idle=idle, stall=stall, max_cycles=max_cycles)
             error = ctx.get(dut.error)
             results.append({"out": out, "sent": sent, "cycles": cycles,
                             "error": {name: int(getattr(error, name)) for name in ERROR_BITS}})
-            ctx.set(dut.i.valid, 0)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -6,6 +6,7 @@ from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
 from convaccel.hw.conv_core import ConvCore
+from convaccel.sim.amaranth_frames import drive_streams
 from convaccel.sim.conv_driver import ConvLayer
 
 
@@ -26,36 +27,17 @@ def run_layers(config, layers, *, rng, idle=0.2, stall=0.2, max_cycles=200_000):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            pixels, weights = layer.pixel_beats(config), layer.weight_beats(config)
-            out, sent_p, sent_w = [], 0, 0
-            for cycle in range(max_cycles):
-                offer_p = sent_p < len(pixels) and rng.random() >= idle
-                offer_w = sent_w < len(weights) and rng.random() >= idle
-                ctx.set(dut.pixels.valid, offer_p)
-                if offer_p:
-                    ctx.set(dut.pixels.payload, pixels[sent_p])
-                ctx.set(dut.weights.valid, offer_w)
-                if offer_w:
-                    ctx.set(dut.weights.payload, weights[sent_w])
-                ctx.set(dut.out.ready, rng.random() >= stall)
-                took_p = offer_p and ctx.get(dut.pixels.ready)
-                took_w = offer_w and ctx.get(dut.weights.ready)
-                if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
-                    beat = ctx.get(dut.out.payload)
-                    out.append({"data": [int(v) for v in beat.data], "last": int(beat.last)})
-                await ctx.tick()
-                sent_p += bool(took_p)
-                sent_w += bool(took_w)
-                if ctx.get(dut.done) and not ctx.get(dut.busy):
-                    break
-            else:
-                raise AssertionError(f"{layer.name}: timeout, {len(out)} beats out")
+            out = []
+            (sent_p, sent_w), cycles = await drive_streams(
+                ctx, dut, [(dut.pixels, layer.pixel_beats(config)),
+                           (dut.weights, layer.weight_beats(config))], dut.out,
+                lambda beat: out.append({"data": [int(v) for v in beat.data],
+                                         "last": int(beat.last)}),
+                rng=rng, idle=idle, stall=stall, max_cycles=max_cycles)
             error = ctx.get(dut.error)
-            results.append({"out": out, "cycles": cycle, "sent": (sent_p, sent_w),
+            results.append({"out": out, "cycles": cycles, "sent": (sent_p, sent_w),
                             "error": int(error.as_value().value) if hasattr(error, "as_value")
                             else int(error)})
-            ctx.set(dut.pixels.valid, 0)
-            ctx.set(dut.weights.valid, 0)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 from convaccel.hw import PRESETS
 from convaccel.hw.group_tiles import group_tile_ranges
 from convaccel.hw.systolic_engine import SystolicEngine
+from convaccel.sim.amaranth_frames import drive_streams
 from convaccel.sim.engine_streams import (act_beats, golden_matmul, result_matrix, tile_counts,
                                           visited_tiles, weight_beats)
 
@@ -34,31 +35,15 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        sent_a = sent_w = 0
-        for _ in range(max_cycles):
-            offer_a = sent_a < len(acts) and rng.random() >= idle
-            offer_w = sent_w < len(weights) and rng.random() >= idle
-            ctx.set(dut.act.valid, offer_a)
-            if offer_a:
-                ctx.set(dut.act.payload, acts[sent_a])
-            ctx.set(dut.weights.valid, offer_w)
-            if offer_w:
-                ctx.set(dut.weights.payload, weights[sent_w])
-            ctx.set(dut.result.ready, rng.random() >= stall)
-            took_a = offer_a and ctx.get(dut.act.ready)
-            took_w = offer_w and ctx.get(dut.weights.ready)
-            if ctx.get(dut.result.valid) and ctx.get(dut.result.ready):
-                beat = ctx.get(dut.result.payload)
-                results.append([int(v) for v in beat.psum])
-                report.setdefault("last_at", []).append(len(results) - 1) if beat.last else None
-            done_before = ctx.get(dut.done)
-            await ctx.tick()
-            sent_a += bool(took_a)
-            sent_w += bool(took_w)
-            if done_before or (ctx.get(dut.done) and not ctx.get(dut.busy)):
-                break
-        else:
-            raise AssertionError(f"timeout: {len(results)} result beats after {max_cycles} cycles")
+
+        def take(beat):
+            results.append([int(v) for v in beat.psum])
+            if beat.last:
+                report.setdefault("last_at", []).append(len(results) - 1)
+
+        (sent_a, sent_w), _ = await drive_streams(
+            ctx, dut, [(dut.act, acts), (dut.weights, weights)], dut.result, take,
+            rng=rng, idle=idle, stall=stall, max_cycles=max_cycles)
         for _ in range(5):
             await ctx.tick()
         counters = ctx.get(dut.counters)
