@@ -223,6 +223,14 @@ def cmd_lint(args) -> int:
     return 1 if failures else 0
 
 
+def _write_report(path, text: str) -> None:
+    """Write a ``--json`` / ``--md`` output, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
 def _synth_fmax(path) -> float | None:
     """The ECP5 Fmax from a ``convaccel synth --json`` file, if given."""
     if not path:
@@ -252,18 +260,14 @@ def cmd_bench(args) -> int:
         table = layers_table(results)
         print(table)
         if args.md:
-            Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.md).write_text(table + "\n")
-            print(f"wrote {args.md}")
+            _write_report(args.md, table + "\n")
         if args.plot:
             print(f"wrote {plot_layers(results, Path(args.plot), config)}")
     else:
         results = bench_windows(seed=args.seed)
         print(windows_table(results))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_report(args.json, json.dumps(results, indent=2) + "\n")
     return 0
 
 
@@ -289,9 +293,7 @@ def cmd_synth(args) -> int:
                 results.append(figures)
     print(synth_table(results))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_report(args.json, json.dumps(results, indent=2) + "\n")
     return 0
 
 
