@@ -18,21 +18,9 @@ from ..golden import as_padding4, as_pair, conv_layer, output_size
 from ..hw.config import AccelConfig
 from ..hw.group_tiles import group_tile_ranges
 from .engine_streams import weight_beats
-from .window_streams import ConvShape, pixel_beats
+from .window_streams import ConvShape, pixel_beats, raster_beats
 
 __all__ = ["ConvLayer", "raster_array", "raster_beats"]
-
-
-def raster_beats(lanes: int, y: np.ndarray) -> list[dict]:
-    """``y (M, P, Q)`` as output beats: p, q, channel group of ``lanes``; ``last`` at the end."""
-    m, p_count, q_count = y.shape
-    groups = -(-m // lanes)
-    padded = np.zeros((groups * lanes, p_count, q_count), dtype=np.int64)
-    padded[:m] = y
-    beats = [{"data": padded[g * lanes:(g + 1) * lanes, p, q].tolist(), "last": 0}
-             for p in range(p_count) for q in range(q_count) for g in range(groups)]
-    beats[-1]["last"] = 1
-    return beats
 
 
 def raster_array(beats: list, channels: int, height: int, width: int, lanes: int) -> np.ndarray:

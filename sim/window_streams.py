@@ -14,7 +14,7 @@ import numpy as np
 from ..golden import as_padding4, as_pair, extract_windows
 from ..hw.config import AccelConfig
 
-__all__ = ["ConvShape", "pixel_beats", "window_beats"]
+__all__ = ["ConvShape", "pixel_beats", "raster_beats", "window_beats"]
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,22 @@ def _groups(config: AccelConfig, channels: int) -> int:
     return -(-channels // config.array_rows)
 
 
-def pixel_beats(config: AccelConfig, x: np.ndarray) -> list[dict]:
-    """``x (C, H, W)`` as input beats: y, x, channel group; ``last`` on the final one."""
-    lanes = config.array_rows
-    c, h, w = x.shape
-    groups = _groups(config, c)
+def raster_beats(lanes: int, y: np.ndarray) -> list[dict]:
+    """``y (C, H, W)`` as beats: row, column, channel group of ``lanes`` (zero padded);
+    ``last`` on the final one. The order of the pixel input and of the layer output."""
+    c, h, w = y.shape
+    groups = -(-c // lanes)
     padded = np.zeros((groups * lanes, h, w), dtype=np.int64)
-    padded[:c] = x
-    beats = [{"data": padded[g * lanes:(g + 1) * lanes, y, xx].tolist(), "last": 0}
-             for y in range(h) for xx in range(w) for g in range(groups)]
+    padded[:c] = y
+    beats = [{"data": padded[g * lanes:(g + 1) * lanes, row, col].tolist(), "last": 0}
+             for row in range(h) for col in range(w) for g in range(groups)]
     beats[-1]["last"] = 1
     return beats
+
+
+def pixel_beats(config: AccelConfig, x: np.ndarray) -> list[dict]:
+    """``x (C, H, W)`` as input beats: y, x, channel group; ``last`` on the final one."""
+    return raster_beats(config.array_rows, x)
 
 
 def window_beats(config: AccelConfig, shape: ConvShape, x: np.ndarray) -> list[dict]:
