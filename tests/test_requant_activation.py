@@ -9,6 +9,16 @@ from convaccel.hw import PRESETS, Activation, RequantActivation
 from convaccel.sim.regression import REGRESSION_CONFIGS
 
 
+async def write_params(ctx, dut, params):
+    """Write ``params`` (channel: (bias, multiplier, shift)) one channel per cycle."""
+    for channel, (bias, multiplier, shift) in params.items():
+        ctx.set(dut.param_en, 1)
+        ctx.set(dut.param_addr, channel)
+        ctx.set(dut.param_data, {"bias": bias, "multiplier": multiplier, "shift": shift})
+        await ctx.tick()
+    ctx.set(dut.param_en, 0)
+
+
 def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, max_cycles=None,
                    clamp_high=0):
     """Write ``params`` (channel: (bias, multiplier, shift)) then push ``beats``
@@ -20,12 +30,7 @@ def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, 
     async def testbench(ctx):
         ctx.set(dut.activation, activation)
         ctx.set(dut.clamp_high, clamp_high)
-        for channel, (bias, multiplier, shift) in params.items():
-            ctx.set(dut.param_en, 1)
-            ctx.set(dut.param_addr, channel)
-            ctx.set(dut.param_data, {"bias": bias, "multiplier": multiplier, "shift": shift})
-            await ctx.tick()
-        ctx.set(dut.param_en, 0)
+        await write_params(ctx, dut, params)
         sent = 0
         for _ in range(max_cycles):
             offer = sent < len(beats) and rng.random() >= idle
@@ -137,12 +142,7 @@ def test_several_lanes_read_their_own_channel_parameters():
     received = []
 
     async def testbench(ctx):
-        for channel, (bias, multiplier, shift) in params.items():
-            ctx.set(dut.param_en, 1)
-            ctx.set(dut.param_addr, channel)
-            ctx.set(dut.param_data, {"bias": bias, "multiplier": multiplier, "shift": shift})
-            await ctx.tick()
-        ctx.set(dut.param_en, 0)
+        await write_params(ctx, dut, params)
         ctx.set(dut.o.ready, 1)
         for beat in beats + [None] * 5:
             ctx.set(dut.i.valid, beat is not None)
