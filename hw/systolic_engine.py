@@ -189,7 +189,6 @@ class SystolicEngine(wiring.Component):
         n_left = Signal.like(self.n_vectors)   # vectors from this block on
         row_total = Signal.like(self.row_length)
         row_left = Signal.like(self.row_length)  # vectors left in this output row
-        kt_first = Signal()                    # current reduction tile is the first
         mt = Signal(mt_bits)
         n = Signal(n_bits)
         running = Signal()
@@ -322,10 +321,10 @@ class SystolicEngine(wiring.Component):
                     m.d.sync += mt.eq(mt + 1)
                 with m.Else():
                     with m.If(~last_kt):
-                        m.d.sync += [k_left.eq(k_left - rows), kt_first.eq(0),
+                        m.d.sync += [k_left.eq(k_left - rows),
                                      chunk.eq(next_chunk), mt.eq(first_mt)]
                     with m.Else():
-                        m.d.sync += [k_left.eq(k_total), kt_first.eq(1), chunk.eq(0),
+                        m.d.sync += [k_left.eq(k_total), chunk.eq(0),
                                      mt.eq(0), seen.eq(0)]
                         with m.If(~last_block):
                             m.d.sync += [
@@ -375,7 +374,7 @@ class SystolicEngine(wiring.Component):
             with m.If(~bad):
                 m.d.sync += [
                     running.eq(1), issued_all.eq(0), need_tile.eq(1),
-                    k_total.eq(self.k_terms), k_left.eq(self.k_terms), kt_first.eq(1),
+                    k_total.eq(self.k_terms), k_left.eq(self.k_terms),
                     m_total.eq(self.m_outputs), chunk_total.eq(self.chunks),
                     tap_terms.eq(self.chunks * rows), chunk.eq(0), seen.eq(0),
                     n_left.eq(self.n_vectors), n.eq(0), mt.eq(0),
