@@ -17,10 +17,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AccelConfig", "PRESETS", "signed_width"]
+__all__ = ["AccelConfig", "MAX_MEMORY_BITS", "MAX_MEMORY_WORDS", "PRESETS", "signed_width"]
+
+#: Largest depth (words) of any one memory a build may have. Generating the
+#: Verilog takes time and host memory in proportion to the words (about 10 s
+#: per 2**16 words); 2**17 is twice the ``large`` preset's line buffer.
+MAX_MEMORY_WORDS = 2 ** 17
+
+#: Largest total of on-chip memory bits a build may have: 16 Mibit, more than
+#: the block RAM of the FPGAs the project targets (an LFE5U-85F has 3.7 Mbit).
+MAX_MEMORY_BITS = 2 ** 24
 
 
 def signed_width(low: int, high: int) -> int:
@@ -39,12 +49,35 @@ def signed_width(low: int, high: int) -> int:
     return width
 
 
+def _is_bool(value) -> bool:
+    """True for Python and NumPy booleans (without importing NumPy)."""
+    kind = type(value)
+    return isinstance(value, bool) or (kind.__module__ == "numpy"
+                                       and kind.__name__ in ("bool", "bool_"))
+
+
+def _ceil_log2(n: int) -> int:
+    """Bits that address ``n`` words: ``ceil(log2(n))``, 0 for ``n = 1``."""
+    return (n - 1).bit_length()
+
+
+#: What each memory's depth grows with (for the error message).
+_MEMORY_SIZED_BY = {
+    "window line buffer": "max_kernel, max_dilation, max_width, max_in_channels / array_rows",
+    "pooling line buffer": "max_pool_kernel, max_width, max_out_channels / array_cols",
+    "engine activation buffer": "array_block",
+    "engine accumulator buffer": "array_block, max_out_channels / array_cols",
+    "requantization parameters": "max_out_channels / array_cols",
+}
+
+
 # (field, smallest allowed, largest allowed, what it is) - one table so the
 # checks and their messages cannot drift apart.
 _INT_LIMITS = (
     ("act_width", 2, 16, "activation width in bits (signed)"),
     ("weight_width", 2, 16, "weight width in bits (signed)"),
-    ("bias_width", 2, 48, "bias width in bits (signed)"),
+    ("bias_width", 2, 32, "bias width in bits (signed; the conv_accel top needs "
+                          "bias_width <= 32 for its 32-bit bias register)"),
     ("mult_width", 1, 32, "requantization multiplier width in bits (unsigned)"),
     ("shift_width", 1, 6, "requantization shift field width in bits"),
     ("array_rows", 1, 64, "systolic array rows (reduction direction)"),
@@ -138,15 +171,29 @@ class AccelConfig:
         for name, low, high, what in _INT_LIMITS:
             value = getattr(self, name)
             # bool is an int subclass; True as a width is always a mistake.
-            if not isinstance(value, int) or isinstance(value, bool):
+            # NumPy integers are integers (they come from arrays and sweeps).
+            if not isinstance(value, numbers.Integral) or _is_bool(value):
                 raise ValueError(
                     f"AccelConfig.{name} ({what}) must be an integer, got {value!r}")
+            # Plain ints from here on, so JSON and hashing see the same values.
+            object.__setattr__(self, name, int(value))
             if not low <= value <= high:
                 raise ValueError(
                     f"AccelConfig.{name} ({what}) must be in {low}..{high}, got {value}")
-        if not isinstance(self.pool_support, bool):
+        if not _is_bool(self.pool_support):
             raise ValueError(
                 f"AccelConfig.pool_support must be True or False, got {self.pool_support!r}")
+        object.__setattr__(self, "pool_support", bool(self.pool_support))
+        if not self.pool_support:
+            # The conv core's pooling unit also turns the engine's block order
+            # into raster order, so every top that runs a layer needs it.
+            raise ValueError(
+                "AccelConfig.pool_support: the conv_core and conv_accel tops need "
+                "pool_support=True, got False")
+        if self.array_cols > self.max_out_channels:
+            raise ValueError(
+                f"AccelConfig.array_cols ({self.array_cols}) must not exceed max_out_channels "
+                f"({self.max_out_channels}): a beat carries array_cols output channels")
         # The golden models compute in int64 and the requantizer multiplies the
         # accumulator by the multiplier: keep that product and its rounding
         # term inside 64 bits so hardware and model can never disagree.
@@ -156,6 +203,18 @@ class AccelConfig:
                 f"{self.act_width}, weight_width={self.weight_width}, bias_width="
                 f"{self.bias_width}, max_kernel={self.max_kernel}, max_in_channels="
                 f"{self.max_in_channels}) + mult_width ({self.mult_width}) + 1 exceeds 64 bits")
+        memories = self.memories
+        name, (words, width) = max(memories.items(), key=lambda item: item[1][0])
+        if words > MAX_MEMORY_WORDS:
+            raise ValueError(
+                f"AccelConfig: the {name} would have {words} words of {width} bits, above the "
+                f"limit of {MAX_MEMORY_WORDS} words per memory; lower the maxima it is sized "
+                f"for ({_MEMORY_SIZED_BY[name]})")
+        if self.memory_bits > MAX_MEMORY_BITS:
+            sizes = ", ".join(f"{key} {w * b} bits" for key, (w, b) in memories.items())
+            raise ValueError(
+                f"AccelConfig: the memories would hold {self.memory_bits} bits ({sizes}), above "
+                f"the limit of {MAX_MEMORY_BITS} bits (16 Mibit)")
 
     # -- derived widths ---------------------------------------------------
 
@@ -237,6 +296,35 @@ class AccelConfig:
         """Exact accumulator width: no layer within the maxima can overflow it."""
         return signed_width(self.acc_low, self.acc_high)
 
+    @property
+    def memories(self) -> dict[str, tuple[int, int]]:
+        """Memories of a ``conv_accel`` build sized for the maxima: name -> (words, bits per word).
+
+        The line buffers round the width and the channel groups up to powers
+        of two (their addresses are concatenated); the requantization
+        parameters are one memory per output lane, the deepest is listed.
+        """
+        rows, cols = self.array_rows, self.array_cols
+        ring = (self.max_kernel - 1) * self.max_dilation + 1
+        x_span = 1 << _ceil_log2(self.max_width)
+        in_groups = 1 << _ceil_log2(-(-self.max_in_channels // rows))
+        out_groups = -(-self.max_out_channels // cols)
+        return {
+            "window line buffer": (ring * x_span * in_groups, rows * self.act_width),
+            "pooling line buffer": (self.max_pool_kernel * x_span
+                                    * (1 << _ceil_log2(out_groups)), cols * self.act_width),
+            "engine activation buffer": (self.array_block, rows * self.act_width),
+            "engine accumulator buffer": (self.array_block << max(1, _ceil_log2(out_groups)),
+                                          cols * self.acc_width),
+            "requantization parameters": (out_groups, cols * (self.bias_width + self.mult_width
+                                                              + self.shift_width)),
+        }
+
+    @property
+    def memory_bits(self) -> int:
+        """Bits in all memories of a ``conv_accel`` build (see :attr:`memories`)."""
+        return sum(words * width for words, width in self.memories.values())
+
     # -- presets, JSON, identity ----------------------------------------
 
     @classmethod
@@ -256,14 +344,35 @@ class AccelConfig:
             return PRESETS[spec]
         path = Path(spec)
         if path.suffix == ".json" or path.exists():
-            try:
-                text = path.read_text()
-            except OSError as error:
-                raise ValueError(f"cannot read configuration file {str(path)!r}: {error}") from None
-            return cls.from_json(text)
+            return cls.read_file(path)[0]
         raise ValueError(
             f"{str(spec)!r} is neither a preset ({', '.join(sorted(PRESETS))}) "
             "nor a configuration JSON file")
+
+    @classmethod
+    def read_file(cls, path: str | Path) -> tuple["AccelConfig", list[str]]:
+        """The configuration in a JSON file, and the parameters the file leaves out.
+
+        Parameters the file does not set take the ``default`` preset's value
+        (the dataclass defaults); they are returned, sorted, so a caller can
+        say so. Every error message starts with the file name.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise ValueError(f"cannot read configuration file {str(path)!r}: {reason}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON: {error}") from None
+        try:
+            config = cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        known = [field.name for field in dataclasses.fields(cls)]
+        return config, sorted(set(known) - set(data))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

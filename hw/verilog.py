@@ -40,12 +40,12 @@ DESIGNS: dict[str, Callable[[AccelConfig], wiring.Component]] = {
 
 
 def available_designs(config: AccelConfig) -> list[str]:
-    """The designs this configuration generates (no pooling unit without pool_support)."""
-    def possible(name):
-        if name in ("pool_unit", "conv_core", "conv_accel") and not config.pool_support:
-            return False
-        return name != "conv_accel" or config.bias_width <= 32
-    return [name for name in DESIGNS if possible(name)]
+    """The designs this configuration generates: all of them.
+
+    :class:`AccelConfig` refuses every configuration one of the designs
+    cannot be built for, so no design is ever dropped silently.
+    """
+    return list(DESIGNS)
 
 
 def build_design(name: str, config: AccelConfig) -> wiring.Component:

@@ -75,8 +75,66 @@ def test_pool_support_must_be_a_bool():
 
 
 def test_requant_product_wider_than_64_bits_is_rejected():
-    with pytest.raises(ValueError, match=r"acc_width \(\d+, derived from .*mult_width \(32\)"):
-        AccelConfig(mult_width=32, bias_width=40)
+    # 3136 products of up to 2**30 (16 x 16 bits) plus a bias need 43 bits.
+    with pytest.raises(ValueError, match=r"acc_width \(43, derived from .*mult_width \(32\)"):
+        AccelConfig(mult_width=32, act_width=16, weight_width=16)
+
+
+@pytest.mark.parametrize("name, value", [("array_rows", np.int64(4)), ("max_width", np.uint16(9)),
+                                         ("act_width", np.int8(6))])
+def test_numpy_integers_are_integers(name, value):
+    cfg = AccelConfig(**{name: value})
+    assert getattr(cfg, name) == value and type(getattr(cfg, name)) is int
+    assert AccelConfig.from_json(cfg.to_json()) == cfg
+    assert AccelConfig(pool_support=np.bool_(True)).pool_support is True
+
+
+def test_designs_the_top_cannot_build_are_refused_by_the_config():
+    with pytest.raises(ValueError, match="need pool_support=True, got False"):
+        AccelConfig(pool_support=False)
+    with pytest.raises(ValueError, match=r"bias_width <= 32 for its 32-bit .* got 40"):
+        AccelConfig(bias_width=40)
+    with pytest.raises(ValueError, match=r"array_cols \(8\) must not exceed max_out_channels \(2\)"):
+        AccelConfig(array_cols=8, max_out_channels=2)
+
+
+def test_memories_of_the_default_build_worked_by_hand():
+    cfg = AccelConfig()
+    # Window ring: (7 - 1) * 3 + 1 = 19 rows of 64 pixels x 8 groups of 8 lanes.
+    assert cfg.memories["window line buffer"] == (19 * 64 * 8, 8 * 8)
+    # Pooling ring: 3 rows of 64 pixels x 8 groups of 8 output lanes.
+    assert cfg.memories["pooling line buffer"] == (3 * 64 * 8, 8 * 8)
+    # Partial sums: 64 positions x 8 output tiles of 8 lanes x 33 bits.
+    assert cfg.memories["engine accumulator buffer"] == (64 * 8, 8 * 33)
+    assert cfg.memory_bits == sum(words * bits for words, bits in cfg.memories.values())
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(max_in_channels=4096, max_width=4096), r"window line buffer would have 39845888 words"),
+    (dict(max_out_channels=4096, array_cols=1, max_width=4096), r"pooling line buffer would have"),
+    (dict(array_block=2048, max_out_channels=4096, array_cols=64, act_width=16, weight_width=16),
+     r"memories would hold \d+ bits .* above the limit of 16777216 bits"),
+])
+def test_configs_too_large_to_build_are_refused_at_once(changes, message):
+    with pytest.raises(ValueError, match=message):
+        AccelConfig(**changes)
+
+
+def test_a_file_names_itself_in_errors_and_lists_what_it_leaves_out(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"array_rows": 4,')
+    with pytest.raises(ValueError, match=r"^.*broken\.json: not valid JSON"):
+        AccelConfig.load(broken)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"array_rows": 0}')
+    with pytest.raises(ValueError, match=r"bad\.json: AccelConfig\.array_rows"):
+        AccelConfig.load(bad)
+    partial = tmp_path / "partial.json"
+    partial.write_text('{"array_rows": 4, "array_cols": 4}')
+    config, left_out = AccelConfig.read_file(partial)
+    assert config == PRESETS["default"].replace(array_rows=4, array_cols=4)
+    assert len(left_out) == len(dataclasses.fields(AccelConfig)) - 2
+    assert "array_rows" not in left_out and "act_width" in left_out
 
 
 def test_config_is_frozen():
