@@ -1,17 +1,38 @@
 """Golden 2-D convolution and the argument normalisers shared by the golden models.
 
-Everything here is exact integer arithmetic in int64 (DESIGN.md sections 1
-and 2).  The functions check that int64 cannot overflow for the values they
-are given, so a result is either exact or a ``ValueError``; never a silent
-wrap.
+Everything here is exact integer arithmetic in int64 (docs/arithmetic.md,
+"Convolution" and "Integers").  The functions check that int64 cannot
+overflow for the values they are given, so a result is either exact or a
+``ValueError``; never a silent wrap.  Arrays larger than
+:data:`MAX_ELEMENTS` are refused with a ``ValueError`` before they are
+allocated.
 """
 
 import numpy as np
 
-__all__ = ["as_int_array", "as_int", "as_pair", "as_padding4", "output_size", "conv2d"]
+__all__ = ["MAX_ELEMENTS", "as_int_array", "as_int", "as_pair", "as_padding4", "check_elements",
+           "output_size", "conv2d"]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+#: Largest array (elements) a golden model allocates: 2**27 int64 values, 1 GiB.
+MAX_ELEMENTS = 2**27
+
+
+def check_elements(count, what):
+    """Raise ``ValueError`` if an array of ``count`` elements exceeds :data:`MAX_ELEMENTS`.
+
+    Parameters
+    ----------
+    count : int
+        Elements the array would have.
+    what : str
+        What the array is, for the message.
+    """
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{what} would have {count} elements, above the golden models' limit "
+                         f"of {MAX_ELEMENTS} (1 GiB of int64)")
 
 
 def as_int(value, name):
@@ -149,7 +170,7 @@ def as_padding4(padding):
 
 
 def output_size(size, kernel, stride=1, dilation=1, padding=(0, 0), axis="height"):
-    """Output length along one axis: the floor rule of DESIGN.md section 1.
+    """Output length along one axis: the floor rule (docs/arithmetic.md, "Output size").
 
     ``floor((size + pad_before + pad_after - dilation*(kernel-1) - 1) / stride) + 1``
 
@@ -225,7 +246,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Raises
     ------
     ValueError
-        On a bad shape, argument or dtype, or if int64 could overflow.
+        On a bad shape, argument or dtype, if int64 could overflow, or if
+        the padded input or the output would exceed :data:`MAX_ELEMENTS`.
     """
     x4, batched = _check_rank(as_int_array(x, "x"), "x")
     w = as_int_array(w, "w")
@@ -263,6 +285,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bound > INT64_MAX:
         raise ValueError(f"conv2d could overflow int64 (worst-case |acc| = {bound})")
 
+    check_elements(n * c * (h + pt + pb) * (wd + pl + pr), "conv2d: the padded input")
+    check_elements(n * m * p * q, "conv2d: the output")
     xp = np.pad(x4, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     # Split channels into groups: xg (N, G, C/G, Hp, Wp), wg (G, M/G, C/G, R, S).
     xg = xp.reshape(n, groups, cg, h + pt + pb, wd + pl + pr)

@@ -1,6 +1,6 @@
 """Golden model of one accelerator layer: conv -> +bias -> requant -> activation -> pool."""
 
-from .conv import as_int, conv2d
+from .conv import as_int, as_int_array, conv2d
 from .pool import pool2d
 from .quant import clamp_activation, relu, requantize
 
@@ -21,6 +21,19 @@ def _parse_pool(pool):
     return mode, kernel, rest[0] if rest else None
 
 
+def _in_signed_range(values, bits, what, bits_name):
+    """``values`` as int64, checked to be ``bits``-wide signed integers."""
+    bits = as_int(bits, bits_name)
+    if not 1 <= bits <= 64:
+        raise ValueError(f"{bits_name} must be in [1, 64], got {bits}")
+    array = as_int_array(values, what.split()[0])
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if array.size and (int(array.min()) < low or int(array.max()) > high):
+        bad = int(array.min()) if int(array.min()) < low else int(array.max())
+        raise ValueError(f"{what} must be {bits}-bit signed values in [{low}, {high}], got {bad}")
+    return array
+
+
 def conv_layer(
     x,
     w,
@@ -37,6 +50,7 @@ def conv_layer(
     bits=8,
     clamp_high=None,
     return_intermediates=False,
+    weight_bits=None,
 ):
     """Run one quantized convolution layer in the contract order.
 
@@ -45,7 +59,8 @@ def conv_layer(
     Parameters
     ----------
     x, w, bias, stride, padding, dilation, groups
-        As for `conv2d`.
+        As for `conv2d`; ``x`` must hold ``bits``-wide and ``w``
+        ``weight_bits``-wide signed values (the contract's operand widths).
     multiplier, shift : int or array_like of int, optional
         Requantization scale, scalar or per output channel; see `requantize`.
         The defaults (1, 0) only saturate.
@@ -57,11 +72,13 @@ def conv_layer(
         ``(mode, kernel)`` or ``(mode, kernel, stride)`` with mode "max" or
         "avg"; see `pool2d`.  ``None`` skips pooling.
     bits : int, optional
-        Activation width for saturation.
+        Activation width: the range of ``x`` and of the saturated output.
     clamp_high : int, optional
         Upper bound of the "clamp" activation, ``0 .. 2**(bits-1) - 1``.
     return_intermediates : bool, optional
         If true, return a dict of every stage instead of the output only.
+    weight_bits : int, optional
+        Signed width of the weights; defaults to ``bits``.
 
     Returns
     -------
@@ -75,6 +92,9 @@ def conv_layer(
     ValueError
         On any invalid argument (checked before computing).
     """
+    x = _in_signed_range(x, bits, "x (activations)", "bits")
+    w = _in_signed_range(w, bits if weight_bits is None else weight_bits, "w (weights)",
+                         "weight_bits")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if activation == "clamp":

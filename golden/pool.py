@@ -1,4 +1,4 @@
-"""Golden max and average pooling (DESIGN.md sections 1 and 2, rule 6)."""
+"""Golden max and average pooling (docs/arithmetic.md, "Pooling")."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Golden requantization, saturation and activations (DESIGN.md section 2).
+"""Golden requantization, saturation and activations (docs/arithmetic.md, "Requantization").
 
 Rounding rule, written down once: ``(v + 2^(sh-1)) >> sh`` with an arithmetic
 (flooring) shift, i.e. round half towards +infinity; ``sh == 0`` adds no
@@ -120,8 +120,9 @@ def requantize(acc, multiplier, shift, bits=8):
     acc : array_like of int
         Accumulators: a scalar, (M,), (M, P, Q) or (N, M, P, Q).
     multiplier : int or array_like of int
-        Integer multiplier M0, a scalar or one per output channel (length M).
-        Any int64 value is accepted; the hardware restricts its width.
+        Unsigned integer multiplier M0 (>= 0), a scalar or one per output
+        channel (length M). Any non-negative int64 value is accepted; the
+        hardware restricts its width.
     shift : int or array_like of int
         Right shift in [0, 63], a scalar or one per output channel.
     bits : int, optional
@@ -135,11 +136,14 @@ def requantize(acc, multiplier, shift, bits=8):
     Raises
     ------
     ValueError
-        On non-integer inputs, a bad per-channel length, a shift out of
-        range, or if ``acc * multiplier + 2^(shift-1)`` could overflow int64.
+        On non-integer inputs, a negative multiplier, a bad per-channel
+        length, a shift out of range, or if ``acc * multiplier + 2^(shift-1)``
+        could overflow int64.
     """
     acc = as_int_array(acc, "acc")
     mult, axis_m = _channel_param(multiplier, acc, "multiplier")
+    if mult.size and mult.min() < 0:
+        raise ValueError(f"multiplier M0 is unsigned, got {int(mult.min())}")
     sh, axis_s = _channel_param(shift, acc, "shift")
     sh = _check_shift(sh)
     if acc.size:

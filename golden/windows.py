@@ -1,15 +1,15 @@
 """Golden sliding-window extraction (the window generator's reference).
 
 ``extract_windows`` returns, for every output position, the ``R x S`` patch
-of every channel that the convolution of DESIGN.md section 1 multiplies by
-the kernel: padding reads as 0, stride and dilation per axis, floor rule for
+of every channel that the convolution (docs/arithmetic.md, "Convolution")
+multiplies by the kernel: padding reads as 0, stride and dilation per axis, floor rule for
 the output size. ``conv2d`` equals the windows contracted with the kernel,
 which the tests check.
 """
 
 import numpy as np
 
-from .conv import as_int_array, as_padding4, as_pair, output_size
+from .conv import as_int_array, as_padding4, as_pair, check_elements, output_size
 
 __all__ = ["extract_windows"]
 
@@ -37,7 +37,8 @@ def extract_windows(x, kernel, stride=1, padding=0, dilation=1):
     Raises
     ------
     ValueError
-        On a bad shape or argument (same messages as `conv2d`).
+        On a bad shape or argument (same messages as `conv2d`), or if the
+        padded input or the windows would exceed ``MAX_ELEMENTS``.
     """
     x = as_int_array(x, "x")
     if x.ndim != 3 or 0 in x.shape:
@@ -49,6 +50,8 @@ def extract_windows(x, kernel, stride=1, padding=0, dilation=1):
     c, h, w = x.shape
     p = output_size(h, r, uh, dh, (pt, pb), "height")
     q = output_size(w, s, uw, dw, (pl, pr), "width")
+    check_elements(c * (h + pt + pb) * (w + pl + pr), "extract_windows: the padded input")
+    check_elements(p * q * r * s * c, "extract_windows: the windows")
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr)))
     out = np.empty((p, q, r, s, c), dtype=np.int64)
     for i in range(r):

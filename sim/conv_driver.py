@@ -68,13 +68,16 @@ class ConvLayer:
     def _per_channel(self, value) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, dtype=np.int64), (self.out_channels,))
 
-    def golden(self, bits: int = 8) -> np.ndarray:
-        """The layer's output by ``golden.conv_layer`` at ``bits``-wide activations: (M, P', Q')."""
+    def golden(self, bits: int = 8, weight_bits: int | None = None) -> np.ndarray:
+        """The layer's output by ``golden.conv_layer`` at ``bits``-wide activations: (M, P', Q').
+
+        ``weight_bits`` (default ``bits``) is the weights' width.
+        """
         return conv_layer(self.x, self.w, self.bias, self._per_channel(self.multiplier),
                           self._per_channel(self.shift), stride=self.stride,
                           padding=self.padding, dilation=self.dilation, groups=self.groups,
                           activation=self.activation, pool=self.pool, bits=bits,
-                          clamp_high=self.clamp_high)
+                          clamp_high=self.clamp_high, weight_bits=weight_bits)
 
     def layer_fields(self) -> dict:
         """Values for the ``layer`` port of ConvCore."""
@@ -144,4 +147,4 @@ class ConvLayer:
                             tile_ranges=self.tile_ranges(config))
 
     def expected_beats(self, config: AccelConfig) -> list[dict]:
-        return raster_beats(config.array_cols, self.golden(config.act_width))
+        return raster_beats(config.array_cols, self.golden(config.act_width, config.weight_width))

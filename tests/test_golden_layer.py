@@ -58,9 +58,9 @@ def test_requant_comes_before_avg_pool():
 
 
 def test_bias_is_added_before_requant_at_full_width():
-    # acc 1000 + bias 24 = 1024 >> 3 = 128 -> saturates; bias after requant would give 125 + 24.
-    x = np.array([[[1000]]])
-    w = np.array([[[[1]]]])
+    # acc 100 * 10 + bias 24 = 1024 >> 3 = 128 -> saturates; bias after requant would give 125 + 24.
+    x = np.array([[[100]]])
+    w = np.array([[[[10]]]])
     assert conv_layer(x, w, [24], 1, 3, bits=16)[0, 0, 0] == 128
     assert conv_layer(x, w, [24], 1, 3)[0, 0, 0] == 127
 
@@ -111,8 +111,24 @@ def test_matches_composition_of_primitives(seed):
         (dict(multiplier=[1, 2, 3]), r"per-channel multiplier must have length M=2, got length 3"),
         (dict(bias=[1]), r"bias must have shape \(M,\) = \(2,\)"),
         (dict(padding=(1, 2, 3)), r"padding must be"),
+        (dict(padding=10**6), r"conv2d: the padded input would have \d+ elements, above"),
+        (dict(bits=0), r"bits must be in \[1, 64\], got 0"),
+        (dict(bits=3), r"x \(activations\) must be 3-bit signed values in \[-4, 3\], got -8"),
+        (dict(weight_bits=3), r"w \(weights\) must be 3-bit signed values in \[-4, 3\], got -5"),
     ],
 )
 def test_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         conv_layer(X, W, **kwargs)
+
+
+@pytest.mark.parametrize("x, w, match", [
+    (200, 1, r"x \(activations\) must be 8-bit signed values in \[-128, 127\], got 200"),
+    (-129, 1, r"got -129"),
+    (1, 1000, r"w \(weights\) must be 8-bit signed values in \[-128, 127\], got 1000"),
+])
+def test_operands_outside_the_contract_widths_are_refused(x, w, match):
+    with pytest.raises(ValueError, match=match):
+        conv_layer(np.array([[[x]]]), np.array([[[[w]]]]))
+    # At a width that holds them they are fine: 16-bit activations, weights.
+    assert conv_layer(np.array([[[x]]]), np.array([[[[w]]]]), bits=16).shape == (1, 1, 1)

@@ -54,3 +54,12 @@ def test_random_against_naive_and_conv2d(seed):
 def test_kernel_larger_than_padded_input_is_rejected():
     with pytest.raises(ValueError, match="height"):
         extract_windows(np.zeros((1, 2, 2), dtype=np.int64), 4, padding=0)
+
+
+def test_huge_padding_is_a_value_error_not_a_memory_error():
+    # 1 x 2000001 x 2000001 padded values would be 32 TB of int64.
+    with pytest.raises(ValueError, match=r"padded input would have 4000004000001 elements"):
+        extract_windows(np.zeros((1, 1, 1), dtype=np.int64), 1, padding=10**6)
+    with pytest.raises(ValueError, match=r"conv2d: the padded input would have"):
+        conv2d(np.zeros((1, 1, 1), dtype=np.int64), np.ones((1, 1, 1, 1), dtype=np.int64),
+               padding=10**6)
