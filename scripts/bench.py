@@ -111,17 +111,27 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     """Run named layers (:data:`~convaccel.sim.layer_suite.ALL_LAYERS`) through ``conv_accel``.
 
     No input gaps, no back-pressure; every output is checked bit-exactly.
+    Each layer is first scaled to ``config``
+    (:func:`~convaccel.sim.layer_suite.fit_spec`, the name says so) and
+    checked against it: a layer that still does not fit raises
+    ``ValueError`` before anything is built or run.
     One simulator run per layer, so ``progress`` can show a bar (tqdm, the
     ``bench`` extra). With ``fmax_mhz`` each result also gets the layer's
     time and GOPS (2 operations per MAC) at that clock. Returns the
     per-layer figures, the build and the last run folder.
     """
     from ..sim.build import build, run  # imports cocotb
-    from ..sim.layer_suite import ALL_LAYERS
+    from ..sim.layer_suite import ALL_LAYERS, fit_spec, spec_layer
 
     unknown = [key for key in keys if key not in ALL_LAYERS]
     if unknown:
         raise ValueError(f"unknown layer {unknown[0]!r}; choose from {', '.join(ALL_LAYERS)}")
+    # Scale every layer to the build and check it before anything is built:
+    # the hardware refuses a layer that does not fit, and waiting for its
+    # output would only end at the simulation's timeout.
+    specs = {key: fit_spec(ALL_LAYERS[key], config) for key in keys}
+    for spec in specs.values():
+        spec_layer(spec, config).check_fits(config)
     built = build("conv_accel", config, shallow_trace=shallow_trace)
     steps = keys
     if progress:
@@ -137,7 +147,7 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
             run_dir = run(built, "conv_accel_bench", seed=seed, testcase="accel_layer_benchmark",
                           name=name, waves=waves,
                           extra_env={"CONVACCEL_BENCH_JSON": str(target),
-                                     "CONVACCEL_BENCH_LAYERS": json.dumps([ALL_LAYERS[key]])})
+                                     "CONVACCEL_BENCH_LAYERS": json.dumps([specs[key]])})
             (figures,) = json.loads(target.read_text())
         figures["key"] = key
         figures.update(layer_traffic(figures, config))

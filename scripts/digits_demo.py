@@ -17,7 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_digits", "run_digits", "summarize"]
+__all__ = ["check_digits_fit", "plot_digits", "run_digits", "summarize"]
+
+
+def check_digits_fit(config) -> None:
+    """Raise ``ValueError`` naming the first digits layer the build cannot run.
+
+    The network is trained and quantized as it is, so it is never scaled:
+    a build too small for it is refused before anything is built.
+    """
+    from ..golden.digits import LAYERS, digits_layers, load_digits_cnn
+    from ..sim.conv_driver import ConvLayer
+
+    net = load_digits_cnn()
+    image = net["test_x"][0].astype(np.int64)
+    # Every image has the same layer shapes; the first one stands for all.
+    inputs = [image] + digits_layers(net, image)[:-1]
+    for (name, kwargs), x in zip(LAYERS.items(), inputs):
+        pad = kwargs.get("padding", 0)
+        ConvLayer(x=x, w=net[f"{name}_w"], bias=net[f"{name}_b"], multiplier=net[f"{name}_m"],
+                  shift=net[f"{name}_sh"], padding=(pad,) * 4,
+                  activation=kwargs.get("activation", "none"), pool=kwargs.get("pool"),
+                  name=f"digits {name}").check_fits(config)
 
 
 def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
@@ -25,10 +46,14 @@ def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
     """Run the first ``count`` held-out images; one simulator run per ``chunk`` images.
 
     With ``waves`` the first image runs alone with a VCD (its first layer
-    is at the start of the trace).
+    is at the start of the trace). Raises ``ValueError`` before anything is
+    built if the network does not fit ``config`` (:func:`check_digits_fit`).
     """
     from ..sim.build import build, run
 
+    if count < 1:
+        raise ValueError(f"the number of images must be at least 1, got {count}")
+    check_digits_fit(config)
     built = build("conv_accel", config)
     spans, start = [], 0
     if waves:

@@ -108,6 +108,84 @@ class ConvLayer:
     def pixel_beats(self, config: AccelConfig) -> list[dict]:
         return pixel_beats(config, self.x)
 
+    def misfits(self, config: AccelConfig) -> list[str]:
+        """What of this layer the build cannot run, one phrase per problem (empty: it fits).
+
+        Checks every run-time maximum of ``config`` (channels, image size,
+        kernel, stride, dilation, padding, groups, pooling, the convolution
+        output size), the operand and parameter widths, and the layer's own
+        consistency (groups, a kernel within the padded input).
+        """
+        cfg = config
+        problems = []
+
+        def at_most(what, value, limit, name):
+            if value > limit:
+                problems.append(f"{what} {value} > {name} {limit}")
+
+        c, h, w = self.x.shape
+        m, _, r, s = self.w.shape
+        shape = self.shape
+        at_most("input channels", c, cfg.max_in_channels, "max_in_channels")
+        at_most("output channels", m, cfg.max_out_channels, "max_out_channels")
+        at_most("height", h, cfg.max_height, "max_height")
+        at_most("width", w, cfg.max_width, "max_width")
+        at_most("kernel", max(r, s), cfg.max_kernel, "max_kernel")
+        at_most("stride", max(shape.stride), cfg.max_stride, "max_stride")
+        at_most("dilation", max(shape.dilation), cfg.max_dilation, "max_dilation")
+        at_most("padding", max(shape.padding), cfg.max_padding, "max_padding")
+        at_most("groups", self.groups, cfg.max_in_channels, "max_in_channels")
+        if self.pool is not None:
+            mode, kernel, stride = self.pool
+            if not all(isinstance(v, (int, np.integer)) for v in (kernel, stride)):
+                problems.append(f"pooling {kernel}/{stride}: the pooling unit takes a square "
+                                "window and one stride (integers)")
+            else:
+                at_most("pooling window", kernel, cfg.max_pool_kernel, "max_pool_kernel")
+                at_most("pooling stride", stride, cfg.max_pool_stride, "max_pool_stride")
+        for what, values, low, high in (
+                ("activation", self.x, cfg.act_min, cfg.act_max),
+                ("weight", self.w, cfg.weight_min, cfg.weight_max),
+                ("bias", self._per_channel(0 if self.bias is None else self.bias),
+                 cfg.bias_min, cfg.bias_max),
+                ("multiplier", self._per_channel(self.multiplier), 0, cfg.max_multiplier),
+                ("shift", self._per_channel(self.shift), 0, cfg.max_shift)):
+            values = np.asarray(values)
+            if values.size and (values.min() < low or values.max() > high):
+                problems.append(f"{what} values {int(values.min())}..{int(values.max())} "
+                                f"outside {low}..{high}")
+        if self.activation == "clamp" and not 0 <= (self.clamp_high or 0) <= cfg.act_max:
+            problems.append(f"clamp_high {self.clamp_high} outside 0..{cfg.act_max}")
+        groups = self.groups
+        if groups < 1 or c % groups or m % groups or self.w.shape[1] * groups != c:
+            problems.append(f"groups {groups} do not split {c} input and {m} output channels "
+                            f"with weights of shape {self.w.shape}")
+        if problems:
+            return problems
+        try:
+            p, q = self.conv_size()
+        except ValueError as error:     # kernel larger than the padded input
+            return [str(error)]
+        at_most("convolution output height", p, cfg.max_height, "max_height")
+        at_most("convolution output width", q, cfg.max_width, "max_width")
+        if self.pool is not None and self.pool[1] > min(p, q):
+            problems.append(f"pooling window {self.pool[1]} larger than the {p}x{q} "
+                            "convolution output")
+        return problems
+
+    def check_fits(self, config: AccelConfig) -> None:
+        """Raise ``ValueError`` naming everything of this layer the build cannot run.
+
+        Call it before a simulation starts: the hardware refuses such a
+        layer (``error.exceeds_max`` and friends), and a host that waits for
+        its output would wait for nothing.
+        """
+        problems = self.misfits(config)
+        if problems:
+            raise ValueError(f"layer {self.name!r} does not fit the build "
+                             f"({config.array_rows}x{config.array_cols} array): "
+                             + "; ".join(problems))
+
     def effective_weights(self, config: AccelConfig) -> np.ndarray:
         """Weights as the engine's ``K x M`` matrix in the window generator's ``k`` order.
 

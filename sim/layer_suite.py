@@ -2,15 +2,23 @@
 
 Each entry is the keyword arguments of
 :func:`convaccel.sim.benches.conv_core_bench.layer_from` (random data of the
-given shape, clipped to the build's maxima), so specs travel as JSON to the
-cocotb benchmark testcase.
+given shape), so specs travel as JSON to the cocotb benchmark testcase.
+:func:`fit_spec` scales a spec to a smaller build (and says so in its name);
+:func:`spec_layer` builds the layer the benchmark will run, so the host can
+check it against the build before any simulation starts.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..golden import as_padding4, as_pair
 from .conv_driver import ConvLayer
 
-__all__ = ["ALL_LAYERS", "BENCH_LAYERS", "SWEEP_LAYERS", "real_macs"]
+__all__ = ["ALL_LAYERS", "BENCH_LAYERS", "SWEEP_LAYERS", "fit_spec", "real_macs", "spec_layer"]
+
+#: Seed of the random layer data in the layer benchmark (also used by spec_layer).
+LAYER_DATA_SEED = 2024
 
 #: ``key: layer_from keywords``; the README's main job runs ``lenet_conv1``.
 BENCH_LAYERS = {
@@ -51,3 +59,47 @@ def real_macs(layer: ConvLayer) -> int:
     p, q = layer.conv_size()
     m, c_per_group, r, s = layer.w.shape
     return p * q * m * c_per_group * r * s
+
+
+def fit_spec(spec: dict, config) -> dict:
+    """``spec`` scaled to ``config``: each size clipped to the build's maximum.
+
+    Channels, image size, kernel, stride, dilation, padding and pooling are
+    clipped; a depthwise layer stays depthwise. When anything changed, the
+    name says what runs instead (``..., scaled to the build: 1->4, 3x3,
+    12x12``), so reports never show a layer that did not run. Whether the
+    result fits is :meth:`ConvLayer.check_fits`' business.
+    """
+    cfg = config
+    fitted = dict(spec)
+    depthwise = spec.get("groups", 1) == spec["c"] == spec["m"] and spec["c"] > 1
+    fitted["c"] = min(spec["c"], cfg.max_in_channels)
+    fitted["m"] = min(spec["m"], cfg.max_out_channels)
+    if depthwise:
+        fitted["c"] = fitted["m"] = fitted["groups"] = min(fitted["c"], fitted["m"])
+    fitted["h"], fitted["w"] = min(spec["h"], cfg.max_height), min(spec["w"], cfg.max_width)
+    fitted["r"], fitted["s"] = min(spec["r"], cfg.max_kernel), min(spec["s"], cfg.max_kernel)
+    for key, limit in (("stride", cfg.max_stride), ("dilation", cfg.max_dilation)):
+        if key in spec:
+            fitted[key] = [min(v, limit) for v in as_pair(spec[key], key)]
+    if "padding" in spec:
+        fitted["padding"] = [min(v, cfg.max_padding) for v in as_padding4(spec["padding"])]
+    if spec.get("pool"):
+        mode, kernel, stride = spec["pool"]
+        fitted["pool"] = [mode, min(kernel, cfg.max_pool_kernel), min(stride, cfg.max_pool_stride)]
+    if fitted != spec:
+        uh, uw = fitted.get("stride", (1, 1))
+        shape = (f"{fitted['c']}->{fitted['m']}, {fitted['r']}x{fitted['s']}"
+                 + (f"/{uh}" if (uh, uw) != (1, 1) else "") + f", {fitted['h']}x{fitted['w']}")
+        if fitted.get("pool"):
+            mode, kernel, stride = fitted["pool"]
+            shape += f", {kernel}x{kernel}/{stride} {mode}-pool"
+        fitted["name"] = f"{spec['name']}, scaled to the build: {shape}"
+    return fitted
+
+
+def spec_layer(spec: dict, config) -> ConvLayer:
+    """The layer the layer benchmark runs for ``spec`` on ``config`` (same random data)."""
+    from .benches.conv_core_bench import layer_from  # imports cocotb
+
+    return layer_from(config, np.random.default_rng(LAYER_DATA_SEED), **spec)
