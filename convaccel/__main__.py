@@ -1,0 +1,7 @@
+"""``python -m convaccel``: the ``convaccel`` command."""
+
+import sys
+
+from .scripts.cli import main
+
+sys.exit(main())
