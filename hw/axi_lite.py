@@ -20,10 +20,12 @@ Each field gets hardware ports named ``<register>_<field>`` in lower case
 * ``pulse``: ``Out(1)``, high for exactly one cycle after each write that
   sets the bit.
 * ``w1c``: ``In(1)`` named ``<register>_<field>_set`` (:func:`set_port_name`)
-  sets the sticky bit; ``Out(1)`` named ``<register>_<field>`` shows it.
+  sets the sticky bit; ``In(1)`` named ``<register>_<field>_clear``
+  (:func:`clear_port_name`) clears it like a software write of 1 (tie it
+  to 0 when unused); ``Out(1)`` named ``<register>_<field>`` shows it.
 
-A ``w1c`` bit that is set by hardware in the same cycle as software writes 1
-to clear it stays set: **set wins**, so no event is lost.
+A ``w1c`` bit that is set by hardware in the same cycle as it is cleared (by
+software or by the clear input) stays set: **set wins**, so no event is lost.
 
 Bus behaviour
 -------------
@@ -71,7 +73,7 @@ from amaranth.lib.wiring import In, Out
 from .register_map import REGISTER_WIDTH, RegisterMap
 
 __all__ = ["RESP_OKAY", "RESP_SLVERR", "AXIL_PORTS", "AxiLiteRegisterFile",
-           "field_port_name", "set_port_name"]
+           "clear_port_name", "field_port_name", "set_port_name"]
 
 #: AXI response codes used by the register file.
 RESP_OKAY = 0b00
@@ -92,6 +94,11 @@ def field_port_name(register: str, field: str) -> str:
 def set_port_name(register: str, field: str) -> str:
     """Name of the set input of a ``w1c`` field: ``<register>_<field>_set``."""
     return f"{field_port_name(register, field)}_set"
+
+
+def clear_port_name(register: str, field: str) -> str:
+    """Name of the hardware clear input of a ``w1c`` field: ``<register>_<field>_clear``."""
+    return f"{field_port_name(register, field)}_clear"
 
 
 class AxiLiteRegisterFile(wiring.Component):
@@ -169,7 +176,8 @@ class AxiLiteRegisterFile(wiring.Component):
                          "ro": {name: In(item.width)},
                          "pulse": {name: Out(1)},
                          "w1c": {name: Out(1, init=item.reset),
-                                 set_port_name(reg.name, item.name): In(1)}}[item.access]
+                                 set_port_name(reg.name, item.name): In(1),
+                                 clear_port_name(reg.name, item.name): In(1)}}[item.access]
                 for port in ports:
                     if port in members:
                         raise ValueError(f"field {reg.name}.{item.name}: port name {port!r} "
@@ -302,7 +310,8 @@ class AxiLiteRegisterFile(wiring.Component):
             elif item.access == "pulse":
                 m.d.sync += port.eq(hit & strb[item.lsb // 8] & data[item.lsb])
             elif item.access == "w1c":
-                clear = hit & strb[item.lsb // 8] & data[item.lsb]
+                clear = ((hit & strb[item.lsb // 8] & data[item.lsb])
+                         | getattr(self, clear_port_name(reg.name, item.name)))
                 with m.If(getattr(self, set_port_name(reg.name, item.name))):
                     m.d.sync += port.eq(1)  # set wins over a clear in the same cycle
                 with m.Elif(clear):

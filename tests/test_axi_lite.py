@@ -104,7 +104,8 @@ def outputs(ctx, dut, regmap):
 def test_port_names_are_the_axi_names_and_one_per_field():
     dut = AxiLiteRegisterFile(example_map())
     fields = {"ctrl_enable", "ctrl_mode", "ctrl_start", "ctrl_abort", "status_busy",
-              "status_done", "status_done_set", "status_error", "status_error_set",
+              "status_done", "status_done_set", "status_done_clear", "status_error",
+              "status_error_set", "status_error_clear",
               "status_count", "scale_value", "threshold_low", "threshold_high"}
     assert set(dut.signature.members) == set(AXIL_PORTS) | fields
     verilog = generate_verilog(dut, "axil")
@@ -318,6 +319,18 @@ def test_w1c_set_by_hardware_cleared_by_writing_one_set_wins():
         await write(ctx, dut, 0x04, 1 << 8)
         assert ctx.get(dut.status_done) == 0
         assert await read(ctx, dut, 0x04) == (0, RESP_OKAY)
+        # The hardware clear input acts like a write of 1; set still wins over it.
+        ctx.set(dut.status_done_set, 1)
+        await ctx.tick()
+        ctx.set(dut.status_done_set, 0)
+        ctx.set(dut.status_done_clear, 1)
+        await ctx.tick()
+        assert ctx.get(dut.status_done) == 0, "the clear input clears"
+        ctx.set(dut.status_done_set, 1)
+        await ctx.tick()
+        ctx.set(dut.status_done_set, 0)
+        ctx.set(dut.status_done_clear, 0)
+        assert ctx.get(dut.status_done) == 1, "set wins over the clear input"
 
     simulate(dut, testbench)
 

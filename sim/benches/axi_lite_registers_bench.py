@@ -29,8 +29,8 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from ...hw.axi_lite import (RESP_OKAY, RESP_SLVERR, AxiLiteRegisterFile, field_port_name,
-                            set_port_name)
+from ...hw.axi_lite import (RESP_OKAY, RESP_SLVERR, AxiLiteRegisterFile, clear_port_name,
+                            field_port_name, set_port_name)
 from ...hw.register_map import Field, Register, RegisterMap
 from ..axi_lite_master import Access, AxiLiteMaster
 from ..streams import bench_rng, start_clock_and_reset
@@ -100,8 +100,10 @@ class HardwareSide:
                 else:
                     self.out_ports.append(name)
                 if item.access == "w1c":
-                    self.in_ports[set_port_name(reg.name, item.name)] = 1
-                    getattr(dut, set_port_name(reg.name, item.name)).value = 0
+                    for port in (set_port_name(reg.name, item.name),
+                                 clear_port_name(reg.name, item.name)):
+                        self.in_ports[port] = 1
+                        getattr(dut, port).value = 0
 
     async def run(self):
         """Start right after a rising edge (cycle 0); runs until cancelled."""
@@ -171,10 +173,13 @@ class RegisterModel:
         return RESP_OKAY, pulses
 
     def apply_sets(self, inputs: dict):
-        """Apply the ``w1c`` set inputs sampled on an edge (after that edge's write: set wins)."""
-        for name, value in inputs.items():
-            if value and name.endswith("_set") and name[:-4] in self.state:
-                self.state[name[:-4]] = 1
+        """Apply the ``w1c`` clear, then set inputs sampled on an edge (after that edge's
+        write: set wins over both clears)."""
+        for suffix, value_after in (("_clear", 0), ("_set", 1)):
+            for name, value in inputs.items():
+                field = name[:-len(suffix)]
+                if value and name.endswith(suffix) and field in self.state:
+                    self.state[field] = value_after
 
     def outputs(self, pulses: set, names: list) -> dict:
         """Expected value of every field output after an edge that fired ``pulses``."""
