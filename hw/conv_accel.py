@@ -21,48 +21,83 @@ Programming model: write the layer registers (``shape``, ``channels``,
 ``kernel``, ``padding``, ``mode``, ``groups``), the per-channel parameters
 (``param_channel``, ``param_bias``, ``param_multiplier``, ``param_shift``,
 then ``param_write.write``), then ``control.start``; stream the pixels and
-weights; ``status.done`` (write 1 to clear) rises when the layer has
-finished or failed; ``error.code`` says why it failed (bits below). A layer
-register above the build's maximum (``build*`` registers) is refused at
-``start`` with ``exceeds_max`` and nothing runs; so is a start after a
-parameter write to a channel beyond the maximum (``params``).
+weights; ``status.done`` (write 1 to clear; ``irq`` while ``irq_enable``)
+rises when the layer has finished, failed or been cancelled, and ``error``
+says why it failed (one bit per cause, :data:`ERROR_BITS`).
 
-Error code bits (``error.code``, cleared by ``start``):
-
-====  =================  ==================================================
-bit   name               meaning
-====  =================  ==================================================
-0     shape              zero sizes, or the kernel is larger than the padded input
-1     short_frame        ``tlast`` came before the frame's last pixel beat
-2     long_frame         no ``tlast`` on the last pixel beat (the rest up to ``tlast`` is dropped)
-3     sizes              output positions, reduction or output channels out of range
-4     pool               pooling window/stride invalid for the convolution's output
-5     pool_frame         internal: the pooling unit saw a wrong frame length
-6     params             a parameter write named a channel beyond the maximum (start refused)
-7     exceeds_max        a layer register is above the build's maximum
-8     groups             ``groups`` is 0 or does not divide both channel counts
-====  =================  ==================================================
+* ``done`` means the next ``start`` will be taken: it rises only after the
+  last output beat has been handed over *and* the whole pixel frame has been
+  read up to its ``tlast`` (rows and columns no window touches are read and
+  dropped), so a host may start the next layer on the interrupt. ``start``
+  clears ``done`` (and ``irq``); so does writing 1 to it.
+* ``error`` and the counters hold the last layer that *ended*: they are
+  captured with ``done`` and stay until the next layer ends, so they can be
+  read after the next layer has been started.
+* The layer registers are sampled at ``start``: the next layer's may be
+  written while one runs. The per-channel parameters are not: a
+  ``param_write`` while ``status.busy`` is ignored and sets ``param_busy``
+  (the running layer keeps its parameters).
+* A layer register above the build's maximum (``build*`` registers) is
+  refused at ``start`` with ``exceeds_max`` and nothing runs; so is a start
+  after a parameter write to a channel beyond the maximum (``params``). A
+  ``start`` while busy is ignored.
+* ``control.cancel`` ends a running layer with ``done`` and ``cancelled``;
+  while idle it does nothing. After an error or a cancel the unread rest of
+  the pixel and weight streams is not consumed: the host drops it.
+* Output lanes of channels ``>= out_channels`` (the last channel group's
+  unused lanes) are 0.
 """
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi_lite import AXIL_PORTS, AxiLiteRegisterFile, field_port_name, set_port_name
+from .axi_lite import (AXIL_PORTS, AxiLiteRegisterFile, clear_port_name, field_port_name,
+                       set_port_name)
 from .config import AccelConfig
 from .conv_core import ConvCore
 from .helpers import above
 from .register_map import Field, Register, RegisterMap
 
-__all__ = ["ConvAccel", "conv_accel_register_map", "ERROR_BITS", "MAGIC", "VERSION"]
+__all__ = ["ConvAccel", "conv_accel_register_map", "COUNTERS", "ERROR_BITS", "MAGIC", "VERSION"]
 
 #: ``id.magic``: ASCII "CNVA".
 MAGIC = 0x434E5641
 #: ``version`` (major, minor) of the register map.
-VERSION = (1, 1)
-#: ``error.code`` bit names, bit 0 first.
-ERROR_BITS = ("shape", "short_frame", "long_frame", "sizes", "pool", "pool_frame", "params",
-              "exceeds_max", "groups")
+VERSION = (2, 0)
+#: ``error`` register bits, bit 0 first: name -> meaning (of the last layer that ended).
+ERROR_BITS = {
+    "shape": "a zero size, or the kernel is larger than the padded input",
+    "short_frame": "pixel tlast came before the frame's last beat",
+    "long_frame": "no pixel tlast on the frame's last beat (the rest up to tlast is "
+                  "read and dropped)",
+    "sizes": "output positions, reduction length or output channels out of the engine's range",
+    "pool": "pooling kernel or stride zero, or the window larger than the convolution output",
+    "pool_frame": "internal: the pooling unit saw a wrong frame length (never expected)",
+    "params": "a param_write named a channel >= max_out_channels; start refused",
+    "exceeds_max": "a layer register is above the build's maximum (build registers); "
+                   "start refused, nothing runs",
+    "groups": "groups is 0 or does not divide both in_channels and out_channels",
+    "conv_size": "the convolution output (P x Q) is larger than max_height x max_width",
+    "cancelled": "the layer was ended by control.cancel",
+    "param_busy": "a param_write while busy was ignored (the running layer keeps its "
+                  "parameters)",
+}
+
+#: Performance counters: register -> (width, meaning), of the last layer that ended.
+COUNTERS = {
+    "busy_cycles": (32, "clock edges from the AXI4-Lite handshake of the control.start "
+                        "write to the output handshake with tlast (to done for a failed "
+                        "or cancelled layer)"),
+    "active_cycles": (32, "cycles the systolic array took in a vector"),
+    "macs_lo": (32, "real multiply-accumulates P*Q*M*(C/groups)*R*S, bits 31..0 (no padded "
+                    "channel lanes, no zeros between groups)"),
+    "macs_hi": (16, "real multiply-accumulates, bits 47..32"),
+    "input_stall": (32, "engine cycles waiting for window slices"),
+    "output_stall": (32, "engine cycles waiting for room for results"),
+    "weight_stall": (32, "engine cycles waiting for the next weight tile"),
+    "drain_stall": (32, "engine cycles waiting for partial sums to be written back"),
+}
 
 
 def _ro(name, lsb, width, reset=0, doc=""):
@@ -99,15 +134,24 @@ def conv_accel_register_map(config: AccelConfig) -> RegisterMap:
         Register("build4", 0x18, (
             _ro("bias_width", 0, 8, c.bias_width), _ro("mult_width", 8, 8, c.mult_width),
             _ro("shift_width", 16, 8, c.shift_width), _ro("acc_width", 24, 8, c.acc_width))),
+        Register("build5", 0x1C, (
+            _ro("array_block", 0, 16, c.array_block,
+                "output positions per block: the weight stream repeats per block"),),
+            "generate-time parameters that shape the streams"),
         Register("control", 0x20, (
             Field("start", 0, 1, "pulse", doc="start the layer described by the registers"),
-            Field("cancel", 1, 1, "pulse", doc="abort the running layer"))),
+            Field("cancel", 1, 1, "pulse", doc="end the running layer (done + cancelled); "
+                                               "ignored while idle"))),
         Register("status", 0x24, (
-            _ro("busy", 0, 1, doc="a layer is running"),
-            Field("done", 1, 1, "w1c", doc="a layer finished or failed (write 1 to clear)"),
+            _ro("busy", 0, 1, doc="a layer is running (start is ignored)"),
+            Field("done", 1, 1, "w1c", doc="a layer finished, failed or was cancelled and the "
+                                           "next start will be taken (write 1 or start to "
+                                           "clear)"),
             _rw("irq_enable", 2, 1, doc="drive irq while done is set"))),
-        Register("error", 0x28, (_ro("code", 0, len(ERROR_BITS), doc="error bits of the last layer, see "
-                                                       "hw/conv_accel.py"),)),
+        Register("error", 0x28, tuple(_ro(name, bit, 1, doc=meaning) for bit, (name, meaning)
+                                      in enumerate(ERROR_BITS.items())),
+                 "why the last layer that ended failed, one bit per cause (updated with "
+                 "status.done)"),
         Register("shape", 0x30, (_rw("height", 0, 16, 1), _rw("width", 16, 16, 1)),
                  "input feature map size"),
         Register("channels", 0x34, (_rw("in_channels", 0, 16, 1), _rw("out_channels", 16, 16, 1))),
@@ -135,14 +179,10 @@ def conv_accel_register_map(config: AccelConfig) -> RegisterMap:
                  "convolution output size of the current layer"),
         Register("out_size", 0x74, (_ro("height", 0, 16), _ro("width", 16, 16)),
                  "final (pooled) output size"),
-        Register("busy_cycles", 0x80, (_ro("count", 0, 32),), "performance counters"),
-        Register("active_cycles", 0x84, (_ro("count", 0, 32),)),
-        Register("macs_lo", 0x88, (_ro("count", 0, 32),)),
-        Register("macs_hi", 0x8C, (_ro("count", 0, 16),)),
-        Register("input_stall", 0x90, (_ro("count", 0, 32),)),
-        Register("output_stall", 0x94, (_ro("count", 0, 32),)),
-        Register("weight_stall", 0x98, (_ro("count", 0, 32),)),
-        Register("drain_stall", 0x9C, (_ro("count", 0, 32),)),
+        *(Register(name, 0x80 + 4 * index, (_ro("count", 0, width, doc=meaning),),
+                   "performance counters of the last layer that ended (updated with "
+                   "status.done)" if index == 0 else "")
+          for index, (name, (width, meaning)) in enumerate(COUNTERS.items())),
     ]
     return RegisterMap("convaccel", tuple(registers), "convaccel conv engine")
 
@@ -186,30 +226,32 @@ class ConvAccel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.config
         regs, core = self.registers, self.core
         m.submodules.registers = regs
         m.submodules.core = core
-
-        def port(register, field):
-            return getattr(regs, field_port_name(register, field))
-
         for name in AXIL_PORTS:
             inner, outer = getattr(regs, name), getattr(self, name)
             if regs.signature.members[name].flow == In:
                 m.d.comb += inner.eq(outer)
             else:
                 m.d.comb += outer.eq(inner)
-
-        # Build parameters and sizes read back through ro fields.
+        # Build parameters read back through ro fields.
         for reg in self.regmap.registers:
             if reg.name in ("id", "version") or reg.name.startswith("build"):
                 for field in reg.fields:
-                    m.d.comb += port(reg.name, field.name).eq(field.reset)
+                    m.d.comb += self._port(reg.name, field.name).eq(field.reset)
+        self._connect_streams(m)
+        exceeds = self._connect_layer_registers(m)
+        self._control(m, exceeds)
+        return m
 
-        # ---- streams ----------------------------------------------------
-        rows, cols = cfg.array_rows, cfg.array_cols
-        pixel_bits, weight_bits = rows * cfg.act_width, cols * cfg.weight_width
+    def _port(self, register, field):
+        return getattr(self.registers, field_port_name(register, field))
+
+    def _connect_streams(self, m):
+        cfg, core = self.config, self.core
+        pixel_bits = cfg.array_rows * cfg.act_width
+        weight_bits = cfg.array_cols * cfg.weight_width
         m.d.comb += [
             core.pixels.valid.eq(self.s_axis_pixels_tvalid),
             core.pixels.payload.data.eq(self.s_axis_pixels_tdata[:pixel_bits]),
@@ -224,7 +266,9 @@ class ConvAccel(wiring.Component):
             core.out.ready.eq(self.m_axis_out_tready),
         ]
 
-        # ---- layer registers -> core, with range checks --------------------
+    def _connect_layer_registers(self, m):
+        """Layer registers -> core; returns 'some register is above its maximum'."""
+        cfg, core, port = self.config, self.core, self._port
         checks = [
             ("shape", "height", cfg.max_height), ("shape", "width", cfg.max_width),
             ("channels", "in_channels", cfg.max_in_channels),
@@ -263,60 +307,103 @@ class ConvAccel(wiring.Component):
             core.layer.pool_stride.eq(port("mode", "pool_stride")),
         ]
 
-        # ---- per-channel parameters ------------------------------------------
+        return exceeds
+
+    def _control(self, m, exceeds):
+        """Parameters, start/cancel and status; the last layer's error bits and counters."""
+        cfg, core, port = self.config, self.core, self._port
         channel = port("param_channel", "channel")
         bad_channel = above(channel, cfg.max_out_channels - 1)
+        param_write = port("param_write", "write")
         m.d.comb += [
-            core.param_en.eq(port("param_write", "write") & ~bad_channel),
+            core.param_en.eq(param_write & ~bad_channel & ~core.busy),
             core.param_addr.eq(channel),
             core.param_data.bias.eq(port("param_bias", "bias")),
             core.param_data.multiplier.eq(port("param_multiplier", "multiplier")),
             core.param_data.shift.eq(port("param_shift", "shift")),
         ]
-
-        # ---- control, status, errors --------------------------------------
-        start = port("control", "start")
+        idle_start = port("control", "start") & ~core.busy
         # A parameter write to a channel beyond the maximum since the last
         # start; like a register above its maximum, it makes start refuse.
         bad_param_write = Signal()
         refused = Signal()
         m.d.comb += [
-            core.start.eq(start & ~exceeds & ~bad_param_write & ~core.busy),
+            core.start.eq(idle_start & ~exceeds & ~bad_param_write),
             core.cancel.eq(port("control", "cancel")),
-            refused.eq(start & (exceeds | bad_param_write) & ~core.busy),
         ]
-        with m.If(port("param_write", "write") & bad_channel):
+        m.d.sync += refused.eq(idle_start & (exceeds | bad_param_write))
+        with m.If(param_write & bad_channel & ~core.busy):
             m.d.sync += bad_param_write.eq(1)
-        with m.Elif(start & ~core.busy):
+        with m.Elif(idle_start):
             m.d.sync += bad_param_write.eq(0)
+        # Parameters are not double-buffered: a write while busy would change
+        # the running layer's remaining outputs, so it is dropped and flagged.
+        param_busy = Signal()
+        with m.If(param_write & core.busy):
+            m.d.sync += param_busy.eq(1)
+        with m.Elif(idle_start):
+            m.d.sync += param_busy.eq(0)
         exceeded = Signal()
         param_error = Signal()
         ran = Signal()   # the last start reached the core (its error bits count)
-        with m.If(start & ~core.busy):
+        with m.If(idle_start):
             m.d.sync += [exceeded.eq(exceeds), param_error.eq(bad_param_write),
                          ran.eq(~exceeds & ~bad_param_write)]
         error = core.error
-        code = Signal(len(ERROR_BITS))
-        m.d.comb += [
-            code[0].eq(ran & error.window.config), code[1].eq(ran & error.window.short_frame),
-            code[2].eq(ran & error.window.long_frame), code[3].eq(ran & error.engine),
-            code[4].eq(ran & error.pool.config),
-            code[5].eq(ran & (error.pool.short_frame | error.pool.long_frame)),
-            code[6].eq((ran & error.requant) | param_error), code[7].eq(exceeded),
-            code[8].eq(ran & error.groups),
-            port("error", "code").eq(code),
-        ]
+        causes = {
+            "shape": ran & error.window.config, "short_frame": ran & error.window.short_frame,
+            "long_frame": ran & error.window.long_frame, "sizes": ran & error.engine,
+            # out_channels = 0 is `sizes`; the pooling unit then also objects.
+            "pool": ran & error.pool.config & ~error.engine,
+            "pool_frame": ran & (error.pool.short_frame | error.pool.long_frame),
+            "params": (ran & error.requant) | param_error, "exceeds_max": exceeded,
+            "groups": ran & error.groups, "conv_size": ran & error.conv_size,
+            "cancelled": ran & error.cancelled, "param_busy": param_busy,
+        }
+        assert list(causes) == list(ERROR_BITS)
+        # A layer ends when the core raises done, or one cycle after a refused
+        # start (once `exceeded` and `param_error` hold its causes).
         done_before = Signal()
+        ended = Signal()
         m.d.sync += done_before.eq(core.done)
         m.d.comb += [
+            ended.eq((core.done & ~done_before) | refused),
             port("status", "busy").eq(core.busy),
-            getattr(regs, set_port_name("status", "done")).eq(
-                (core.done & ~done_before) | refused),
+            getattr(self.registers, set_port_name("status", "done")).eq(ended),
+            # A start clears done (and so irq): a host may start on the interrupt.
+            getattr(self.registers, clear_port_name("status", "done")).eq(idle_start),
             self.irq.eq(port("status", "done") & port("status", "irq_enable")),
         ]
+        self._last_layer_readback(m, ended, causes)
 
-        # ---- read-back sizes and counters -------------------------------------
+    def _last_layer_readback(self, m, ended, causes):
+        """Error bits and counters of the last layer that ended, held until the next ends.
+
+        They are captured with ``done``, so a host that starts the next layer
+        on the interrupt can still read them until that layer ends.
+        """
+        core, port = self.core, self._port
         counters = core.counters
+        live = {
+            "busy_cycles": counters.layer.busy_cycles,
+            "active_cycles": counters.engine.active_cycles,
+            "macs_lo": counters.layer.macs[:32], "macs_hi": counters.layer.macs[32:],
+            "input_stall": counters.engine.input_stall,
+            "output_stall": counters.engine.output_stall,
+            "weight_stall": counters.engine.weight_stall,
+            "drain_stall": counters.engine.drain_stall,
+        }
+        assert list(live) == list(COUNTERS)
+        for name, value in live.items():
+            held = Signal(COUNTERS[name][0], name=f"last_{name}")
+            with m.If(ended):
+                m.d.sync += held.eq(value)
+            m.d.comb += port(name, "count").eq(held)
+        for name, cause in causes.items():
+            held = Signal(name=f"last_error_{name}")
+            with m.If(ended):
+                m.d.sync += held.eq(cause)
+            m.d.comb += port("error", name).eq(held)
         # A top-level name for the core's state, so shallow traces show it.
         core_state = Signal.like(core.state)
         m.d.comb += [
@@ -325,13 +412,4 @@ class ConvAccel(wiring.Component):
             port("conv_size", "width").eq(core.conv_width),
             port("out_size", "height").eq(core.out_height),
             port("out_size", "width").eq(core.out_width),
-            port("busy_cycles", "count").eq(counters.busy_cycles),
-            port("active_cycles", "count").eq(counters.active_cycles),
-            port("macs_lo", "count").eq(counters.useful_macs[:32]),
-            port("macs_hi", "count").eq(counters.useful_macs[32:]),
-            port("input_stall", "count").eq(counters.input_stall),
-            port("output_stall", "count").eq(counters.output_stall),
-            port("weight_stall", "count").eq(counters.weight_stall),
-            port("drain_stall", "count").eq(counters.drain_stall),
         ]
-        return m

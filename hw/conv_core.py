@@ -24,10 +24,24 @@ output tiles each input chunk feeds and the engine skips the all-zero tiles
 a visited tile the weights between groups are zero.
 
 Control: ``start`` samples ``layer``; the window generator works out
-``P, Q`` and the group map its tile ranges first, then the engine and pooling unit are started with the sizes
-that follow. Any unit's error (bad shape, sizes above a maximum, short or long
-frame) cancels the others, sets ``done`` and the matching ``error`` bits and
-leaves the core idle; ``cancel`` aborts a layer.
+``P, Q`` and the group map its tile ranges first, then the engine and pooling
+unit are started with the sizes that follow.
+
+``done`` means the layer is over *and* the next ``start`` will be taken: it
+rises only when the last output beat has been handed over and every unit is
+idle, which includes the window generator having read the whole input frame
+up to its ``last`` beat (input rows and columns below and right of the last
+window are read and dropped). Any unit's error (bad shape, sizes above a
+maximum, a convolution output larger than the build's ``max_height x
+max_width``, short or long frame) cancels the others, sets ``done`` and the
+matching ``error`` bits and leaves the core idle. ``cancel`` aborts a running
+layer and ends it like an error, with ``error.cancelled``; it is ignored while
+the core is idle. After an error or a cancel, the unread rest of the input
+streams stays where it is: the host discards it.
+
+Counters: :class:`~convaccel.hw.layer_counters.LayerCounters` (cycles from
+``start`` to the last output handshake, real multiply-accumulates) and the
+engine's own issue and stall counters.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
@@ -36,12 +50,15 @@ from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
 from .group_tiles import GroupTileMap
+from .helpers import above
+from .layer_counters import LayerCounters, layer_counters_layout
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from .requant_activation import Activation, RequantActivation, channel_params_layout
 from .systolic_engine import SystolicEngine, engine_counters_layout
 from .window_generator import WindowGenerator, layer_shape_layout, window_error_layout
 
-__all__ = ["ConvCore", "CoreState", "conv_layer_layout", "core_error_layout"]
+__all__ = ["ConvCore", "CoreState", "conv_layer_layout", "core_counters_layout",
+           "core_error_layout"]
 
 
 class CoreState(enum.Enum, shape=3):
@@ -77,7 +94,15 @@ def core_error_layout() -> data.StructLayout:
         "pool": window_error_layout(),     # bad pooling for the conv output size
         "requant": 1,                      # channel beyond max_out_channels
         "groups": 1,                       # groups zero or not dividing C and M
+        "conv_size": 1,                    # P x Q larger than max_height x max_width
+        "cancelled": 1,                    # ended by cancel
     })
+
+
+def core_counters_layout() -> data.StructLayout:
+    """Performance counters of the last layer (cleared by ``start``)."""
+    return data.StructLayout({"layer": layer_counters_layout(),
+                              "engine": engine_counters_layout()})
 
 
 class ConvCore(wiring.Component):
@@ -99,8 +124,9 @@ class ConvCore(wiring.Component):
         :class:`~convaccel.hw.requant_activation.RequantActivation`.
     busy, done : Out(1)
     error : Out(core_error_layout())
-    counters : Out(engine_counters_layout())
-        The systolic engine's performance counters for the last layer.
+    counters : Out(core_counters_layout())
+        The layer's cycle and real-MAC counters and the systolic engine's
+        issue and stall counters, for the last layer.
     state : Out(CoreState)
         Control state, for waveforms and debugging.
     conv_height, conv_width, out_height, out_width : Out(unsigned)
@@ -118,6 +144,7 @@ class ConvCore(wiring.Component):
         self.requant = RequantActivation(config, lanes=config.array_cols)
         self.pool = PoolUnit(config)
         self.group_map = GroupTileMap(config)
+        self.layer_counters = LayerCounters(config)
         super().__init__({
             "pixels": In(stream.Signature(self.window.i.payload.shape())),
             "weights": In(stream.Signature(self.engine.weights.payload.shape())),
@@ -131,7 +158,7 @@ class ConvCore(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "error": Out(core_error_layout()),
-            "counters": Out(engine_counters_layout()),
+            "counters": Out(core_counters_layout()),
             "state": Out(CoreState),
             "conv_height": Out(self.window.out_height.shape()),
             "conv_width": Out(self.window.out_width.shape()),
@@ -151,7 +178,8 @@ class ConvCore(wiring.Component):
         m.submodules.engine = ResetInserter(flush)(engine)
         m.submodules.requant = ResetInserter(flush)(requant)
         m.submodules.pool = ResetInserter(flush)(pool)
-        m.submodules.group_map = group_map
+        m.submodules.group_map = ResetInserter(flush)(group_map)
+        m.submodules.layer_counters = counters = self.layer_counters
 
         # ---- datapath -------------------------------------------------
         wiring.connect(m, wiring.flipped(self.pixels), window.i)
@@ -173,7 +201,8 @@ class ConvCore(wiring.Component):
             requant.param_en.eq(self.param_en),
             requant.param_addr.eq(self.param_addr),
             requant.param_data.eq(self.param_data),
-            self.counters.eq(engine.counters),
+            self.counters.engine.eq(engine.counters),
+            self.counters.layer.eq(counters.counters),
             self.conv_height.eq(window.out_height),
             self.conv_width.eq(window.out_width),
             self.out_height.eq(pool.out_height),
@@ -212,6 +241,24 @@ class ConvCore(wiring.Component):
         flushed = Signal()
         unit_failed = (window.error.as_value().any() | engine.error
                        | pool.error.as_value().any())
+        # The conv output must fit the pooling unit's and the engine's sizing.
+        oversize = (above(window.out_height, cfg.max_height)
+                    | above(window.out_width, cfg.max_width))
+        finish = Signal()   # done is set at the next edge
+
+        m.d.comb += [
+            counters.kernel_h.eq(self.layer.conv.kernel_h),
+            counters.kernel_w.eq(self.layer.conv.kernel_w),
+            counters.out_channels.eq(self.layer.out_channels),
+            counters.in_per_group.eq(group_map.in_per_group),
+            counters.in_per_group_valid.eq(group_map.ready),
+            counters.result.eq(engine.result.valid & engine.result.ready),
+            counters.result_tile.eq(engine.result.payload.group),
+            counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
+            counters.stop.eq(finish),
+        ]
+        with m.If(finish):
+            m.d.sync += self.done.eq(1)
 
         def capture_errors():
             m.d.sync += [
@@ -234,20 +281,23 @@ class ConvCore(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [layer.eq(self.layer), self.done.eq(0), self.error.eq(0)]
                     m.d.comb += [window.start.eq(1), group_map.start.eq(1),
-                                 requant.clear_error.eq(1)]
+                                 counters.start.eq(1), requant.clear_error.eq(1)]
                     m.next = "GEOMETRY"
             with m.State("GEOMETRY"):
                 m.d.comb += self.state.eq(CoreState.GEOMETRY)
                 # The window generator works out P and Q before it streams;
-                # the group map its tile ranges.
+                # the group map its tile ranges, the counters (C/G)*R*S.
                 with m.If(window.done & window.error.as_value().any()):
                     capture_errors()
-                    m.d.sync += self.done.eq(1)
+                    m.d.comb += finish.eq(1)
                     m.next = "IDLE"
                 with m.Elif(group_map.error):
                     capture_errors()
                     m.next = "FAILED"
-                with m.Elif(window.geometry_valid & group_map.ready):
+                with m.Elif(window.geometry_valid & oversize):
+                    m.d.sync += self.error.conv_size.eq(1)
+                    m.next = "FAILED"
+                with m.Elif(window.geometry_valid & group_map.ready & counters.ready):
                     m.d.comb += [engine.start.eq(1), pool.start.eq(1)]
                     m.next = "RUN"
                 leave_on_cancel()
@@ -256,9 +306,11 @@ class ConvCore(wiring.Component):
                 with m.If(unit_failed):
                     capture_errors()
                     m.next = "FAILED"
-                with m.Elif(pool.done & ~pool.busy & ~engine.busy):
+                with m.Elif(pool.done & ~pool.busy & ~engine.busy & ~window.busy):
+                    # The window generator is idle only once it has read the
+                    # whole input frame: the next start will be taken.
                     capture_errors()
-                    m.d.sync += self.done.eq(1)
+                    m.d.comb += finish.eq(1)
                     m.next = "IDLE"
                 leave_on_cancel()
             with m.State("FAILED"):
@@ -268,16 +320,23 @@ class ConvCore(wiring.Component):
                 # up to `last`); after an engine or pool error it is cancelled.
                 # A beat already offered on `out` is never withdrawn: reset
                 # only in cycles where none is waiting.
+                # A cancel here also stops a long frame's discarding.
                 m.d.comb += [flush.eq(out_free),
-                             window.cancel.eq(~self.error.window.as_value().any())]
+                             window.cancel.eq(~self.error.window.as_value().any()
+                                              | self.cancel)]
+                with m.If(self.cancel):
+                    m.d.sync += self.error.cancelled.eq(1)
                 with m.If(out_free):
                     m.d.sync += flushed.eq(1)
                 with m.If(~window.busy & (flushed | out_free)):
-                    m.d.sync += [self.done.eq(1), flushed.eq(0)]
+                    m.d.comb += finish.eq(1)
+                    m.d.sync += flushed.eq(0)
                     m.next = "IDLE"
             with m.State("CANCEL"):
                 m.d.comb += self.state.eq(CoreState.CANCEL)
                 m.d.comb += [flush.eq(out_free), window.cancel.eq(1)]
                 with m.If(out_free):
+                    m.d.comb += finish.eq(1)
+                    m.d.sync += [self.error.cancelled.eq(1), flushed.eq(0)]
                     m.next = "IDLE"
         return m

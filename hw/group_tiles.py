@@ -85,6 +85,8 @@ class GroupTileMap(wiring.Component):
         (dense: every chunk feeds every output tile).
     tiles : Out(ArrayLayout(tile_range_layout(config), chunk_max))
         ``lo``/``hi`` per chunk (entry 0 only when dense), held until ``start``.
+    in_per_group : Out(unsigned)
+        ``C / G`` (``C`` when ``groups == 1``), valid with ``ready``.
     """
 
     def __init__(self, config: AccelConfig):
@@ -102,6 +104,7 @@ class GroupTileMap(wiring.Component):
             "error": Out(1),
             "chunks": Out(range(self.chunk_max + 1)),
             "tiles": Out(data.ArrayLayout(tile_range_layout(config), self.chunk_max)),
+            "in_per_group": Out(range(config.max_in_channels + 1)),
         })
 
     def elaborate(self, platform):
@@ -125,6 +128,7 @@ class GroupTileMap(wiring.Component):
         first_chunk, last_chunk = Signal.like(chunk), Signal.like(chunk)
         first_tile, last_tile = Signal(tile_bits), Signal(tile_bits)
         touched = Signal(self.chunk_max)
+        m.d.comb += self.in_per_group.eq(c_per_group)
 
         def fail():
             m.d.sync += [self.error.eq(1), self.ready.eq(0)]

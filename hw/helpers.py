@@ -5,9 +5,9 @@ They keep the generated Verilog lint-clean for every configuration: no
 operand width already decides.
 """
 
-from amaranth.hdl import Cat, Const, Signal
+from amaranth.hdl import Cat, Const, Signal, unsigned
 
-__all__ = ["above", "address", "bad_range", "counter"]
+__all__ = ["above", "address", "bad_range", "counter", "times_constant"]
 
 
 def counter(limit):
@@ -30,3 +30,19 @@ def above(value, limit):
 def bad_range(value, limit):
     """``value == 0`` or ``value > limit``: an invalid size or count."""
     return (value == 0) | above(value, limit)
+
+
+def times_constant(value, factor: int):
+    """``value * factor`` for a constant ``factor >= 0`` as a sum of shifted copies.
+
+    Written out as adders so that synthesis never spends a DSP block on it.
+    """
+    if factor < 0:
+        raise ValueError(f"factor must be >= 0, got {factor}")
+    terms = [value << bit for bit in range(factor.bit_length()) if factor >> bit & 1]
+    if not terms:
+        return Const(0, unsigned(1))
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total

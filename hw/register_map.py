@@ -425,7 +425,8 @@ class RegisterMap:
             ``PREFIX_REG_RESET`` (the word a read returns after reset); for
             each field ``PREFIX_REG_FIELD_SHIFT`` (its lsb), ``_WIDTH``,
             ``_MASK`` (its bits in place) and ``_RESET`` (its reset value,
-            not shifted). An include guard ``PREFIX_REGS_H``.
+            not shifted), after a comment with the field's ``doc``. An
+            include guard ``PREFIX_REGS_H``.
         """
         prefix = (self.name if prefix is None else prefix)
         _check_name("C prefix", prefix)
@@ -442,6 +443,9 @@ class RegisterMap:
             lines.append(f"#define {base}_RESET 0x{reg.reset:08x}u")
             for item in reg.fields:
                 name = f"{base}_{item.name.upper()}"
+                if item.doc:
+                    lines.append(f"/* {reg.name}.{item.name}: "
+                                 f"{item.doc.replace('*/', '* /')} */")
                 lines.append(f"#define {name}_SHIFT {item.lsb}u")
                 lines.append(f"#define {name}_WIDTH {item.width}u")
                 lines.append(f"#define {name}_MASK 0x{item.mask:08x}u")

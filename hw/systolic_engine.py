@@ -81,7 +81,7 @@ def engine_counters_layout() -> data.StructLayout:
     return data.StructLayout({
         "busy_cycles": 32,      # cycles from start to the last result beat
         "active_cycles": 32,    # cycles that issued a vector (>= 1 useful MAC)
-        "useful_macs": 48,      # multiply-accumulates on real (unpadded) terms
+        "issued_macs": 48,      # products on terms < K and outputs < M (slots a conv may pad)
         "input_stall": 32,      # waiting for the act stream
         "output_stall": 32,     # waiting for room in the output FIFO
         "weight_stall": 32,     # waiting for the next weight tile
@@ -393,7 +393,7 @@ class SystolicEngine(wiring.Component):
             with m.If(issue):
                 m.d.sync += [
                     ctr.active_cycles.eq(ctr.active_cycles + 1),
-                    ctr.useful_macs.eq(ctr.useful_macs + valid_rows * valid_cols),
+                    ctr.issued_macs.eq(ctr.issued_macs + valid_rows * valid_cols),
                 ]
             with m.Elif(~issued_all):
                 with m.If(~weights_ok):

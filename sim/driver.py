@@ -16,7 +16,7 @@ from amaranth.lib import data
 from cocotb.triggers import RisingEdge
 
 from ..hw.config import AccelConfig
-from ..hw.conv_accel import ERROR_BITS, conv_accel_register_map
+from ..hw.conv_accel import COUNTERS, ERROR_BITS, conv_accel_register_map
 from .axi_lite_master import AxiLiteMaster, EdgeCounter
 from .conv_driver import ConvLayer
 from .streams import LayoutCodec, SimTimeout, StreamDriver, StreamMonitor
@@ -25,7 +25,7 @@ __all__ = ["ConvAccelDriver", "decode_error"]
 
 
 def decode_error(code: int) -> list[str]:
-    """Names of the bits set in ``error.code``."""
+    """Names of the bits set in the ``error`` register value ``code``."""
     return [name for bit, name in enumerate(ERROR_BITS) if code >> bit & 1]
 
 
@@ -58,7 +58,8 @@ class ConvAccelDriver:
                                     lanes(cfg.weight_width, cfg.array_cols), rng=rng,
                                     idle_probability=idle_probability, axis=True)
         self.out = StreamMonitor(dut, "m_axis_out", lanes(cfg.act_width, cfg.array_cols),
-                                 rng=rng, stall_probability=stall_probability, axis=True)
+                                 rng=rng, stall_probability=stall_probability, axis=True,
+                                 clock=self.clock)
         dut.s_axis_weights_tlast.value = 0
 
     def start(self):
@@ -77,8 +78,23 @@ class ConvAccelDriver:
         assert access.resp == 0, f"read of {register} answered {access.resp}"
         return reg.unpack(access.data)
 
+    async def read_error(self) -> int:
+        """The ``error`` register as one value (bit ``n`` = ``ERROR_BITS`` entry ``n``)."""
+        return self.regmap.register("error").pack(await self.read("error"))
+
+    async def read_counters(self) -> dict:
+        """Every performance counter, plus ``macs`` (``macs_hi:macs_lo``)."""
+        counters = {name: (await self.read(name))["count"] for name in COUNTERS}
+        counters["macs"] = counters["macs_hi"] << 32 | counters["macs_lo"]
+        return counters
+
     async def program(self, layer: ConvLayer):
         """Write the layer registers and every output channel's parameters."""
+        await self.program_layer(layer)
+        await self.program_params(layer)
+
+    async def program_layer(self, layer: ConvLayer):
+        """Write the layer registers (sampled at start: allowed while a layer runs)."""
         fields = layer.layer_fields()
         conv = fields["conv"]
         await self.write("shape", height=conv["height"], width=conv["width"])
@@ -94,6 +110,9 @@ class ConvAccelDriver:
                          pool_enable=fields["pool_enable"], pool_mode=fields["pool_mode"].value,
                          pool_kernel=fields["pool_kernel"], pool_stride=fields["pool_stride"],
                          clamp_high=fields["clamp_high"])
+
+    async def program_params(self, layer: ConvLayer):
+        """Write every output channel's parameters (only while idle)."""
         for channel, params in layer.param_writes():
             await self.write("param_channel", channel=channel)
             await self.write("param_bias", bias=params["bias"] & 0xFFFF_FFFF)
@@ -129,10 +148,7 @@ class ConvAccelDriver:
         await weight_task
         received = await receiver
         await self.wait_done(timeout_cycles)
-        code = (await self.read("error"))["code"]
-        counters = {name: (await self.read(name))["count"] for name in (
-            "busy_cycles", "active_cycles", "macs_lo", "macs_hi", "input_stall",
-            "output_stall", "weight_stall", "drain_stall")}
+        code = await self.read_error()
         return {"expected": expected, "received": received, "error": code,
-                "errors": decode_error(code), "counters": counters,
+                "errors": decode_error(code), "counters": await self.read_counters(),
                 "out_size": await self.read("out_size")}

@@ -223,12 +223,16 @@ class StreamMonitor(_StreamPort):
     rng : numpy.random.Generator
     stall_probability : float
         Chance of holding ``ready`` low in a cycle.
+    clock : EdgeCounter, optional
+        With it, ``edges`` records the rising edge of every handshake.
     """
 
     def __init__(self, dut, prefix: str, codec: LayoutCodec, *, rng: np.random.Generator,
-                 stall_probability: float = 0.3, axis: bool = False):
+                 stall_probability: float = 0.3, axis: bool = False, clock=None):
         super().__init__(dut, prefix, codec, rng, axis)
         self.stall_probability = stall_probability
+        self.clock = clock
+        self.edges: list[int] = []
         self.beats: list[dict] = []
         self.stall_cycles = 0
         self.ready.value = 0
@@ -252,6 +256,8 @@ class StreamMonitor(_StreamPort):
             held = None
             if valid and ready:
                 self.beats.append(self._decode(self._sample()))
+                if self.clock is not None:
+                    self.edges.append(self.clock.edge + 1)  # the edge that takes it
             elif valid:
                 held = self._sample()
                 self.stall_cycles += 1

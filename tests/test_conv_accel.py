@@ -1,12 +1,14 @@
 """conv_accel top: register map, generated files, and the cocotb regression via the driver."""
 
+import json
 import os
 import subprocess
 
 import pytest
 
 from convaccel.hw import PRESETS
-from convaccel.hw.conv_accel import ERROR_BITS, MAGIC, ConvAccel, conv_accel_register_map
+from convaccel.hw.conv_accel import (COUNTERS, ERROR_BITS, MAGIC, ConvAccel,
+                                    conv_accel_register_map)
 from convaccel.scripts.cli import main
 from convaccel.sim.driver import decode_error
 from convaccel.sim.regression import REGRESSION_CONFIGS
@@ -29,7 +31,27 @@ def test_error_bits_decode_by_name():
     assert decode_error(0) == []
     assert decode_error(0b1000_0010) == ["short_frame", "exceeds_max"]
     assert decode_error(1 << 8) == ["groups"]
-    assert len(ERROR_BITS) == 9
+    assert decode_error(0b1110_0000_0000) == ["conv_size", "cancelled", "param_busy"]
+    assert len(ERROR_BITS) == 12
+
+
+def test_register_docs_give_every_error_bit_and_counter_its_meaning():
+    regmap = conv_accel_register_map(PRESETS["default"])
+    markdown, header = regmap.to_markdown(), regmap.to_c_header()
+    fields = {field["name"]: field for register in json.loads(regmap.to_json())["registers"]
+              if register["name"] == "error" for field in register["fields"]}
+    assert list(fields) == list(ERROR_BITS)
+    for bit, (name, meaning) in enumerate(ERROR_BITS.items()):
+        assert (fields[name]["lsb"], fields[name]["width"], fields[name]["doc"]) == (
+            bit, 1, meaning)
+        assert f"| [{bit}] | {name} | ro | 0x0 | {meaning} |" in markdown
+        assert f"/* error.{name}: {meaning} */" in header
+        assert f"#define CONVACCEL_ERROR_{name.upper()}_SHIFT {bit}u" in header
+    for name, (width, meaning) in COUNTERS.items():
+        assert regmap.field(name, "count").width == width
+        assert meaning in markdown and meaning in header
+    assert "hw/conv_accel.py" not in markdown
+    assert regmap.field("build5", "array_block").reset == PRESETS["default"].array_block
 
 
 def test_generate_writes_top_and_register_map_files(tmp_path):

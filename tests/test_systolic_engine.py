@@ -48,7 +48,7 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
             await ctx.tick()
         counters = ctx.get(dut.counters)
         report.update({name: int(getattr(counters, name)) for name in (
-            "busy_cycles", "active_cycles", "useful_macs", "input_stall", "output_stall",
+            "busy_cycles", "active_cycles", "issued_macs", "input_stall", "output_stall",
             "weight_stall", "drain_stall")})
         report.update(error=ctx.get(dut.error), done=ctx.get(dut.done), busy=ctx.get(dut.busy),
                       acts_taken=sent_a, weights_taken=sent_w)
@@ -68,7 +68,7 @@ def check_problem(config, n, k, m, seed, row_length=None, **kwargs):
     out = result_matrix(config, beats, n, m, row_length)
     np.testing.assert_array_equal(out, golden_matmul(a, w))
     blocks, kts, mts = tile_counts(config, n, k, m, row_length)
-    assert report["useful_macs"] == n * k * m
+    assert report["issued_macs"] == n * k * m
     assert report["active_cycles"] == n * kts * mts
     assert report["last_at"] == [len(beats) - 1]
     assert report["acts_taken"] == n * kts and report["weights_taken"] == blocks * kts * mts * config.array_rows
@@ -221,7 +221,7 @@ def test_array_benchmark_reports_consistent_figures():
     (figures,) = bench_array([2])
     n, k, m = array_problem(2)
     assert (figures["N"], figures["K"], figures["M"]) == (n, k, m)
-    assert figures["counters"]["useful_macs"] == n * k * m
+    assert figures["counters"]["issued_macs"] == n * k * m
     assert figures["ideal_cycles"] == n * k * m / 4
     assert figures["cycles"] == figures["counters"]["busy_cycles"] >= figures["ideal_cycles"]
     assert figures["utilization"] == pytest.approx(figures["ideal_cycles"] / figures["cycles"])

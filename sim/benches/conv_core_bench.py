@@ -15,9 +15,8 @@ import cocotb
 import cocotb.utils
 from cocotb.triggers import RisingEdge
 
-from ...hw.conv_core import ConvCore, conv_layer_layout, core_error_layout
+from ...hw.conv_core import ConvCore, conv_layer_layout, core_counters_layout, core_error_layout
 from ...hw.requant_activation import channel_params_layout
-from ...hw.systolic_engine import engine_counters_layout
 from ..conv_driver import ConvLayer
 from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor,
                        bench_rng, start_clock_and_reset, wait_done)
@@ -129,7 +128,7 @@ class ConvCoreBench:
         self.layer_codec = LayoutCodec(conv_layer_layout(cfg))
         self.param_codec = LayoutCodec(channel_params_layout(cfg))
         self.error_codec = LayoutCodec(core_error_layout())
-        self.counter_codec = LayoutCodec(engine_counters_layout())
+        self.counter_codec = LayoutCodec(core_counters_layout())
         self.scoreboard = Scoreboard("conv_core")
         self.layers = 0
         dut.start.value = 0

@@ -90,7 +90,7 @@ class EngineBench:
                       for _ in range(start, stop)]
             assert [beat["group"] for beat in received] == groups, "wrong output-tile index"
             counters = self.counters()
-            assert counters["useful_macs"] == n * k * m, counters
+            assert counters["issued_macs"] == n * k * m, counters
             assert counters["active_cycles"] == n * kts * mts, counters
             assert int(self.dut.error.value) == 0
         return out

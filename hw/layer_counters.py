@@ -1,0 +1,162 @@
+"""Layer-level performance counters: cycles and real multiply-accumulates.
+
+``busy_cycles`` counts the clock edges from the one that takes ``start`` to
+the one of the output handshake with ``last``, both included (or to the end
+of a failed or cancelled layer). At the ``conv_accel`` top, where ``start``
+is taken one edge after the AXI4-Lite write of ``control.start``, that is
+exactly the number of edges from the write's handshake to the last output
+handshake.
+
+``macs`` counts the products a layer really needs, ``P*Q*M*(C/G)*R*S``: each
+result beat of output tile ``t`` carries ``min(cols, M - t*cols)`` real
+outputs, each of ``(C/G)*R*S`` products. Padded channel lanes, the zeros
+between groups and the unused columns of a partial tile are not counted
+(the engine's own ``issued_macs`` counts those slots).
+
+``(C/G)*R*S`` is formed at ``start`` by shift-and-add, one bit of the
+multiplier per cycle (no DSP block): ``R*S`` right away, then ``* C/G`` once
+the group map has worked out ``C/G``; ``ready`` rises when it is known.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import AccelConfig
+from .helpers import times_constant
+
+__all__ = ["LayerCounters", "layer_counters_layout"]
+
+
+def layer_counters_layout() -> data.StructLayout:
+    """The counters a layer leaves behind (cleared at ``start``)."""
+    return data.StructLayout({"busy_cycles": 32, "macs": 48})
+
+
+class LayerCounters(wiring.Component):
+    """Cycle and real-MAC counters of one layer (see the module docstring).
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    start : In(1)
+        The core takes a layer; ``kernel_h``, ``kernel_w`` and
+        ``out_channels`` are sampled.
+    kernel_h, kernel_w, out_channels : In(unsigned)
+    in_per_group : In(unsigned)
+        ``C / G``, sampled in the first cycle ``in_per_group_valid`` is high.
+    in_per_group_valid : In(1)
+    ready : Out(1)
+        ``(C/G)*R*S`` is known; result beats may be counted.
+    result, result_tile : In(1), In(unsigned)
+        A result beat of output tile ``result_tile`` was handed on.
+    out_last, stop : In(1)
+        The output handshake with ``last``; the layer ended without it.
+    counters : Out(layer_counters_layout())
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self.config = config
+        self.tile_bits = max(1, ceil_log2(-(-config.max_out_channels // config.array_cols)))
+        #: Largest ``(C/G)*R*S``.
+        self.terms_max = config.max_in_channels * config.max_kernel * config.max_kernel
+        super().__init__({
+            "start": In(1),
+            "kernel_h": In(range(config.max_kernel + 1)),
+            "kernel_w": In(range(config.max_kernel + 1)),
+            "out_channels": In(range(config.max_out_channels + 1)),
+            "in_per_group": In(range(config.max_in_channels + 1)),
+            "in_per_group_valid": In(1),
+            "ready": Out(1),
+            "result": In(1),
+            "result_tile": In(self.tile_bits),
+            "out_last": In(1),
+            "stop": In(1),
+            "counters": Out(layer_counters_layout()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = self.config.array_cols
+        ctr = self.counters
+
+        # ---- (C/G)*R*S by shift-and-add --------------------------------
+        product = Signal(range(self.terms_max + 1))
+        addend = Signal.like(product)
+        # The multiplier (R, then C/G), shifted out one bit per cycle.
+        bits_left = Signal(range(max(self.config.max_in_channels, self.config.max_kernel) + 1))
+        taps = Signal(range(self.config.max_kernel ** 2 + 1))
+        terms = Signal.like(product)
+        out_channels = Signal.like(self.out_channels)
+
+        def multiply_step():
+            """One multiplier bit; returns 'the product is complete'."""
+            with m.If(bits_left[0]):
+                m.d.sync += product.eq(product + addend)
+            m.d.sync += [addend.eq(addend << 1), bits_left.eq(bits_left >> 1)]
+            return bits_left == 0
+
+        def begin():
+            """Any state: a new layer restarts the product with ``R * S``."""
+            with m.If(self.start):
+                m.d.sync += [product.eq(0), addend.eq(self.kernel_h),
+                             bits_left.eq(self.kernel_w), out_channels.eq(self.out_channels),
+                             self.ready.eq(0)]
+                m.next = "TAPS"
+
+        with m.FSM(name="multiply"):
+            with m.State("IDLE"):
+                begin()
+            with m.State("TAPS"):
+                with m.If(multiply_step()):
+                    m.d.sync += taps.eq(product)
+                    m.next = "WAIT"
+                begin()
+            with m.State("WAIT"):
+                with m.If(self.in_per_group_valid):
+                    m.d.sync += [product.eq(0), addend.eq(taps), bits_left.eq(self.in_per_group)]
+                    m.next = "TERMS"
+                begin()
+            with m.State("TERMS"):
+                with m.If(multiply_step()):
+                    m.d.sync += [terms.eq(product), self.ready.eq(1)]
+                    m.next = "IDLE"
+                begin()
+
+        # ---- real MACs: three stages per result beat -------------------
+        s1_valid = Signal()
+        s1_lanes = Signal(range(cols + 1))
+        s2_macs = Signal.like(ctr.macs)
+        left = Signal(signed(len(out_channels) + 1))
+        m.d.comb += left.eq(out_channels - times_constant(self.result_tile, cols))
+        m.d.sync += [
+            s1_valid.eq(self.result),
+            s1_lanes.eq(Mux(left >= cols, cols, left)),
+            s2_macs.eq(Mux(s1_valid, times_lanes(terms, s1_lanes), 0)),
+        ]
+
+        # ---- busy cycles: the start edge to the last output handshake ----
+        counting = Signal()
+        with m.If(self.start):
+            m.d.sync += [ctr.busy_cycles.eq(1), ctr.macs.eq(0), counting.eq(1)]
+        with m.Else():
+            m.d.sync += ctr.macs.eq(ctr.macs + s2_macs)
+            with m.If(counting):
+                m.d.sync += ctr.busy_cycles.eq(ctr.busy_cycles + 1)
+                with m.If(self.out_last | self.stop):
+                    m.d.sync += counting.eq(0)
+        return m
+
+
+def times_lanes(value, lanes):
+    """``value * lanes`` for a small run-time ``lanes``, as masked shifted copies."""
+    total = 0
+    for bit in range(len(lanes)):
+        total = total + Mux(lanes[bit], value << bit, 0)
+    return total
