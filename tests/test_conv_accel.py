@@ -85,9 +85,9 @@ def test_conv_accel_cocotb_regression(run_bench, sim_config, sim_seed):
 
 @pytest.mark.soak
 @pytest.mark.skipif(os.environ.get("SOAK", "0") in ("", "0"),
-                    reason="opt-in: SOAK=1 (layers: SOAK_LAYERS, default 200)")
+                    reason="opt-in: SOAK=1 (layers: SOAK_LAYERS, default 300)")
 def test_conv_accel_soak(run_bench):
-    layers = int(os.environ.get("SOAK_LAYERS", "200"))
+    layers = int(os.environ.get("SOAK_LAYERS", "300"))
     run_dir = run_bench("conv_accel", REGRESSION_CONFIGS["default"], 11,
                         testcase="accel_soak", extra_env={"CONVACCEL_SOAK": str(layers)})
     log = (run_dir / "sim.log").read_text()
