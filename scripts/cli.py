@@ -60,11 +60,17 @@ def cmd_generate(args) -> int:
         print(f"wrote {path}")
     if "conv_accel" in available_designs(config):
         from ..hw.conv_accel import conv_accel_register_map
+        from ..hw.stream_format import StreamFormat
 
         regmap = conv_accel_register_map(config)
-        for suffix, text in (("md", regmap.to_markdown()), ("json", regmap.to_json()),
-                             ("h", regmap.to_c_header())):
-            path = out / f"conv_accel_registers.{suffix}"
+        streams = StreamFormat(config)
+        # The stream formats: a host driver needs them with the registers.
+        for name, text in (("registers.md", regmap.to_markdown()),
+                           ("registers.json", regmap.to_json()),
+                           ("registers.h", regmap.to_c_header()),
+                           ("streams.md", streams.to_markdown()),
+                           ("streams.json", streams.to_json())):
+            path = out / f"conv_accel_{name}"
             path.write_text(text)
             print(f"wrote {path}")
     print(f"wrote {out / 'config.json'} (acc_width={config.acc_width})")
