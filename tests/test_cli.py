@@ -1,21 +1,52 @@
-"""The `convaccel` command line."""
+"""The `convaccel` command line: in-process checks, the installed entry point, the demos."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from convaccel import __version__
 from convaccel.hw import DESIGNS, PRESETS, AccelConfig
-from convaccel.scripts.cli import main
+from convaccel.scripts.cli import PUBLISHED_SYNTH, _published_fmax, main
+from convaccel.sim.waves import vcd_signals
+
+#: The console script pip installed next to this Python (what a user runs).
+ENTRY = Path(sys.executable).with_name("convaccel")
+
+
+def convaccel(*args, cwd=None, env=None, timeout=60) -> subprocess.CompletedProcess:
+    """Run the real ``convaccel`` entry point; return the finished process."""
+    return subprocess.run([str(ENTRY), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def assert_one_line_error(result, *phrases):
+    """Non-zero exit, one line on stderr naming the problem, no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0, result
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
 
 
 def test_console_script_help_lists_the_subcommands():
-    # The installed console script, as a user would run it.
-    result = subprocess.run([sys.executable, "-m", "convaccel.scripts.cli", "--help"],
-                            capture_output=True, text=True, check=True)
-    for command in ("generate", "simulate", "demo", "lint", "config"):
+    result = convaccel("--help")
+    assert result.returncode == 0
+    for command in ("generate", "simulate", "demo", "lint", "bench", "config", "clean"):
         assert command in result.stdout
+
+
+def test_version_from_the_script_the_module_and_the_package():
+    assert __version__ == "0.1.0"
+    assert convaccel("--version").stdout.strip() == f"convaccel {__version__}"
+    module = subprocess.run([sys.executable, "-m", "convaccel", "--version"],
+                            capture_output=True, text=True, cwd="/")
+    assert module.returncode == 0 and module.stdout.strip() == f"convaccel {__version__}"
 
 
 @pytest.mark.parametrize("preset", ["tiny", "default"])
@@ -25,6 +56,8 @@ def test_generate_writes_verilog_for_every_design(preset, tmp_path, capsys):
         text = (tmp_path / f"{design}.v").read_text()
         assert f"module {design}(" in text
     assert AccelConfig.from_json((tmp_path / "config.json").read_text()) == PRESETS[preset]
+    # Only the outputs: the staging folder is gone.
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}-")]
 
 
 def test_generate_from_a_config_file(tmp_path):
@@ -41,7 +74,8 @@ def test_generate_from_a_config_file(tmp_path):
 
 def test_bad_preset_and_bad_design_are_clear_errors(tmp_path, capsys):
     assert main(["generate", "--preset", "huge", "--out", str(tmp_path)]) == 2
-    assert "neither a preset (default, large, tiny)" in capsys.readouterr().err
+    assert "invalid choice: 'huge' (choose from 'default', 'large', 'tiny')" in \
+        capsys.readouterr().err
     assert main(["generate", "--out", str(tmp_path), "--design", "fft"]) == 2
     assert "unknown design 'fft'" in capsys.readouterr().err
 
@@ -49,3 +83,226 @@ def test_bad_preset_and_bad_design_are_clear_errors(tmp_path, capsys):
 def test_config_prints_json(capsys):
     assert main(["config", "--preset", "tiny"]) == 0
     assert AccelConfig.from_dict(json.loads(capsys.readouterr().out)) == PRESETS["tiny"]
+
+
+def test_partial_config_names_what_comes_from_the_preset(tmp_path):
+    partial = tmp_path / "partial.json"
+    partial.write_text('{"array_rows": 4, "array_cols": 4}')
+    result = convaccel("config", "--config", partial)
+    assert result.returncode == 0
+    assert AccelConfig.from_json(result.stdout) == PRESETS["default"].replace(array_rows=4,
+                                                                              array_cols=4)
+    assert "leaves 17 of 19 parameters to the default preset: act_width," in result.stderr
+
+
+def write_config(folder: Path, name: str, data: dict) -> Path:
+    path = folder / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("data, phrases", [
+    ({"pool_support": False}, ["need pool_support=True, got False"]),
+    ({"bias_width": 40}, ["bias_width <= 32", "got 40"]),
+    ({"array_cols": 8, "max_out_channels": 2}, ["array_cols (8) must not exceed"]),
+    ({"max_in_channels": 4096, "max_width": 4096}, ["window line buffer would have"]),
+])
+def test_generate_refuses_a_config_it_cannot_build_and_writes_nothing(tmp_path, data, phrases):
+    config = write_config(tmp_path, "bad.json", data)
+    started = time.monotonic()
+    result = convaccel("generate", "--config", config, "--out", tmp_path / "out")
+    assert time.monotonic() - started < 10
+    assert_one_line_error(result, "convaccel generate: error: ", "bad.json", *phrases)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    assert_one_line_error(convaccel("generate", "--out", blocker), "afile is a file, not a folder")
+    assert_one_line_error(convaccel("generate", "--out", blocker / "sub"),
+                          "cannot create", "afile is a file")
+    # The bench would run for minutes before writing its JSON: refused at once.
+    assert_one_line_error(convaccel("bench", "layers", "--json", blocker / "x.json"),
+                          "convaccel bench layers: error: cannot write", "afile is a file")
+    assert_one_line_error(convaccel("demo", "--out", blocker), "afile is a file")
+    assert_one_line_error(convaccel("bench", "layers", "--synth-json", tmp_path / "none.json"),
+                          "cannot read synthesis results", "No such file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_a_read_only_output_folder_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    assert_one_line_error(convaccel("generate", "--out", locked / "out"), "permission denied")
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["demo", "digits", "--images", "0"], ["--images: must be at least 1, got 0"]),
+    (["demo", "digits", "--images", "-3"], ["must be at least 1, got -3"]),
+    (["demo", "digits", "--fmax", "-5"], ["--fmax: must be a positive number of MHz, got -5"]),
+    (["demo", "digits", "--fmax", "0"], ["got 0"]),
+    (["demo", "digits", "--fmax", "nan"], ["got nan"]),
+    (["demo", "--images", "3", "--fmax", "100"], ["--images and --fmax apply only to 'demo "
+                                                  "digits'"]),
+    (["demo", "lenet", "--images", "3"], ["--images applies only to 'demo digits'"]),
+    (["bench", "windows", "--preset", "nope"], ["unrecognized arguments: --preset nope"]),
+    (["bench", "array", "--preset", "tiny"], ["unrecognized arguments: --preset tiny"]),
+    (["bench", "layers", "--fmax", "100", "--synth-json", "x.json"], ["not allowed with"]),
+    (["config", "--preset", "tiny", "--config", "default"],
+     ["argument --config: not allowed with argument --preset"]),
+    (["config", "--config", "tiny"], ["'tiny' is a preset: use --preset tiny"]),
+    (["demo", "digits", "--preset", "tiny"],
+     ["layer 'digits conv1' does not fit the build (2x2 array): output channels 8 > "
+      "max_out_channels 4"]),
+])
+def test_options_that_do_not_apply_or_do_not_fit_are_refused_in_one_line(args, phrases,
+                                                                          tmp_path):
+    started = time.monotonic()
+    result = convaccel(*args, cwd=tmp_path)
+    assert time.monotonic() - started < 20
+    assert_one_line_error(result, *phrases)
+    assert list(tmp_path.iterdir()) == []    # nothing written, nothing built
+
+
+def test_malformed_json_names_the_file(tmp_path):
+    config = tmp_path / "broken.json"
+    config.write_text('{"array_rows": 4,')
+    assert_one_line_error(convaccel("config", "--config", config),
+                          f"{config}: not valid JSON")
+
+
+def test_a_layer_that_does_not_fit_is_refused_before_anything_is_built(tmp_path):
+    # A 2x2 image cannot hold LeNet's kernel, even scaled to 3x3 without padding.
+    config = write_config(tmp_path, "small.json", {**PRESETS["tiny"].to_dict(),
+                                                   "max_height": 2, "max_width": 2})
+    for args in (["demo"], ["bench", "layers", "--layer", "lenet_conv1"]):
+        result = convaccel(*args, "--config", config, cwd=tmp_path)
+        assert_one_line_error(result, "does not fit the build", "larger than the padded input")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.json"]
+
+
+def test_fmax_comes_only_from_the_row_of_the_build_that_ran(tmp_path):
+    # The published file has the 2x2 tiny row (41.3 MHz) and the 8x8 default row (30.5 MHz).
+    assert _published_fmax(PRESETS["default"], PUBLISHED_SYNTH) == 30.5
+    assert _published_fmax(PRESETS["tiny"], PUBLISHED_SYNTH) == 41.3
+    assert _published_fmax(PRESETS["large"], PUBLISHED_SYNTH) is None
+    only_tiny = [row for row in json.loads(PUBLISHED_SYNTH.read_text())
+                 if row["config"]["array_rows"] == 2]
+    path = write_config(tmp_path, "tiny_synth.json", only_tiny)
+    assert_one_line_error(convaccel("bench", "layers", "--synth-json", path),
+                          "has no ECP5 Fmax for this build (default, 8x8)")
+
+
+def test_ctrl_c_ends_in_one_line_and_leaves_no_partial_output(tmp_path):
+    # Generating the large preset takes many seconds; interrupt it half-way.
+    process = subprocess.Popen([str(ENTRY), "generate", "--preset", "large", "--out",
+                                str(tmp_path / "out")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr.strip() == "convaccel generate: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = convaccel("--debug", "config", "--config", tmp_path / "missing.json")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert_one_line_error(convaccel("config", "--config", tmp_path / "missing.json"),
+                          "cannot read configuration file", "No such file or directory")
+
+
+def test_clean_removes_the_cache_and_the_default_outputs(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "mac_pe-0123").mkdir(parents=True)
+    (cache / "mac_pe-0123" / "Vtop").write_bytes(b"x" * 2_000_000)
+    (tmp_path / "build" / "demo").mkdir(parents=True)
+    (tmp_path / "keep.txt").write_text("user file")
+    env = {"CONVACCEL_CACHE": str(cache)}
+    dry = convaccel("clean", "--dry-run", cwd=tmp_path, env=env)
+    assert dry.returncode == 0 and f"would remove {cache} (2 MB)" in dry.stdout
+    assert cache.exists()
+    done = convaccel("clean", cwd=tmp_path, env=env)
+    assert done.returncode == 0 and "freed 2 MB" in done.stdout
+    assert not cache.exists() and not (tmp_path / "build" / "demo").exists()
+    assert (tmp_path / "keep.txt").exists()
+
+
+#: Large enough for the digits CNN (16 channels, 8x8), small enough to build fast.
+DIGITS_SIZED = PRESETS["tiny"].replace(max_in_channels=16, max_out_channels=16, max_height=8,
+                                       max_width=8)
+
+#: Per unit of the core: its streams' handshakes and its FSM state, as the VCD names them.
+UNIT_SIGNALS = [f"conv_accel.core.{unit}.{name}" for unit, names in {
+    "window": ["state_state", "i__valid", "i__ready", "o__valid", "o__ready", "o__payload"],
+    "engine": ["running", "act__valid", "act__ready", "weights__valid", "result__valid",
+               "result__payload"],
+    "requant": ["i__valid", "o__valid", "o__ready", "o__payload"],
+    "pool": ["state_state", "i__valid", "i__ready", "o__valid", "o__payload"],
+}.items() for name in names] + ["conv_accel.core.state", "conv_accel.m_axis_out_tvalid",
+                                "conv_accel.s_axil_awvalid"]
+
+
+def check_waveform(vcd, gtkw):
+    """Each unit's streams and state, readable by two common VCD readers; a relative view."""
+    from vcd.reader import tokenize   # pyvcd
+    import vcdvcd
+
+    declared = vcd_signals(vcd)
+    assert [name for name in UNIT_SIGNALS if name not in declared] == []
+    assert not any(name.rsplit(".", 1)[1].startswith("$") for name in declared)
+    assert not any(".array." in name for name in declared)      # no PE internals
+    with open(vcd, "rb") as handle:
+        assert sum(1 for _ in tokenize(handle)) > 1000
+    parsed = vcdvcd.VCDVCD(str(vcd))
+    assert {value for _, value in parsed["conv_accel.core.window.o__valid"].tv} == {"0", "1"}
+    lines = gtkw.read_text().splitlines()
+    assert lines[0] == f'[dumpfile] "{vcd.name}"'
+    assert "conv_accel.core.engine.result__valid" in lines
+
+
+@pytest.mark.cocotb
+def test_demo_and_digits_on_a_custom_build(tmp_path):
+    pytest.importorskip("vcdvcd", reason="the test extra (vcdvcd) is not installed")
+    from convaccel.sim.build import cache_root
+
+    config = tmp_path / "digits_sized.json"
+    config.write_text(DIGITS_SIZED.to_json())
+    env = {"CONVACCEL_CACHE": str(cache_root())}
+    demo = convaccel("demo", "--config", config, "--out", tmp_path / "demo", env=env,
+                     timeout=900)
+    assert demo.returncode == 0, demo.stderr
+    # The layer that ran, not the one the name promises at full size.
+    assert ("layer: LeNet-5 conv1 (1->6, 5x5, 32x32) + ReLU + 2x2 max-pool, scaled to the "
+            "build: 1->6, 3x3, 8x8, 2x2/2 max-pool") in demo.stdout
+    saved = json.loads((tmp_path / "demo" / "lenet_conv1.json").read_text())
+    assert saved["output_beats"] == 3 * 3 * 3      # 6x6 conv -> 3x3 pool, 6 channels / 2 lanes
+    assert "bit-exact PASS" in demo.stdout and "demo PASS" in demo.stdout
+    # The top that ran and its register map; not every design regenerated.
+    written = {p.name for p in (tmp_path / "demo" / "verilog").iterdir()}
+    assert {name for name in written if name.endswith(".v")} == {"conv_accel.v"}
+    assert {"config.json", "conv_accel_registers.md", "conv_accel_registers.h"} <= written
+    run_dir = tmp_path / "demo" / "waves" / "lenet_conv1"
+    check_waveform(run_dir / "lenet_conv1.vcd", run_dir / "lenet_conv1.gtkw")
+
+    again = convaccel("demo", "--config", config, "--out", tmp_path / "demo", env=env)
+    assert again.returncode == 0 and "reused cached build" in again.stdout
+
+    # Without matplotlib the picture is skipped with a note; no Fmax of this
+    # build is published, so no time is printed.
+    hidden = tmp_path / "no_matplotlib" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('matplotlib hidden by the test')\n")
+    digits = convaccel("demo", "digits", "--config", config, "--images", "2", "--waves",
+                       "--out", tmp_path / "digits",
+                       env={**env, "PYTHONPATH": str(hidden.parent)}, timeout=900)
+    assert digits.returncode == 0, digits.stderr
+    assert "every layer of all 2 images bit-exact" in digits.stdout
+    assert "no time: no ECP5 Fmax of this build is known" in digits.stdout
+    assert "pictures: skipped (matplotlib is not installed" in digits.stdout
+    vcd = tmp_path / "digits" / "waves" / "digits_first_image" / "digits_first_image.vcd"
+    assert f"waveform: {vcd}" in digits.stdout
+    check_waveform(vcd, vcd.with_suffix(".gtkw"))
