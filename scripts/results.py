@@ -12,7 +12,9 @@ with the same Markdown. Nothing in those tables is typed by hand.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import time
 from pathlib import Path
 
@@ -75,6 +77,21 @@ def _per_pe(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def machine_description() -> str:
+    """Cores, memory and CPU model of this machine, for the record of a timed run."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = ", " + line.split(":", 1)[1].strip()
+                break
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = f", {pages / 2 ** 30:.0f} GiB"
+    except (OSError, ValueError):
+        memory = ""
+    return f"{os.cpu_count()} cores{memory}{model}"
+
+
 def run_results(out: Path, *, log=print) -> str:
     """Run everything; return the Markdown (also written to ``out/results.md``)."""
     out = Path(out)
@@ -123,7 +140,8 @@ def run_results(out: Path, *, log=print) -> str:
                        ("array", array_figures), ("layers", layers)):
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "meta.json").write_text(json.dumps(
-        {"minutes": round((time.perf_counter() - started) / 60, 1)}) + "\n")
+        {"minutes": round((time.perf_counter() - started) / 60, 1),
+         "date": datetime.date.today().isoformat(), "machine": machine_description()}) + "\n")
     return render_results(out)
 
 
@@ -143,8 +161,9 @@ def render_results(out: Path) -> str:
     _plot_scaling(arrays, out / "scaling_array.png", "pes", "PEs (array size squared)")
     _plot_scaling(widths, out / "scaling_width.png", "act_width", "activation = weight bits")
     meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
-    took = f"{meta['minutes']:.0f} minutes on the 2-core reference machine; " \
-        if "minutes" in meta else ""
+    machine = meta.get("machine", "the 2-core reference machine")
+    when = f" on {meta['date']}" if "date" in meta else ""
+    took = f"{meta['minutes']:.0f} minutes on {machine}{when}; " if "minutes" in meta else ""
     tools = main[0]["tools"]
     markdown = "\n".join([
         f"Produced by `convaccel results` ({took}tables and plots). Tools: "

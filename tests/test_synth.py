@@ -130,3 +130,20 @@ def test_every_multiplier_of_the_top_is_in_a_dsp_block(preset):
     from convaccel.hw import build_design
 
     assert soft_multipliers(build_design("conv_accel", PRESETS[preset]), "conv_accel") == []
+
+
+def test_results_say_when_and_on_what_machine_they_were_measured(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from convaccel.scripts.results import machine_description, render_results
+
+    published = Path(__file__).parent.parent / "docs" / "results"
+    for name in ("synth", "scaling_arrays", "scaling_widths", "array", "layers"):
+        shutil.copy(published / f"{name}.json", tmp_path / f"{name}.json")
+    (tmp_path / "meta.json").write_text(json.dumps(
+        {"minutes": 23.0, "date": "2026-12-01", "machine": "2 cores, 24 GiB, AMD EPYC"}))
+    markdown = render_results(tmp_path)
+    assert "(23 minutes on 2 cores, 24 GiB, AMD EPYC on 2026-12-01; tables and plots)" in markdown
+    assert machine_description().split(" cores")[0].isdigit()
