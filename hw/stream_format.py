@@ -130,6 +130,12 @@ _ARRAYS = (
 )
 
 
+#: Fill of the worked example's arrays (:meth:`StreamFormat.example_values`) as formulas.
+EXAMPLE_FILL = {"x": "wrap(16 * c + 4 * iy + ix - 20, act_width)",
+                "w": "wrap(27 * m + 9 * ci + 3 * r + s - 40, weight_width)",
+                "wrap": "wrap(v, n) = v reduced to n-bit two's complement"}
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -504,11 +510,6 @@ class StreamFormat:
         d = element.index[3]
         return _wrap(27 * a + 9 * b + 3 * c + d - 40, self.build["weight_width"])
 
-    #: Fill of the worked example's arrays, as formulas (see :meth:`example_values`).
-    EXAMPLE_FILL = {"x": "wrap(16 * c + 4 * iy + ix - 20, act_width)",
-                    "w": "wrap(27 * m + 9 * ci + 3 * r + s - 40, weight_width)",
-                    "wrap": "wrap(v, n) = v reduced to n-bit two's complement"}
-
     def example(self) -> dict:
         """The worked example: a small dense layer beat by beat, a grouped one's tile map."""
         layer = self.example_layer()
@@ -534,7 +535,7 @@ class StreamFormat:
         dense = dataclasses.replace(grouped, groups=1)
         return {
             "layer": layer.symbols(), "sizes": self.sizes(layer),
-            "fill": self.EXAMPLE_FILL, "streams": streams,
+            "fill": EXAMPLE_FILL, "streams": streams,
             "grouped": {
                 "layer": grouped.symbols(), "sizes": sizes,
                 "tiles": [{"g": g, "lo": lo, "hi": hi} for g, (lo, hi) in
@@ -580,11 +581,11 @@ class StreamFormat:
                   "tlast | Beats per layer |", "| --- | --- | ---: | ---: | ---: | --- | --- | "
                   "--- | --- |"]
         for stream, s in image["streams"].items():
+            bits = s["lane_bits"]
             lines.append(
                 f"| {stream} | `{s['port']}` ({s['direction']}) | {s['tdata_bits']} | "
-                f"{s['lanes']} | {s['lane_bits']} | bits [{s['lane_bits']}*j + "
-                f"{s['lane_bits'] - 1} : {s['lane_bits']}*j], signed | {s['padding_bits']['doc']} | "
-                f"{s['tlast']['doc']} | `{s['beats']}` |")
+                f"{s['lanes']} | {bits} | bits [{bits}*j + {bits - 1} : {bits}*j], signed | "
+                f"{s['padding_bits']['doc']} | {s['tlast']['doc']} | `{s['beats']}` |")
         lines += ["", "Lane 0 is in the low bits; every lane is two's complement."]
         for stream, s in image["streams"].items():
             lines += ["", f"## Order: {stream} (`{s['port']}`)", "", "```", *_loop_text(s), "```"]
@@ -598,7 +599,7 @@ class StreamFormat:
             "", "## Worked example", "",
             f"Layer: C = {layer['C']}, M = {layer['M']}, {layer['R']}x{layer['S']} kernel, "
             f"{layer['H']}x{layer['W']} input, padding {layer['pt']}, stride 1, groups 1, "
-            f"no pooling. Sizes: " + ", ".join(f"{k} = {v}" for k, v in sizes.items()) + ".",
+            "no pooling. Sizes: " + ", ".join(f"{k} = {v}" for k, v in sizes.items()) + ".",
             f"Fill for the tdata column: x[c][iy][ix] = `{example['fill']['x']}`, "
             f"w[m][ci][r][s] = `{example['fill']['w']}` ({example['fill']['wrap']}); ignored "
             "lanes are shown as `-` and sent as 0.",

@@ -165,7 +165,10 @@ def test_worked_example_is_reproduced_by_the_json_driver():
     image = StreamFormat(cfg).to_dict()
     example = image["example"]
     layer = example["layer"]
-    wrap = lambda value, bits: (value + (1 << bits - 1)) % (1 << bits) - (1 << bits - 1)  # noqa: E731
+
+    def wrap(value, bits):
+        return (value + (1 << bits - 1)) % (1 << bits) - (1 << bits - 1)
+
     c, iy, ix = np.indices((layer["C"], layer["H"], layer["W"]))
     m, ci, r, s = np.indices((layer["M"], layer["C"], layer["R"], layer["S"]))
     arrays = {"x": wrap(16 * c + 4 * iy + ix - 20, cfg.act_width),
