@@ -174,11 +174,16 @@ def design_files(config: AccelConfig, names: list[str]) -> dict[str, str]:
 
 def register_map_files(config: AccelConfig) -> dict[str, str]:
     from ..hw.conv_accel import conv_accel_register_map
+    from ..hw.stream_format import StreamFormat
 
     regmap = conv_accel_register_map(config)
+    streams = StreamFormat(config)
     return {"conv_accel_registers.md": regmap.to_markdown(),
             "conv_accel_registers.json": regmap.to_json(),
-            "conv_accel_registers.h": regmap.to_c_header()}
+            "conv_accel_registers.h": regmap.to_c_header(),
+            # The stream formats: a host driver needs them with the registers.
+            "conv_accel_streams.md": streams.to_markdown(),
+            "conv_accel_streams.json": streams.to_json()}
 
 
 def cmd_generate(args) -> int:
