@@ -34,13 +34,13 @@ skipped (no weight beats, no cycles). An output tile's sums start from 0 at
 its first visit in a block and leave for ``result`` at its last, so the
 result order stays block, mt, n. ``chunks`` of 0 or 1 is the dense problem.
 
-Stream orders (``R = array_rows``, ``C = array_cols``, zero padding where
-``K`` or ``M`` does not fill a tile):
+Stream orders (``rows = array_rows``, ``cols = array_cols``, zero padding
+where ``K`` or ``M`` does not fill a tile; blocks end at ``row_length``):
 
-* ``act``: for block, for kt, for n in block: ``A[n][kt*R : kt*R+R]``;
-* ``weights``: for block, for kt, for mt (visited tiles only), for r < R:
-  ``W[kt*R+r][mt*C : mt*C+C]``;
-* ``result``: for block, for mt, for n in block: ``out[n][mt*C : mt*C+C]``
+* ``act``: for block, for kt, for n in block: ``A[n][kt*rows : kt*rows+rows]``;
+* ``weights``: for block, for kt, for mt (visited tiles only), for i < rows:
+  ``W[kt*rows+i][mt*cols : mt*cols+cols]``;
+* ``result``: for block, for mt, for n in block: ``out[n][mt*cols : mt*cols+cols]``
   (``last`` set on the problem's final beat).
 
 Flow control: vectors enter the array only when every result they will
