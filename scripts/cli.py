@@ -139,7 +139,10 @@ def write_folder(out: Path, files: dict[str, str | bytes]) -> None:
         staging.chmod(0o777 & ~umask)   # mkdtemp makes it private
         for name, content in files.items():
             target = staging / name
-            target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
         if out.is_dir():
             for name in files:
                 os.replace(staging / name, out / name)

@@ -49,9 +49,6 @@ WAIVERS = Path(__file__).with_name("lint_waivers.vlt")
 BUILD_ARGS = ("--trace", "--trace-structs", "--no-trace-top", "-Wall", "-Wno-fatal",
               "--x-assign", "unique", "--x-initial", "unique", "-O3")
 
-#: A declaration of one of Amaranth's anonymous nets (``\$12``, ``\$auto$...``).
-_ANONYMOUS_NET = re.compile(r"^\s*(?:wire|reg)\b[^;]*?\\\$")
-
 #: Amaranth's Verilog carries no `timescale.
 TIMESCALE = ("1ns", "1ps")
 
@@ -109,20 +106,62 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+#: Internal signals a shallow trace keeps besides the ports: stream members
+#: (``o__valid``; not every one is a Verilog port), FSM states, the control
+#: flags and the performance counters.
+_KEPT_INTERNALS = re.compile(r"__(valid|ready|payload)$|state|^(running|busy|done|error)$|_count$")
+#: Ports a shallow trace leaves out: the counter structs (each changes every
+#: cycle and repeats what the top's ``*_count`` registers show).
+_DROPPED_PORTS = {"counters"}
+
+
+def _declarations(verilog: str):
+    """``(line number, module, kind, name)`` of every port, wire and reg declaration."""
+    module = None
+    for number, text in enumerate(verilog.splitlines(), start=1):
+        words = text.split()
+        if not words:
+            continue
+        if words[0] == "module":
+            module = words[1].lstrip("\\").split("(")[0]
+        elif words[0] in ("input", "output", "inout", "wire", "reg") and module:
+            name = [word for word in words[1:] if not word.startswith("[")
+                    and word != "signed"][0].rstrip(";")
+            yield number, module, words[0], name.lstrip("\\")
+
+
 def trace_config(design: str, verilog: str, *, shallow_trace: bool = False) -> str:
     """Verilator control file that shapes the trace of ``design``.
 
     Amaranth's anonymous nets (``$12``: intermediate expressions) are never
     traced: they carry no name a reader could use, and a reference starting
-    with ``$`` breaks some VCD readers. With ``shallow_trace`` everything
-    below the units of a ``conv_accel`` top (the engine's systolic array,
-    every PE, its FIFO) is left out too.
+    with ``$`` breaks some VCD readers. With ``shallow_trace`` (for a
+    ``conv_accel`` top) the trace keeps, for the top, the core and each unit
+    of the core, the ports, FSM states and performance counters: every
+    stream and handshake, not the datapath inside (the systolic array, its
+    PEs and buffers are left out), so the waveform of a whole layer stays
+    small.
     """
-    lines = [number for number, text in enumerate(verilog.splitlines(), start=1)
-             if _ANONYMOUS_NET.match(text)]
+    declarations = list(_declarations(verilog))
+    ports = {(module, name) for _, module, kind, name in declarations
+             if kind in ("input", "output", "inout")}
+    # Wires named after a port connect it to its neighbour (``i__ready$29``):
+    # they are the same signal, and tracing them off would drop the port too.
+    port_names = {name.split("$")[0] for module, name in ports if module.count(".") <= 2}
+    off = []
+    for number, module, kind, name in declarations:
+        if name.startswith("$") and kind in ("wire", "reg"):
+            off.append(number)
+        elif shallow_trace and module.count(".") <= 2:
+            base = name.split("$")[0]
+            if "." in name or "[" in name or base in _DROPPED_PORTS and module != design:
+                off.append(number)      # views of a port's fields, the counter structs
+            elif ((module, name) not in ports and base not in port_names
+                  and not _KEPT_INTERNALS.search(name)):
+                off.append(number)      # the unit's own datapath
     rules = ["`verilator_config"]
     start = previous = None
-    for number in lines + [None]:
+    for number in off + [None]:
         if number is not None and previous is not None and number == previous + 1:
             previous = number
             continue
@@ -133,9 +172,11 @@ def trace_config(design: str, verilog: str, *, shallow_trace: bool = False) -> s
     if shallow_trace:
         # Modules are named by their place in the hierarchy; leave out every
         # instance below the units (the engine's array and FIFO).
-        for name in re.findall(r"^module \\?(\S+)", verilog, re.MULTILINE):
-            if name.count(".") == 3:
-                rules.append(f'tracing_off -scope "{name}"')
+        for _, module, _, _ in declarations:
+            if module.count(".") == 3:
+                rule = f'tracing_off -scope "{module}"'
+                if rule not in rules:
+                    rules.append(rule)
     return "\n".join(rules) + "\n"
 
 
@@ -196,10 +237,23 @@ def build(design: str, config: AccelConfig, *, verbose: bool = False,
             verbose=verbose,
             log_file=None if verbose else build_dir / "build.log",
         )
+        _drop_intermediates(build_dir)
         marker.write_text(key + "\n")
         seconds = time.monotonic() - start
         print(f"built {design} in {seconds:.0f} s", file=sys.stderr, flush=True)
         return BuiltDesign(design, config, build_dir, source, key, seconds, False)
+
+
+#: Build products only a rebuild in place would need (a cached build never
+#: is): precompiled headers (about 140 MB per design), objects, archives.
+_INTERMEDIATES = ("*.gch", "*.o", "*.a", "*.d")
+
+
+def _drop_intermediates(build_dir: Path) -> None:
+    """Keep the simulation binary and the sources; remove what only make needs."""
+    for pattern in _INTERMEDIATES:
+        for path in build_dir.glob(pattern):
+            path.unlink()
 
 
 def run(built: BuiltDesign, bench: str, *, testcase: str | None = None, seed: int = 1,

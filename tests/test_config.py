@@ -94,7 +94,7 @@ def test_designs_the_top_cannot_build_are_refused_by_the_config():
         AccelConfig(pool_support=False)
     with pytest.raises(ValueError, match=r"bias_width <= 32 for its 32-bit .* got 40"):
         AccelConfig(bias_width=40)
-    with pytest.raises(ValueError, match=r"array_cols \(8\) must not exceed max_out_channels \(2\)"):
+    with pytest.raises(ValueError, match=r"array_cols \(8\) must not exceed max_out_channels \(2"):
         AccelConfig(array_cols=8, max_out_channels=2)
 
 

@@ -1,6 +1,7 @@
 """The simulation harness itself: toolchain discovery, build cache, failure reports, waves."""
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -44,9 +45,41 @@ def test_second_build_of_the_same_design_is_cached(tmp_path, monkeypatch):
     first = build("mac_pe", PRESETS["tiny"])
     again = build("mac_pe", PRESETS["tiny"])
     assert not first.cached and first.build_seconds > 0
+    # Only what a run needs is kept (no precompiled headers, objects) and it runs.
+    assert not [p for pattern in ("*.gch", "*.o", "*.a") for p in first.build_dir.glob(pattern)]
+    assert (first.build_dir / "mac_pe").is_file()
+    run(first, "mac_pe_bench", seed=1, name="cached-build-runs",
+        testcase="pe_dot_products_match_golden")
     assert again.cached and again.build_seconds == 0 and again.build_dir == first.build_dir
     other = build("mac_pe", PRESETS["tiny"].replace(act_width=7))
     assert not other.cached and other.build_dir != first.build_dir
+
+
+def test_trace_config_leaves_out_anonymous_nets_and_in_a_shallow_trace_the_datapath():
+    from convaccel.hw import build_design, generate_verilog
+    from convaccel.sim.build import trace_config
+
+    verilog = generate_verilog(build_design("conv_accel", PRESETS["tiny"]), "conv_accel")
+    lines = verilog.splitlines()
+
+    def untraced(config):
+        numbers = set()
+        for rule in config.splitlines():
+            if " -lines " in rule:
+                first, _, last = rule.rsplit(" ", 1)[1].partition("-")
+                numbers.update(range(int(first), int(last or first) + 1))
+        declared = re.compile(r"(?:wire|reg|input|output)\b(?:\s+signed)?"
+                              r"(?:\s+\[[^\]]*\])?\s+\\?([^\s;]+)")
+        return {declared.search(lines[n - 1]).group(1) for n in numbers}
+
+    full, shallow = trace_config("conv_accel", verilog), trace_config(
+        "conv_accel", verilog, shallow_trace=True)
+    assert all(name.startswith("$") for name in untraced(full)) and untraced(full)
+    assert "-scope" not in full
+    assert 'tracing_off -scope "conv_accel.core.engine.array"' in shallow.splitlines()
+    off = untraced(shallow)
+    assert {"s1_act", "psum_in", "counters"} <= off          # engine datapath, counter structs
+    assert not {"state_state", "running", "o__valid", "i__ready", "busy_cycles_count"} & off
 
 
 def test_cache_key_follows_the_verilog_text():

@@ -68,7 +68,8 @@ def test_lenet_conv1_unscaled_lists_everything_that_does_not_fit_tiny():
 
 def test_named_layers_scale_to_tiny_and_say_so():
     spec = fit_spec(BENCH_LAYERS["lenet_conv1"], TINY)
-    assert (spec["c"], spec["m"], spec["h"], spec["w"], spec["r"], spec["s"]) == (1, 4, 12, 12, 3, 3)
+    shape = tuple(spec[key] for key in ("c", "m", "h", "w", "r", "s"))
+    assert shape == (1, 4, 12, 12, 3, 3)
     assert spec["name"] == ("LeNet-5 conv1 (1->6, 5x5, 32x32) + ReLU + 2x2 max-pool, scaled to "
                             "the build: 1->4, 3x3, 12x12, 2x2/2 max-pool")
     depthwise = fit_spec(BENCH_LAYERS["mobilenet_dw"], TINY)
