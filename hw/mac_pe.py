@@ -11,10 +11,13 @@ the activation moves on to the right-hand neighbour::
     swap_in -->                            --> swap_out
                   |         |
                   v         v
-              wload_out  psum_out = psum_in + act_in * weight
+              wload_out  psum_out = psum_in + product
 
-Every output is a register, so neighbours only ever see registered values and
-no wire crosses more than one cell.
+The multiply and the add are two pipeline stages: ``product = act_in *
+weight`` is registered (the DSP block's output register), and the partial
+sum arriving one cycle *after* the activation is added to it. Every output
+is a register, so neighbours only ever see registered values and no wire
+crosses more than one cell.
 
 Weights are double-buffered. A load travels down the column as a
 ``(data, row, valid)`` beat; the PE whose ``row`` parameter matches copies the
@@ -69,13 +72,14 @@ class MacPE(wiring.Component):
     swap_in, swap_out : Signal(1)
         "First activation of a new weight tile" flag, travels with the activation.
     psum_in, psum_out : Signal(signed(acc_width))
-        Partial sum in from above, ``psum_in + act_in * weight`` registered out.
+        Partial sum in from above, one cycle after the activation it meets;
+        ``psum_in + product`` registered out.
     wload_in, wload_out : View(weight_load_layout(config))
         Weight-load chain; ``wload_out`` is ``wload_in`` delayed by one cycle.
     en : Signal(1), init 1
-        Compute enable. While low, the activation, swap flag, partial sum and
-        active weight hold their values (a stall); the weight-load chain keeps
-        running.
+        Compute enable. While low, the activation, swap flag, product,
+        partial sum and active weight hold their values (a stall); the
+        weight-load chain keeps running.
     """
 
     def __init__(self, config: AccelConfig, *, row: int = 0):
@@ -110,11 +114,14 @@ class MacPE(wiring.Component):
         with m.Else():
             m.d.comb += weight_used.eq(active)
 
+        product = Signal(signed(self.config.act_width + self.config.weight_width),
+                         name="product")
         with m.If(self.en):
             m.d.sync += [
                 self.act_out.eq(self.act_in),
                 self.swap_out.eq(self.swap_in),
-                self.psum_out.eq(self.psum_in + self.act_in * weight_used),
+                product.eq(self.act_in * weight_used),
+                self.psum_out.eq(self.psum_in + product),
             ]
             with m.If(self.swap_in):
                 m.d.sync += active.eq(shadow)

@@ -129,7 +129,9 @@ class SystolicEngine(wiring.Component):
         self.config = config
         self.rows, self.cols = config.array_rows, config.array_cols
         self.block = config.array_block
-        self.latency = self.rows + self.cols - 1
+        #: Cycles from the array-input register stage to the array's sums:
+        #: the input registers (after the buffer reads) plus the array.
+        self.latency = self.rows + self.cols + 1
         #: Output FIFO depth: enough for every vector in flight plus slack,
         #: so a ready result stream never throttles the array.
         self.fifo_depth = self.latency + 4
@@ -267,11 +269,21 @@ class SystolicEngine(wiring.Component):
             s1_meta.last.eq(last_kt & last_mt & last_block & step_end),
             s1_meta.addr.eq((n << mt_bits) | mt),
         ]
+        # ---- stage 2: registered array inputs (the buffer reads end here) --
+        s2_act = Signal(act_layout)
+        s2_psum = Signal(acc_layout)
+        s2_valid, s2_swap = Signal(), Signal()
+        m.d.sync += [
+            s2_act.eq(Mux(s1_from_stream, s1_act, act_read.data)),
+            s2_psum.eq(Mux(s1_zero, 0, acc_read.data)),
+            s2_valid.eq(s1_valid),
+            s2_swap.eq(s1_swap),
+        ]
         m.d.comb += [
-            array.act.eq(Mux(s1_from_stream, s1_act, act_read.data)),
-            array.act_valid.eq(s1_valid),
-            array.swap.eq(s1_swap),
-            array.psum_in.eq(Mux(s1_zero, 0, acc_read.data)),
+            array.act.eq(s2_act),
+            array.act_valid.eq(s2_valid),
+            array.swap.eq(s2_swap),
+            array.psum_in.eq(s2_psum),
         ]
 
         # ---- outputs of the array ---------------------------------------

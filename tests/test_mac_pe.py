@@ -41,17 +41,19 @@ def test_pe_double_buffered_weight_hand_example():
             await ctx.tick()
             seen.append(ctx.get(dut.psum_out))
 
-        await step(load=(3, 1))               # shadow = 3
-        await step(load=(9, 0))               # row 0 beat: not ours
-        await step(act=2, swap=1, psum=100)   # 100 + 2*3 (shadow, now active)
-        await step(act=5, psum=10, load=(7, 1))  # 10 + 5*3, shadow = 7
-        await step(act=1, psum=0)             # 0 + 1*3: active is still 3
-        await step(act=1, swap=1, psum=0)     # 0 + 1*7
-        await step(act=-4, psum=1, en=0)      # stalled: holds 7
-        await step(act=-128, psum=-5)         # -5 + -128*7
+        # A partial sum meets the product of the activation one cycle before it.
+        await step(load=(3, 1))                   # shadow = 3
+        await step(load=(9, 0))                   # row 0 beat: not ours
+        await step(act=2, swap=1)                 # product 2*3 (shadow, now active)
+        await step(act=5, psum=100, load=(7, 1))  # 100 + 6; product 5*3; shadow = 7
+        await step(act=1, psum=10)                # 10 + 15; product 1*3: active is still 3
+        await step(act=1, swap=1, psum=0)         # 0 + 3; product 1*7
+        await step(act=-4, psum=1, en=0)          # stalled: holds 3 and the product 7
+        await step(act=-128, psum=0)              # 0 + 7; product -128*7
+        await step(psum=-5)                       # -5 + -896
 
     simulate(dut, testbench)
-    assert seen[2:] == [106, 25, 3, 7, 7, -5 - 896]
+    assert seen[3:] == [106, 25, 3, 3, 7, -5 - 896]
 
 
 def test_pe_matches_reference_in_amaranth_sim():

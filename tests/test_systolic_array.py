@@ -126,5 +126,5 @@ def test_tiles_of_rows_plus_cols_minus_one_need_no_bubble():
     out, cycles = run_tiles(config, tiles, rng=rng)
     np.testing.assert_array_equal(
         out, np.concatenate([golden_tile(a, w, p) for a, w, p in tiles]))
-    # rows cycles of first load + 4 tiles of `length` vectors + drain.
-    assert cycles == 3 + 4 * length + (3 + 4 - 1) + 2
+    # rows cycles of first load + 4 tiles of `length` vectors + the latency (rows + cols) + 2.
+    assert cycles == 3 + 4 * length + (3 + 4) + 2

@@ -171,10 +171,11 @@ def test_compute_bound_problem_keeps_the_array_busy():
     report = check_problem(config, 32, 8, 8, seed=3, idle=0.0, stall=0.0)
     ideal = 32 * 8 * 8 // 4   # 512 vector issues: 2 blocks x 4 kt x 4 mt x 16
     # No bubble between the 32 tiles: the only stalls are the first tile's
-    # 2 load cycles; the fill is latency (3) plus 3 register stages.
+    # 2 load cycles; the fill is the array's latency (rows + cols = 4) plus
+    # 4 register stages (issue, array inputs, accumulate, output FIFO).
     assert report["weight_stall"] == 2, report
     assert report["input_stall"] == report["output_stall"] == report["drain_stall"] == 0
-    assert report["busy_cycles"] == ideal + 2 + 3 + 3, report
+    assert report["busy_cycles"] == ideal + 2 + 4 + 4, report
 
 
 @pytest.mark.parametrize("problem, what", [
@@ -232,14 +233,15 @@ def test_no_combinational_path_from_result_ready_to_act_ready():
     """Back-pressure reaches the inputs only through registered FIFO/credit state."""
     config = PRESETS["tiny"]
     dut = SystolicEngine(config)
-    a = np.ones((8, 2), dtype=np.int64)
+    n = 2 * dut.fifo_depth          # more results than the output FIFO holds
+    a = np.ones((n, 2), dtype=np.int64)
     w = np.ones((2, 2), dtype=np.int64)
-    acts, weights = act_beats(config, a), weight_beats(config, w, 8)
+    acts, weights = act_beats(config, a), weight_beats(config, w, n, row_length=n)
     seen = {}
 
     async def testbench(ctx):
-        ctx.set(dut.n_vectors, 8)
-        ctx.set(dut.row_length, 8)
+        ctx.set(dut.n_vectors, n)
+        ctx.set(dut.row_length, n)
         ctx.set(dut.k_terms, 2)
         ctx.set(dut.m_outputs, 2)
         ctx.set(dut.start, 1)
@@ -269,5 +271,5 @@ def test_no_combinational_path_from_result_ready_to_act_ready():
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
-    assert seen["sent"] < 8, "the engine should have run out of output credit"
+    assert seen["sent"] < n, "the engine should have run out of output credit"
     assert seen == {"blocked": 0, "same_cycle": 0, "next_cycle": 1, "sent": seen["sent"]}

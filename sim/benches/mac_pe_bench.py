@@ -37,12 +37,14 @@ class PeReference:
     wload_out: tuple = (0, 0, 0)  # (data, row, valid)
     shadow: int = 0
     active: int = 0
+    product: int = 0
 
     def step(self, *, en, act_in, swap_in, psum_in, wload_in):
         weight = self.shadow if swap_in else self.active
         if en:
             self.act_out, self.swap_out = act_in, swap_in
-            self.psum_out = psum_in + act_in * weight
+            self.psum_out = psum_in + self.product
+            self.product = act_in * weight
             if swap_in:
                 self.active = self.shadow
         data, row, valid = wload_in
@@ -105,7 +107,13 @@ class MacPeBench:
                 k += 1
             # Leave the ReadOnly phase before driving again.
             await Timer(1, unit="ns")
-        return accumulator, cycles
+        # The last product is added by the cycle after its activation.
+        self.drive(en=1, act=0, swap=0, psum=accumulator)
+        await RisingEdge(self.dut.clk)
+        await ReadOnly()
+        accumulator = self.dut.psum_out.value.to_signed()
+        await Timer(1, unit="ns")
+        return accumulator, cycles + 1
 
 
 @cocotb.test()
