@@ -19,11 +19,18 @@ channel; with ``lanes = array_cols`` a beat is one result of the systolic
 engine. The parameters are banked by lane (``channel mod lanes``), so every
 lane reads its own in the same cycle.
 
-Pipeline: three register stages (parameter read, bias + multiply, round /
-saturate / activate), one beat per cycle. The stages advance together
-whenever the output register is empty or being read, so ``i.ready`` depends
-combinationally on ``o.ready`` through one AND/OR gate; there is no other
-path from output to input.
+Pipeline (:data:`RequantActivation.LATENCY` cycles, one beat per cycle, never
+stalled): parameter read; bias add; the multiply as partial products of
+17-bit slices of ``v`` (one DSP block each, registered on both sides); their
+sum; the rounding add; the saturation test and the shift; activation. The
+saturation test needs no full-width shifter: ``y`` overflows exactly when
+``v * M0 + 2**(sh-1)`` reaches ``+-2**(sh + act_width - 1)``, a masked test of
+the bits at and above that position, and only the ``act_width`` result bits
+are shifted out.
+
+Flow control: the pipeline runs freely into an output FIFO; ``i.ready`` is a
+registered credit count (free FIFO places not claimed by beats in flight),
+so there is no combinational path from ``o.ready`` to ``i.ready``.
 
 Error handling: a beat whose group is beyond ``max_out_channels`` is still
 passed on (so nothing is lost or reordered) with all values 0, and the sticky
@@ -31,8 +38,9 @@ passed on (so nothing is lost or reordered) with all values 0, and the sticky
 ignored. ``clear_error`` clears the flag.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -40,6 +48,10 @@ from amaranth.utils import ceil_log2
 from .config import AccelConfig
 
 __all__ = ["Activation", "RequantActivation", "channel_params_layout"]
+
+#: Bits of ``v`` per partial product: a 17-bit unsigned slice times an
+#: unsigned multiplier of up to 17 bits fits one signed 18x18 DSP block.
+SLICE_BITS = 17
 
 
 class Activation(enum.Enum, shape=2):
@@ -91,8 +103,10 @@ class RequantActivation(wiring.Component):
         Clears ``error``.
     """
 
-    #: Cycles from a beat entering ``i`` to it appearing on ``o`` with no stalls.
-    LATENCY = 3
+    #: Register stages from the accepted beat to the output FIFO's input.
+    STAGES = 7
+    #: Cycles from a beat accepted on ``i`` to it being valid on ``o`` with no stalls.
+    LATENCY = STAGES + 2
 
     def __init__(self, config: AccelConfig, *, lanes: int = 1):
         if not isinstance(config, AccelConfig):
@@ -104,6 +118,9 @@ class RequantActivation(wiring.Component):
         self.lanes = lanes
         #: Channel groups (rows of each parameter bank).
         self.groups = -(-config.max_out_channels // lanes)
+        #: Output FIFO places: a beat per pipeline stage plus slack, so a
+        #: ready output never throttles the input.
+        self.fifo_depth = self.LATENCY + 2
         group = unsigned(max(1, ceil_log2(self.groups)))
         channel = unsigned(max(1, ceil_log2(config.max_out_channels)))
         in_layout = data.StructLayout({
@@ -134,15 +151,62 @@ class RequantActivation(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, lanes = self.config, self.lanes
-        params = channel_params_layout(cfg)
-
-        advance = Signal()
+        out_layout = self.o.payload.shape()
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=out_layout.size,
+                                                    depth=self.fifo_depth)
+        # Credits: FIFO places not yet claimed by an accepted beat.
+        credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
+        taken = self.i.valid & self.i.ready
+        popped = self.o.valid & self.o.ready
+        m.d.sync += credits.eq(credits - taken + popped)
         m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
+            self.i.ready.eq(credits != 0),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
         ]
 
-        # Parameter writes go to bank (channel mod lanes), row (channel // lanes).
+        reads = self._parameter_memories(m)
+        # Beat bookkeeping (valid, group, last) travels beside the lanes.
+        tag = data.StructLayout({"valid": 1, "group": len(self.i.payload.group), "last": 1})
+        tags = [Signal(tag, name=f"tag{stage}") for stage in range(self.STAGES)]
+        m.d.sync += [tags[0].valid.eq(taken), tags[0].group.eq(self.i.payload.group),
+                     tags[0].last.eq(self.i.payload.last)]
+        for earlier, later in zip(tags, tags[1:]):
+            m.d.sync += later.eq(earlier)
+
+        acc = Signal.like(self.i.payload.acc)
+        bad_group = Signal()
+        m.d.sync += [acc.eq(self.i.payload.acc),
+                     bad_group.eq(self._beyond(self.i.payload.group, self.groups))]
+        result = Signal(out_layout)
+        for lane in range(lanes):
+            # Lanes of the last group past max_out_channels have no
+            # parameters (their bank is one row shorter): they give 0.
+            missing = bad_group
+            if lane >= cfg.max_out_channels - (self.groups - 1) * lanes:
+                missing = missing | (tags[0].group == self.groups - 1)
+            m.d.comb += result.value[lane].eq(
+                self._lane(m, lane, acc[lane], reads[lane].data, missing))
+        last_tag = tags[-1]
+        m.d.comb += [
+            result.group.eq(last_tag.group), result.last.eq(last_tag.last),
+            fifo.w_en.eq(last_tag.valid), fifo.w_data.eq(result),
+        ]
+
+        # Sticky error flag; clear_error wins only when nothing new is wrong.
+        write_ok = ~self._beyond(self.param_addr, cfg.max_out_channels)
+        bad_beat = taken & self._beyond(self.i.payload.group, self.groups)
+        with m.If(bad_beat | (self.param_en & ~write_ok)):
+            m.d.sync += self.error.eq(1)
+        with m.Elif(self.clear_error):
+            m.d.sync += self.error.eq(0)
+        return m
+
+    def _parameter_memories(self, m):
+        """One bank per lane, written at ``channel mod lanes``, read at the beat's group."""
+        cfg, lanes = self.config, self.lanes
+        params = channel_params_layout(cfg)
         write_ok = ~self._beyond(self.param_addr, cfg.max_out_channels)
         bank_of_write = self.param_addr % lanes if lanes > 1 else Const(0, 1)
         row_of_write = self.param_addr // lanes if lanes > 1 else self.param_addr
@@ -157,80 +221,69 @@ class RequantActivation(wiring.Component):
                 write.en.eq(self.param_en & write_ok & (bank_of_write == lane)),
                 write.addr.eq(row_of_write),
                 write.data.eq(self.param_data),
-                read.en.eq(advance),
                 read.addr.eq(self.i.payload.group),
             ]
             reads.append(read)
+        return reads
 
-        # Stage 1: capture the beat while the memories read its parameters.
-        s1_valid = Signal()
-        s1 = Signal.like(self.i.payload)
-        s1_bad = Signal()
-        with m.If(advance):
-            m.d.sync += [
-                s1_valid.eq(self.i.valid),
-                s1.eq(self.i.payload),
-                s1_bad.eq(self._beyond(self.i.payload.group, self.groups)),
-            ]
-
-        # Stage 2: exact (acc + bias) x unsigned multiplier.
-        s2_valid = Signal()
-        s2_group = Signal.like(s1.group)
-        s2_last = Signal()
-        product_shape = signed(cfg.acc_width + 1 + cfg.mult_width + 1)
-        s2_product = [Signal(product_shape, name=f"s2_product{lane}") for lane in range(lanes)]
-        s2_shift = [Signal(unsigned(cfg.shift_width), name=f"s2_shift{lane}")
-                    for lane in range(lanes)]
-        with m.If(advance):
-            m.d.sync += [s2_valid.eq(s1_valid), s2_group.eq(s1.group), s2_last.eq(s1.last)]
-            for lane in range(lanes):
-                biased = s1.acc[lane] + reads[lane].data.bias
-                # Lanes of the last group past max_out_channels have no
-                # parameters (their bank is one row shorter): they give 0.
-                missing = s1_bad
-                if lane >= cfg.max_out_channels - (self.groups - 1) * lanes:
-                    missing = missing | (s1.group == self.groups - 1)
-                m.d.sync += [
-                    s2_product[lane].eq(Mux(missing, 0, biased * reads[lane].data.multiplier)),
-                    s2_shift[lane].eq(reads[lane].data.shift),
-                ]
-
-        # Stage 3: round half up, arithmetic shift, saturate, activate.
-        with m.If(advance):
-            m.d.sync += [
-                self.o.valid.eq(s2_valid),
-                self.o.payload.group.eq(s2_group),
-                self.o.payload.last.eq(s2_last),
-            ]
-            for lane in range(lanes):
-                m.d.sync += self.o.payload.value[lane].eq(
-                    self._round_saturate_activate(m, s2_product[lane], s2_shift[lane], lane))
-
-        # Sticky error flag; clear_error wins only when nothing new is wrong.
-        bad_beat = self.i.valid & self.i.ready & self._beyond(self.i.payload.group, self.groups)
-        bad_write = self.param_en & ~write_ok
-        with m.If(bad_beat | bad_write):
-            m.d.sync += self.error.eq(1)
-        with m.Elif(self.clear_error):
-            m.d.sync += self.error.eq(0)
-        return m
-
-    def _round_saturate_activate(self, m, product, shift, lane):
+    def _lane(self, m, lane, acc, params, missing):
+        """The lane's pipeline from the parameter read on; returns its final register."""
         cfg = self.config
-        # (1 << sh) >> 1 is 2**(sh-1) for sh > 0 and 0 for sh == 0.
-        round_term = (Const(1, 1) << shift) >> 1
-        rounded = Signal(signed(len(product) + 1), name=f"rounded{lane}")
-        shifted = Signal(signed(len(product) + 1), name=f"shifted{lane}")
-        m.d.comb += [rounded.eq(product + round_term), shifted.eq(rounded >> shift)]
-        if cfg.max_shift > len(product):
-            # For sh > len(product), |product| < 2**(sh-1), so the exact result
-            # (product + 2**(sh-1)) >> sh is 0; the rounding term itself
-            # would not fit the adder above.
-            with m.If(shift > len(product)):
-                m.d.comb += shifted.eq(0)
-        saturated = Mux(shifted > cfg.act_max, cfg.act_max,
-                        Mux(shifted < cfg.act_min, cfg.act_min, shifted))
-        # ReLU and CLAMP both cut below 0 (the value 3 is never written).
-        low = (self.activation != Activation.NONE) & (saturated < 0)
-        high = (self.activation == Activation.CLAMP) & (saturated > self.clamp_high)
-        return Mux(low, 0, Mux(high, self.clamp_high, saturated))
+        aw = cfg.act_width
+
+        def stage(value, name, shape=None):
+            register = Signal(shape if shape is not None else value.shape(),
+                              name=f"{name}{lane}")
+            m.d.sync += register.eq(value)
+            return register
+
+        # Stage 2: v = acc + bias (0 for a missing lane).
+        v_width = max(cfg.acc_width, cfg.bias_width) + 1
+        v = stage(Mux(missing, 0, acc + params.bias), "biased", signed(v_width))
+        multiplier = stage(params.multiplier, "multiplier")
+        shift = stage(params.shift, "shift")
+
+        # Stage 3: partial products of 17-bit slices of v (the top one signed).
+        slices = -(-v_width // SLICE_BITS)
+        partials = []
+        for index in range(slices):
+            low = index * SLICE_BITS
+            part = v[low:low + SLICE_BITS]
+            if index == slices - 1:
+                part = part.as_signed()
+            partials.append(stage(part * multiplier, f"partial{index}_"))
+        shift3 = stage(shift, "shift3_")
+
+        # Stage 4: the exact product; the rounding term 2**(sh-1) (0 for sh = 0).
+        product_width = v_width + cfg.mult_width + 1
+        total = 0
+        for index, part in enumerate(partials):
+            total = total + (part << (index * SLICE_BITS))
+        product = stage(total, "product", signed(product_width))
+        round_term = stage((Const(1, 1) << shift3) >> 1, "round_term",
+                           unsigned(min(cfg.max_shift, product_width)))
+        shift4 = stage(shift3, "shift4_")
+
+        # Stage 5: rounded = product + 2**(sh-1). For sh > product_width the
+        # exact result is 0 (|product| < 2**(sh-1)); the term would not fit.
+        rounded = stage(product + round_term, "rounded", signed(product_width + 1))
+        zero = stage(shift4 > product_width if cfg.max_shift > product_width else Const(0, 1),
+                     "zero")
+        # Bits at and above sh + act_width - 1 decide the saturation.
+        high_mask = stage(Cat(*(shift4 + aw - 1 <= bit for bit in range(product_width + 1))),
+                          "high_mask")
+        shift5 = stage(shift4, "shift5_")
+
+        # Stage 6: saturate above / below, and the in-range result bits.
+        negative = rounded[-1]
+        over = stage(~zero & ~negative & (rounded & high_mask).any(), "over")
+        under = stage(~zero & negative & (~rounded & high_mask).any(), "under")
+        low_bits = stage(Mux(zero, 0, (rounded >> shift5)[:aw]), "low_bits", signed(aw))
+
+        # Stage 7: saturated value, then the activation.
+        activation = self.activation
+        saturated = Mux(over, cfg.act_max, Mux(under, cfg.act_min, low_bits))
+        below = (activation != Activation.NONE) & (saturated < 0)
+        above = (activation == Activation.CLAMP) & (saturated > self.clamp_high)
+        return stage(Mux(below, 0, Mux(above, self.clamp_high, saturated)), "value",
+                     signed(aw))

@@ -144,7 +144,7 @@ def test_several_lanes_read_their_own_channel_parameters():
     async def testbench(ctx):
         await write_params(ctx, dut, params)
         ctx.set(dut.o.ready, 1)
-        for beat in beats + [None] * 5:
+        for beat in beats + [None] * (dut.LATENCY + 2):
             ctx.set(dut.i.valid, beat is not None)
             if beat is not None:
                 ctx.set(dut.i.payload, beat)
@@ -168,3 +168,39 @@ def test_several_lanes_read_their_own_channel_parameters():
             row.append(int(requantize(acc + bias, multiplier, shift, bits=8)))
         expected.append(row)
     assert received == expected
+
+
+def test_latency_is_as_documented_and_ready_does_not_follow_o_ready():
+    """A beat shows on ``o`` LATENCY cycles after it is taken; ``i.ready`` is a
+    registered credit count, unchanged within a cycle by ``o.ready``."""
+    dut = RequantActivation(PRESETS["tiny"], lanes=2)
+    seen = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.o.ready, 0)
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.i.payload, {"acc": [5, 6], "group": 0, "last": 1})
+        assert ctx.get(dut.i.ready)
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        for cycle in range(1, 3 * dut.LATENCY):
+            if ctx.get(dut.o.valid):
+                seen.setdefault("valid_at", cycle)
+            await ctx.tick()
+        # Fill every credit with o.ready low: i.ready drops, and raising
+        # o.ready does not raise it in the same cycle.
+        ctx.set(dut.i.valid, 1)
+        for _ in range(dut.fifo_depth):
+            await ctx.tick()
+        seen["full"] = ctx.get(dut.i.ready)
+        ctx.set(dut.o.ready, 1)
+        seen["same_cycle"] = ctx.get(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        seen["next_cycle"] = ctx.get(dut.i.ready)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen == {"valid_at": dut.LATENCY, "full": 0, "same_cycle": 0, "next_cycle": 1}
