@@ -26,12 +26,15 @@ def array_problem(size: int) -> tuple[int, int, int]:
 def bench_array(sizes, *, seed: int = 1) -> list[dict]:
     from ..sim.build import build, run  # imports cocotb
 
-    results = []
+    # Every configuration first, so a bad size fails before any build.
+    configs = {}
     for size in sizes:
         config = PRESETS["default"].replace(array_rows=size, array_cols=size)
+        m = array_problem(size)[2]
+        configs[size] = config.replace(max_out_channels=max(m, config.max_out_channels))
+    results = []
+    for size, config in configs.items():
         n, k, m = array_problem(size)
-        if m > config.max_out_channels:
-            config = config.replace(max_out_channels=m)
         built = build("systolic_engine", config)
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "bench.json"

@@ -84,7 +84,7 @@ def _label(args) -> str:
     return args.config if getattr(args, "config", None) else args.preset
 
 
-def _designs(names, config: AccelConfig) -> list[str]:
+def _designs(names) -> list[str]:
     for name in names:
         if name not in DESIGNS:
             raise UserError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
@@ -192,7 +192,7 @@ def register_map_files(config: AccelConfig) -> dict[str, str]:
 def cmd_generate(args) -> int:
     config = _config(args)
     out = writable_folder(args.out)
-    names = _designs(args.design, config)
+    names = _designs(args.design)
     files = design_files(config, names)
     write_folder(out, files)
     for name in files:
@@ -226,7 +226,7 @@ def _print_waves(vcd: Path, gtkw: Path | None = None):
 
 def cmd_simulate(args) -> int:
     config = _config(args)
-    designs = _designs(args.design, config) if args.design else list(BENCHES)
+    designs = _designs(args.design) if args.design else list(BENCHES)
     for design in designs:
         if design not in BENCHES:
             raise UserError(f"design {design!r} has no cocotb bench; simulate one of "
@@ -426,7 +426,7 @@ def cmd_lint(args) -> int:
 
     config = _config(args)
     out = writable_folder(args.out)
-    names = _designs(args.design, config)
+    names = _designs(args.design)
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for name in names:
@@ -490,7 +490,7 @@ def cmd_synth(args) -> int:
     # activation/weight width changed (each validated before any synthesis).
     configs = [base.replace(array_rows=n, array_cols=n) for n in args.arrays or []]
     configs += [base.replace(act_width=w, weight_width=w) for w in args.widths or []]
-    designs = _designs(args.design, base) if args.design else ["conv_accel"]
+    designs = _designs(args.design) if args.design else ["conv_accel"]
     results = []
     for config in configs or [base]:
         for design in designs:
