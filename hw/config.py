@@ -363,16 +363,12 @@ class AccelConfig:
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or error
             raise ValueError(f"cannot read configuration file {str(path)!r}: {reason}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON: {error}") from None
+        data = _json_value(text, str(path))
         try:
             config = cls.from_dict(data)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
-        known = [field.name for field in dataclasses.fields(cls)]
-        return config, sorted(set(known) - set(data))
+        return config, sorted(set(_field_names()) - set(data))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -381,8 +377,8 @@ class AccelConfig:
     def from_dict(cls, data: dict) -> "AccelConfig":
         if not isinstance(data, dict):
             raise ValueError(f"configuration must be a JSON object, got {type(data).__name__}")
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = _field_names()
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(
                 f"unknown configuration parameter(s) {', '.join(map(repr, unknown))}; "
@@ -394,11 +390,7 @@ class AccelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "AccelConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"configuration is not valid JSON: {error}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(_json_value(text, "configuration"))
 
     def replace(self, **changes) -> "AccelConfig":
         """Return a copy with some parameters changed (validated again)."""
@@ -407,6 +399,18 @@ class AccelConfig:
     def digest(self) -> str:
         """Short stable hash of the parameters, for build caches and file names."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+
+def _field_names() -> list[str]:
+    return [field.name for field in dataclasses.fields(AccelConfig)]
+
+
+def _json_value(text: str, what: str):
+    """``text`` parsed as JSON; a ``ValueError`` naming ``what`` if it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what} is not valid JSON: {error}") from None
 
 
 #: Named configurations. ``tiny`` keeps simulations fast; ``default`` is the

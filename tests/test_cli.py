@@ -170,7 +170,7 @@ def test_malformed_json_names_the_file(tmp_path):
     config = tmp_path / "broken.json"
     config.write_text('{"array_rows": 4,')
     assert_one_line_error(convaccel("config", "--config", config),
-                          f"{config}: not valid JSON")
+                          f"{config} is not valid JSON")
 
 
 def test_a_layer_that_does_not_fit_is_refused_before_anything_is_built(tmp_path):

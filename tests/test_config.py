@@ -123,7 +123,7 @@ def test_configs_too_large_to_build_are_refused_at_once(changes, message):
 def test_a_file_names_itself_in_errors_and_lists_what_it_leaves_out(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"array_rows": 4,')
-    with pytest.raises(ValueError, match=r"^.*broken\.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"^.*broken\.json is not valid JSON"):
         AccelConfig.load(broken)
     bad = tmp_path / "bad.json"
     bad.write_text('{"array_rows": 0}')
