@@ -130,15 +130,19 @@ class AccelConfig:
     max_stride, max_dilation, max_padding : int
         Largest stride and dilation per axis and largest zero padding per side.
     pool_support : bool
-        Whether the pooling unit is generated.
+        Must be True: the conv core's pooling unit also reorders its output,
+        so every top that runs a layer has one (kept for JSON compatibility).
     max_pool_kernel, max_pool_stride : int
         Largest pooling window and stride per axis.
 
     Raises
     ------
     ValueError
-        If any parameter is out of range; the message names the parameter and
-        the value.
+        If any parameter is out of range, or a combination cannot be built
+        (``pool_support=False``, ``array_cols > max_out_channels``, a
+        requantization product wider than 64 bits, memories above
+        :data:`MAX_MEMORY_WORDS` / :data:`MAX_MEMORY_BITS`); the message
+        names the parameters and the values.
 
     Notes
     -----
