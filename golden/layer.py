@@ -1,8 +1,10 @@
 """Golden model of one accelerator layer: conv -> +bias -> requant -> activation -> pool."""
 
+import numpy as np
+
 from .conv import as_int, as_int_array, conv2d
 from .pool import pool2d
-from .quant import clamp_activation, relu, requantize
+from .quant import requantize, signed_value
 
 __all__ = ["ACTIVATIONS", "conv_layer"]
 
@@ -51,10 +53,16 @@ def conv_layer(
     clamp_high=None,
     return_intermediates=False,
     weight_bits=None,
+    input_zero_point=0,
+    output_zero_point=0,
 ):
     """Run one quantized convolution layer in the contract order.
 
-    conv (+ bias, full width) -> `requantize` -> activation -> `pool2d`.
+    conv (+ bias, full width) -> `requantize` -> activation -> `pool2d`, with
+    zero points (docs/arithmetic.md, "Zero points"): the sum runs over
+    ``x - input_zero_point`` (padding reads as the input zero point, so it
+    contributes 0) and ``output_zero_point`` is added after the rounding
+    shift, before saturation.  The defaults (0, 0) are the symmetric case.
 
     Parameters
     ----------
@@ -65,20 +73,25 @@ def conv_layer(
         Requantization scale, scalar or per output channel; see `requantize`.
         The defaults (1, 0) only saturate.
     activation : {"none", "relu", "clamp"}, optional
-        Activation applied to the requantized values. "clamp" is
-        ``clamp_activation(y, 0, clamp_high)``: ReLU6 when ``clamp_high`` is
-        6 at the output scale.
+        Activation applied to the requantized values ``y``: "relu" is
+        ``max(y, output_zero_point)``, "clamp" is ``min(max(y,
+        output_zero_point), clamp_high)``: ReLU6 when ``clamp_high`` is six
+        at the output scale (zero point included).
     pool : None or tuple, optional
         ``(mode, kernel)`` or ``(mode, kernel, stride)`` with mode "max" or
         "avg"; see `pool2d`.  ``None`` skips pooling.
     bits : int, optional
         Activation width: the range of ``x`` and of the saturated output.
     clamp_high : int, optional
-        Upper bound of the "clamp" activation, ``0 .. 2**(bits-1) - 1``.
+        Upper bound of the "clamp" activation, a ``bits``-wide signed value
+        (absolute: it already includes the output zero point).
     return_intermediates : bool, optional
         If true, return a dict of every stage instead of the output only.
     weight_bits : int, optional
         Signed width of the weights; defaults to ``bits``.
+    input_zero_point, output_zero_point : int, optional
+        Zero points of the input and output activations, ``bits``-wide
+        signed values.
 
     Returns
     -------
@@ -97,21 +110,22 @@ def conv_layer(
                          "weight_bits")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    zx = signed_value(input_zero_point, bits, "input_zero_point")
+    zo = signed_value(output_zero_point, bits, "output_zero_point")
     if activation == "clamp":
-        high = as_int(clamp_high, "clamp_high")
-        if not 0 <= high <= (1 << (bits - 1)) - 1:
-            raise ValueError(f"clamp_high must be in 0..{(1 << (bits - 1)) - 1} for "
-                             f"{bits}-bit activations, got {high}")
+        high = signed_value(as_int(clamp_high, "clamp_high"), bits, "clamp_high")
     elif clamp_high is not None:
         raise ValueError(f"clamp_high is only used with activation='clamp', got "
                          f"activation={activation!r}")
     pool_args = _parse_pool(pool)
-    acc = conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    req = requantize(acc, multiplier, shift, bits=bits)
+    # Zero padding of x - zx is padding x with zx: padded taps contribute 0.
+    acc = conv2d(x - zx, w, bias, stride=stride, padding=padding, dilation=dilation,
+                 groups=groups)
+    req = requantize(acc, multiplier, shift, bits=bits, zero_point=zo)
     if activation == "relu":
-        act = relu(req)
+        act = np.maximum(req, zo)
     elif activation == "clamp":
-        act = clamp_activation(req, 0, high)
+        act = np.minimum(np.maximum(req, zo), high)
     else:
         act = req
     out = act if pool_args is None else pool2d(act, pool_args[1], pool_args[2], mode=pool_args[0])

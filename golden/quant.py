@@ -9,11 +9,39 @@ import numpy as np
 
 from .conv import INT64_MAX, INT64_MIN, as_int, as_int_array
 
-__all__ = ["MAX_SHIFT", "round_shift", "saturate", "requantize", "relu", "clamp_activation"]
+__all__ = ["MAX_SHIFT", "round_shift", "saturate", "requantize", "relu", "clamp_activation",
+           "signed_value"]
 
 #: Largest accepted right shift: the rounding term 2^(63-1) still fits int64,
 #: and it covers every shift a 6-bit hardware shift field can hold.
 MAX_SHIFT = 63
+
+
+def signed_value(value, bits, name):
+    """``value`` as a Python int, checked to be a ``bits``-wide signed integer.
+
+    Parameters
+    ----------
+    value : int
+        A zero point or an activation bound.
+    bits : int
+        Signed width, 1 to 64.
+    name : str
+        Parameter name quoted in the error message.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not an integer or lies outside ``[-2^(bits-1), 2^(bits-1) - 1]``.
+    """
+    value, bits = as_int(value, name), as_int(bits, "bits")
+    if not 1 <= bits <= 64:
+        raise ValueError(f"bits must be in [1, 64], got {bits}")
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high} for {bits}-bit activations, "
+                         f"got {value}")
+    return value
 
 
 def _check_shift(shift):
@@ -109,11 +137,11 @@ def _channel_param(value, acc, name):
     return v.reshape((m,) + (1,) * (acc.ndim - axis - 1)), axis
 
 
-def requantize(acc, multiplier, shift, bits=8):
+def requantize(acc, multiplier, shift, bits=8, zero_point=0):
     """Scale accumulators back to ``bits``-wide activations.
 
-    ``y = saturate((acc * multiplier + 2^(shift-1)) >> shift, bits)``, with
-    the rounding term omitted when ``shift == 0``.
+    ``y = saturate(((acc * multiplier + 2^(shift-1)) >> shift) + zero_point, bits)``,
+    with the rounding term omitted when ``shift == 0``.
 
     Parameters
     ----------
@@ -127,6 +155,9 @@ def requantize(acc, multiplier, shift, bits=8):
         Right shift in [0, 63], a scalar or one per output channel.
     bits : int, optional
         Output width; results saturate to ``[-2^(bits-1), 2^(bits-1) - 1]``.
+    zero_point : int, optional
+        Output zero point, a ``bits``-wide signed value added after the
+        rounding shift and before saturation.
 
     Returns
     -------
@@ -137,10 +168,11 @@ def requantize(acc, multiplier, shift, bits=8):
     ------
     ValueError
         On non-integer inputs, a negative multiplier, a bad per-channel
-        length, a shift out of range, or if ``acc * multiplier + 2^(shift-1)``
-        could overflow int64.
+        length, a shift out of range, a zero point outside the ``bits``
+        range, or if ``acc * multiplier + 2^(shift-1)`` could overflow int64.
     """
     acc = as_int_array(acc, "acc")
+    zero_point = signed_value(zero_point, bits, "zero_point")
     mult, axis_m = _channel_param(multiplier, acc, "multiplier")
     if mult.size and mult.min() < 0:
         raise ValueError(f"multiplier M0 is unsigned, got {int(mult.min())}")
@@ -163,7 +195,13 @@ def requantize(acc, multiplier, shift, bits=8):
                     "requantize: acc * multiplier + rounding could overflow int64 "
                     f"(acc in [{lo}, {hi}], multiplier {m}, rounding term {rnd})"
                 )
-    return saturate(round_shift(acc * mult, sh), bits)
+    rounded = round_shift(acc * mult, sh)
+    if zero_point == 0:
+        return saturate(rounded, bits)
+    # saturate(rounded + zero_point) without forming a sum that could wrap int64.
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return np.clip(rounded, max(low - zero_point, INT64_MIN),
+                   min(high - zero_point, INT64_MAX)) + zero_point
 
 
 def relu(x):
