@@ -13,9 +13,10 @@ the activation moves on to the right-hand neighbour::
                   v         v
               wload_out  psum_out = psum_in + product
 
-The multiply and the add are two pipeline stages: ``product = act_in *
-weight`` is registered (the DSP block's output register), and the partial
-sum arriving one cycle *after* the activation is added to it. Every output
+The multiply and the add are pipelined: the activation is registered next
+to the multiplier, ``product = activation * weight`` is registered (the DSP
+block's output register), and the partial sum arriving two cycles *after*
+the activation is added to it. Every output
 is a register, so neighbours only ever see registered values and no wire
 crosses more than one cell.
 
@@ -23,11 +24,14 @@ Weights are double-buffered. A load travels down the column as a
 ``(data, row, valid)`` beat; the PE whose ``row`` parameter matches copies the
 data into its *shadow* register and every PE passes the beat on. The load
 chain is never stalled, so the next tile's weights arrive while the current
-tile computes. The activation that starts the new tile carries ``swap_in = 1``;
-the PE multiplies that activation by the shadow weight and makes it the active
-weight from then on. Because the flag travels with the activation, each PE
-swaps exactly when the first activation of the new tile reaches it: there is
-no broadcast swap signal and no bubble between tiles.
+tile computes. The new tile is announced by ``swap_in = 1`` one cycle *ahead*
+of its first activation: the PE copies the shadow weight into the active one
+at that edge, so every activation is multiplied by the active register
+directly (no multiplexer in front of the multiplier). The activation that
+arrives together with the swap flag still belongs to the old tile. Because
+the flag travels beside the activations, each PE swaps exactly one cycle
+before the first activation of the new tile reaches it: there is no
+broadcast swap signal and no bubble between tiles.
 
 The column's "clear" is its top: the first PE of a column receives the
 starting partial sum (zero, the bias, or the sum of earlier reduction tiles)
@@ -70,9 +74,10 @@ class MacPE(wiring.Component):
     act_in, act_out : Signal(signed(act_width))
         Activation in from the left, registered copy out to the right.
     swap_in, swap_out : Signal(1)
-        "First activation of a new weight tile" flag, travels with the activation.
+        "The next activation starts a new weight tile" flag, one cycle ahead
+        of that activation.
     psum_in, psum_out : Signal(signed(acc_width))
-        Partial sum in from above, one cycle after the activation it meets;
+        Partial sum in from above, two cycles after the activation it meets;
         ``psum_in + product`` registered out.
     wload_in, wload_out : View(weight_load_layout(config))
         Weight-load chain; ``wload_out`` is ``wload_in`` delayed by one cycle.
@@ -107,23 +112,22 @@ class MacPE(wiring.Component):
         shadow = Signal(weight)
         active = Signal(weight)
 
-        # The tile-starting activation already uses the freshly loaded weight.
-        weight_used = Signal(weight)
-        with m.If(self.swap_in):
-            m.d.comb += weight_used.eq(shadow)
-        with m.Else():
-            m.d.comb += weight_used.eq(active)
-
         product = Signal(signed(self.config.act_width + self.config.weight_width),
                          name="product")
+        # Local copies of the activation and the swap flag sit next to the
+        # multiplier: the neighbour's register may be placed far away.
+        act_local = Signal.like(self.act_in)
+        swap_local = Signal()
         with m.If(self.en):
             m.d.sync += [
                 self.act_out.eq(self.act_in),
                 self.swap_out.eq(self.swap_in),
-                product.eq(self.act_in * weight_used),
+                act_local.eq(self.act_in),
+                swap_local.eq(self.swap_in),
+                product.eq(act_local * active),
                 self.psum_out.eq(self.psum_in + product),
             ]
-            with m.If(self.swap_in):
+            with m.If(swap_local):
                 m.d.sync += active.eq(shadow)
 
         m.d.sync += self.wload_out.eq(self.wload_in)

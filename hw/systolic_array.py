@@ -4,7 +4,7 @@
 reduction term ``k = r`` of the current weight tile, column ``c`` output
 channel ``c``: PE ``(r, c)`` keeps weight ``W[r][c]``. Each cycle one
 activation vector ``a[0..rows-1]`` (a slice of one output pixel's window)
-enters, and ``rows + cols`` cycles later ``cols`` sums
+enters, and ``rows + cols + 1`` cycles later ``cols`` sums
 ``psum_in[c] + sum_r a[r] * W[r][c]`` leave::
 
     act[0] ------------> PE(0,0) -> PE(0,1) -> ... -> PE(0,cols-1)
@@ -30,13 +30,14 @@ clock and reset.
 Timing contract (cycle numbers relative to a vector presented at cycle ``S``):
 
 * its results appear on ``psum_out`` with ``out_valid`` at ``S + LATENCY``,
-  ``LATENCY = rows + cols`` (one cycle per cell of its path, plus the
-  product register of the last PE);
-* if the vector carries ``swap``, every PE multiplies it, and every later
-  vector, by the weight in its shadow register;
+  ``LATENCY = rows + cols + 1`` (one cycle per cell of its path, plus the
+  local activation and product registers of the last PE);
+* ``swap`` presented at cycle ``S`` makes every PE multiply the vectors
+  from ``S + 1`` on (the tile's first vector comes the cycle after its swap)
+  by the weight in its shadow register;
 * the weight-load beat for row ``r`` of the *next* tile may be presented at
-  any cycle in ``[S + cols - 1, S' - 1]``, where ``S`` is the current tile's
-  swap vector and ``S'`` the next one's. A full tile takes ``rows`` beats, so
+  any cycle in ``[S + cols, S']``, where ``S`` is the cycle of the current
+  tile's swap and ``S'`` the next one's. A full tile takes ``rows`` beats, so
   tiles of at least ``rows + cols - 1`` vectors follow each other without a
   bubble.
 
@@ -71,7 +72,9 @@ class SystolicArray(wiring.Component):
     act_valid : In(1)
         ``act`` is a real vector (else a bubble).
     swap : In(1)
-        This vector is the first of a new weight tile.
+        The *next* vector is the first of a new weight tile (presented one
+        cycle ahead of it, so the PEs need no multiplexer before the
+        multiplier).
     psum_in : In(ArrayLayout(signed(acc_width), cols))
         Starting partial sum per column for this vector.
     wload_data : In(ArrayLayout(signed(weight_width), cols))
@@ -92,7 +95,7 @@ class SystolicArray(wiring.Component):
         self.config = config
         self.rows, self.cols = config.array_rows, config.array_cols
         #: Cycles from a vector at the inputs to its sums at ``psum_out``.
-        self.latency = self.rows + self.cols
+        self.latency = self.rows + self.cols + 1
         acc = signed(config.acc_width)
         super().__init__({
             "act": In(data.ArrayLayout(signed(config.act_width), self.rows)),
@@ -137,13 +140,13 @@ class SystolicArray(wiring.Component):
                     grid[r][c].swap_in.eq(grid[r][c - 1].swap_out),
                 ]
 
-        # A PE adds the partial sum arriving one cycle after its activation
-        # (the product register in between): column c's top takes psum_in
-        # c + 1 cycles late.
+        # A PE adds the partial sum arriving two cycles after its activation
+        # (its local activation and product registers in between): column
+        # c's top takes psum_in c + 2 cycles late.
         for c in range(cols):
             top = grid[0][c]
             m.d.comb += [
-                top.psum_in.eq(self._delayed(m, self.psum_in[c], c + 1, f"psum_skew{c}")),
+                top.psum_in.eq(self._delayed(m, self.psum_in[c], c + 2, f"psum_skew{c}")),
                 top.wload_in.data.eq(self.wload_data[c]),
                 top.wload_in.row.eq(self.wload_row),
                 top.wload_in.valid.eq(self.wload_valid),

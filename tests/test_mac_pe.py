@@ -26,7 +26,7 @@ def test_pe_rejects_a_config_that_is_not_an_accel_config():
 
 
 def test_pe_double_buffered_weight_hand_example():
-    """Hand-checked: the swap flag picks the shadow weight for its own activation."""
+    """Hand-checked: the swap flag makes the shadow weight active for the next activation."""
     dut = MacPE(PRESETS["tiny"], row=1)
     seen = []
 
@@ -41,19 +41,22 @@ def test_pe_double_buffered_weight_hand_example():
             await ctx.tick()
             seen.append(ctx.get(dut.psum_out))
 
-        # A partial sum meets the product of the activation one cycle before it.
+        # A partial sum meets the product of the activation two cycles before
+        # it; a swap takes effect for the activation after the one beside it.
         await step(load=(3, 1))                   # shadow = 3
         await step(load=(9, 0))                   # row 0 beat: not ours
-        await step(act=2, swap=1)                 # product 2*3 (shadow, now active)
-        await step(act=5, psum=100, load=(7, 1))  # 100 + 6; product 5*3; shadow = 7
-        await step(act=1, psum=10)                # 10 + 15; product 1*3: active is still 3
-        await step(act=1, swap=1, psum=0)         # 0 + 3; product 1*7
-        await step(act=-4, psum=1, en=0)          # stalled: holds 3 and the product 7
-        await step(act=-128, psum=0)              # 0 + 7; product -128*7
-        await step(psum=-5)                       # -5 + -896
+        await step(swap=1)                        # active = 3 from the next activation on
+        await step(act=2)
+        await step(act=5, load=(7, 1))            # shadow = 7
+        await step(act=1, psum=100, swap=1)       # 100 + 2*3; the new tile after this one
+        await step(act=1, psum=10)                # 10 + 5*3
+        await step(act=-4, psum=1, en=0)          # stalled: holds 25
+        await step(act=-128, psum=0)              # 0 + 1*3 (the old tile's weight)
+        await step(psum=0)                        # 0 + 1*7
+        await step(psum=-5)                       # -5 + -128*7
 
     simulate(dut, testbench)
-    assert seen[3:] == [106, 25, 3, 3, 7, -5 - 896]
+    assert seen[5:] == [106, 25, 25, 3, 7, -5 - 896]
 
 
 def test_pe_matches_reference_in_amaranth_sim():

@@ -33,9 +33,14 @@ def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0):
             if ctx.get(dut.out_valid):
                 outputs.append([ctx.get(dut.psum_out[c]) for c in range(cols)])
 
+        late = [None, None]   # the vector and partial sums of the previous slot
+
         def present(vector=None, psum=None, swap=0, load=None):
-            ctx.set(dut.act_valid, vector is not None)
+            """One slot of the schedule: its swap now, its vector a cycle later
+            (the swap goes one cycle ahead of the tile's first activation)."""
             ctx.set(dut.swap, swap)
+            (vector, psum), late[:] = late, (vector, psum)
+            ctx.set(dut.act_valid, vector is not None)
             if vector is not None:
                 for r in range(rows):
                     ctx.set(dut.act[r], int(vector[r]))
@@ -52,15 +57,17 @@ def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0):
         for r in range(rows):
             present(load=(r, tiles[0][1][r]))
             await tick()
+        carried = None   # a last load due in the cycle of the next tile's swap
         for index, (a, w, psum) in enumerate(tiles):
             nxt = tiles[index + 1][1] if index + 1 < len(tiles) else None
             swap_cycle = cycle
             pending_loads = list(range(rows)) if nxt is not None else []
             v = 0
             while v < len(a) or pending_loads:
-                load = None
+                load, carried = carried, None
                 # Next tile's rows only once this tile's swap has crossed the array.
-                if pending_loads and cycle >= swap_cycle + cols - 1 and rng.random() >= load_gap:
+                if (load is None and pending_loads and cycle >= swap_cycle + cols
+                        and rng.random() >= load_gap):
                     r = pending_loads.pop(0)
                     load = (r, nxt[r])
                 if v < len(a) and (v == 0 or rng.random() >= bubble):
@@ -69,6 +76,12 @@ def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0):
                 else:
                     present(load=load)
                 await tick()
+                # The contract allows the last row in the next swap's own cycle.
+                if v == len(a) and len(pending_loads) == 1 and cycle >= swap_cycle + cols:
+                    r = pending_loads.pop(0)
+                    carried = (r, nxt[r])
+        present()
+        await tick()
         present()
         for _ in range(dut.latency + 2):
             await tick()
@@ -126,5 +139,6 @@ def test_tiles_of_rows_plus_cols_minus_one_need_no_bubble():
     out, cycles = run_tiles(config, tiles, rng=rng)
     np.testing.assert_array_equal(
         out, np.concatenate([golden_tile(a, w, p) for a, w, p in tiles]))
-    # rows cycles of first load + 4 tiles of `length` vectors + the latency (rows + cols) + 2.
-    assert cycles == 3 + 4 * length + (3 + 4) + 2
+    # rows cycles of first load + 4 tiles of `length` vectors + the activations'
+    # cycle behind their swap + the latency (rows + cols + 1) + 2.
+    assert cycles == 3 + 4 * length + 1 + (3 + 4 + 1) + 2

@@ -38,15 +38,17 @@ class PeReference:
     shadow: int = 0
     active: int = 0
     product: int = 0
+    act_local: int = 0
+    swap_local: int = 0
 
     def step(self, *, en, act_in, swap_in, psum_in, wload_in):
-        weight = self.shadow if swap_in else self.active
         if en:
             self.act_out, self.swap_out = act_in, swap_in
             self.psum_out = psum_in + self.product
-            self.product = act_in * weight
-            if swap_in:
+            self.product = self.act_local * self.active   # before this edge's swap
+            if self.swap_local:
                 self.active = self.shadow
+            self.act_local, self.swap_local = act_in, swap_in
         data, row, valid = wload_in
         self.wload_out = wload_in
         if valid and row == self.row:
@@ -90,13 +92,17 @@ class MacPeBench:
 
     async def dot_product(self, rng, x, w, bias, *, stall_probability):
         """Accumulate ``bias + sum(x * w)`` in the PE; return the result and cycles."""
+        # w[0] into the shadow, then a swap one cycle ahead of x[0]; each
+        # activation's cycle carries the swap for the next one and loads its weight.
         self.drive(en=0, act=0, swap=0, psum=0, wload=(int(w[0]), 0, 1))
+        await RisingEdge(self.dut.clk)
+        self.drive(en=1, act=0, swap=1, psum=0)
         await RisingEdge(self.dut.clk)
         accumulator, k, cycles = int(bias), 0, 0
         while k < len(x):
             en = rng.random() >= stall_probability
-            # While stalled the next weight must not be loaded yet: the shadow
-            # still holds the weight of the activation being held.
+            # While stalled no weight may be loaded: the shadow holds the next
+            # activation's weight until its swap.
             load = (int(w[k + 1]), 0, 1) if en and k + 1 < len(x) else (0, 0, 0)
             self.drive(en=en, act=int(x[k]), swap=1, psum=accumulator, wload=load)
             await RisingEdge(self.dut.clk)
@@ -107,13 +113,14 @@ class MacPeBench:
                 k += 1
             # Leave the ReadOnly phase before driving again.
             await Timer(1, unit="ns")
-        # The last product is added by the cycle after its activation.
-        self.drive(en=1, act=0, swap=0, psum=accumulator)
-        await RisingEdge(self.dut.clk)
-        await ReadOnly()
-        accumulator = self.dut.psum_out.value.to_signed()
-        await Timer(1, unit="ns")
-        return accumulator, cycles + 1
+        # The last two products are added by the two cycles after their activations.
+        for _ in range(2):
+            self.drive(en=1, act=0, swap=0, psum=accumulator)
+            await RisingEdge(self.dut.clk)
+            await ReadOnly()
+            accumulator = self.dut.psum_out.value.to_signed()
+            await Timer(1, unit="ns")
+        return accumulator, cycles + 2
 
 
 @cocotb.test()
