@@ -70,7 +70,8 @@ from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
 from .group_tiles import tile_range_layout
-from .helpers import above
+from .helpers import above, times_constant, times_small
+from .tile_sequencer import TileSequencer
 from .systolic_array import SystolicArray
 
 __all__ = ["SystolicEngine", "engine_counters_layout"]
@@ -131,7 +132,7 @@ class SystolicEngine(wiring.Component):
         self.block = config.array_block
         #: Cycles from the array-input register stage to the array's sums:
         #: the input registers (after the buffer reads) plus the array.
-        self.latency = self.rows + self.cols + 1
+        self.latency = self.rows + self.cols + 2
         #: Output FIFO depth: enough for every vector in flight plus slack,
         #: so a ready result stream never throttles the array.
         self.fifo_depth = self.latency + 4
@@ -171,7 +172,10 @@ class SystolicEngine(wiring.Component):
         act_layout = data.ArrayLayout(signed(cfg.act_width), rows)
         acc_layout = data.ArrayLayout(signed(cfg.acc_width), cols)
 
-        m.submodules.act_buffer = act_buffer = Memory(shape=act_layout, depth=block, init=[])
+        # Small: distributed RAM, so its read is fast enough to feed the
+        # array-input multiplexer (a block RAM's unregistered output is not).
+        m.submodules.act_buffer = act_buffer = Memory(shape=act_layout, depth=block, init=[],
+                                                      attrs={"ram_style": "distributed"})
         act_write, act_read = act_buffer.write_port(), act_buffer.read_port()
         m.submodules.acc_buffer = acc_buffer = Memory(
             shape=acc_layout, depth=block << mt_bits, init=[])
@@ -179,72 +183,38 @@ class SystolicEngine(wiring.Component):
         m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(
             width=len(self.result.payload.as_value()), depth=self.fifo_depth)
 
-        # ---- problem registers and step position ----------------------
-        k_total = Signal.like(self.k_terms)
-        m_total = Signal.like(self.m_outputs)
-        k_left = Signal.like(self.k_terms)     # reduction terms from this tile on
-        chunk_total = Signal.like(self.chunks)
-        tap_terms = Signal(range(self.chunk_max * rows + 1))  # terms per tap (grouped)
-        grouped = above(chunk_total, 1)
-        chunk = Signal(range(max(2, self.chunk_max)))
-        seen = Signal(mt_max)                  # output tiles with sums in this block
-        n_left = Signal.like(self.n_vectors)   # vectors from this block on
-        row_total = Signal.like(self.row_length)
-        row_left = Signal.like(self.row_length)  # vectors left in this output row
-        mt = Signal(mt_bits)
-        n = Signal(n_bits)
+        # ---- step position (registered facts of the current step) ----------
+        m.submodules.sequencer = seq = TileSequencer(cfg, writeback=lat + 2)
+        m.d.comb += [
+            seq.k_terms.eq(self.k_terms), seq.m_outputs.eq(self.m_outputs),
+            seq.n_vectors.eq(self.n_vectors), seq.row_length.eq(self.row_length),
+            seq.chunks.eq(self.chunks), seq.tile_map.eq(self.tile_map),
+        ]
         running = Signal()
-        issued_all = Signal()
-        last_kt = k_left <= rows
-        cols_left = Signal(range(cfg.max_out_channels + 1))  # outputs from tile mt on
-        m.d.comb += cols_left.eq(m_total - mt * cols)
-        # Grouped: the tiles this chunk visits, and the first of the next one.
-        next_chunk = Mux(chunk == chunk_total - 1, 0, chunk + 1)
-        visits, next_visits = self.tile_map[chunk], self.tile_map[next_chunk]
-        last_mt = Mux(grouped, mt == visits.hi, cols_left <= cols)
-        first_mt = Mux(grouped, next_visits.lo, 0)   # where the next reduction tile starts
-        # This visit is the tile's last in the block: its sums go out.
-        to_output = Signal()
-        m.d.comb += to_output.eq(Mux(grouped, (k_left <= tap_terms)
-                                     & ((chunk == chunk_total - 1) | (next_visits.lo > mt)),
-                                     last_kt))
-        has_sums = seen.bit_select(mt, 1)
-        # A block ends at array_block vectors, at the end of an output row
-        # (so a line buffer never needs two rows at once) or of the problem.
-        row_part = Mux(row_left < block, row_left, block)
-        block_size = Signal.like(self.n_vectors)
-        m.d.comb += block_size.eq(Mux(n_left < row_part, n_left, row_part))
-        last_block = n_left == block_size
-        first = n == 0
-        step_end = n == block_size - 1
+        issued_all = seq.done
+        n, mt, first = seq.n, seq.mt, seq.first
+        last_kt, last_mt, last_block = seq.last_kt, seq.last_mt, seq.last_block
+        to_output, from_stream = seq.to_output, seq.from_stream
+        m_total = Signal.like(self.m_outputs)   # for the issued-MAC counter
 
-        # Issues since each output tile's last visit (saturating). Vector n
-        # of a visit reads the sum that vector n of the tile's previous visit
-        # writes; the two are block_size + since[mt] issues apart, and the
-        # sum is written back lat + 2 issues after it was read.
-        since = Signal(data.ArrayLayout(range(lat + 3), mt_max))
         inflight_acc = Signal(range(block * mt_max * 2 + lat + 4))
-        inflight_out = Signal(range(self.fifo_depth + 1))
+        # Free output-FIFO places not claimed by a vector in flight.
+        credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
 
         shadow_full = Signal()
         need_tile = Signal()
 
-        # ---- issue decision (stage 0) -------------------------------------
+        # ---- issue decision (stage 0): flip-flops and a few gates ----------
         weights_ok = ~first | shadow_full
-        spaced = block_size + since[mt] >= lat + 2
-        drain_ok = ~(first & has_sums & ~spaced) | (inflight_acc == 0)
-        credit_ok = ~to_output | (out_fifo.level + inflight_out < self.fifo_depth)
-        # A reduction tile's first visited output tile takes the slices from
-        # the stream; the others reuse them from the activation buffer.
-        from_stream = mt == Mux(grouped, visits.lo, 0)
-        can_issue = running & ~issued_all & weights_ok & drain_ok & credit_ok
+        drain_ok = ~(first & seq.has_sums & ~seq.spaced) | (inflight_acc == 0)
+        credit_ok = ~to_output | (credits != 0)
+        settled = ~seq.step_end | seq.settled
+        can_issue = running & ~issued_all & weights_ok & drain_ok & credit_ok & settled
         issue = Signal()
         m.d.comb += [
+            seq.issue.eq(issue),
             self.act.ready.eq(can_issue & from_stream),
             issue.eq(can_issue & (~from_stream | self.act.valid)),
-            act_write.en.eq(issue & from_stream),
-            act_write.addr.eq(n),
-            act_write.data.eq(self.act.payload),
             act_read.addr.eq(n),
             acc_read.addr.eq((n << mt_bits) | mt),
         ]
@@ -262,28 +232,40 @@ class SystolicEngine(wiring.Component):
             s1_valid.eq(issue),
             s1_swap.eq(issue & first),
             s1_from_stream.eq(from_stream),
-            s1_zero.eq(~has_sums),
+            s1_zero.eq(~seq.has_sums),
             s1_act.eq(self.act.payload),
             s1_meta.valid.eq(issue),
             s1_meta.to_output.eq(to_output),
-            s1_meta.last.eq(last_kt & last_mt & last_block & step_end),
+            s1_meta.last.eq(last_kt & last_mt & last_block & seq.step_end),
             s1_meta.addr.eq((n << mt_bits) | mt),
         ]
+        # The slice is kept for the step's other output tiles one cycle after
+        # its issue (their reads come at least two cycles after the step ends).
+        m.d.comb += [
+            act_write.en.eq(s1_valid & s1_from_stream),
+            act_write.addr.eq(s1_meta.addr[mt_bits:]),
+            act_write.data.eq(s1_act),
+        ]
+
         # ---- stage 2: registered array inputs (the buffer reads end here) --
+        # The accumulator buffer's block RAM output goes straight into a
+        # register; the "start from zero" choice comes after it (the array's
+        # psum input is itself registered by the skew line).
         s2_act = Signal(act_layout)
         s2_psum = Signal(acc_layout)
-        s2_valid, s2_swap = Signal(), Signal()
+        s2_valid, s2_zero = Signal(), Signal()
         m.d.sync += [
             s2_act.eq(Mux(s1_from_stream, s1_act, act_read.data)),
-            s2_psum.eq(Mux(s1_zero, 0, acc_read.data)),
+            s2_psum.eq(acc_read.data),
+            s2_zero.eq(s1_zero),
             s2_valid.eq(s1_valid),
-            s2_swap.eq(s1_swap),
         ]
         m.d.comb += [
             array.act.eq(s2_act),
             array.act_valid.eq(s2_valid),
-            array.swap.eq(s2_swap),
-            array.psum_in.eq(s2_psum),
+            # The swap goes one cycle ahead of the tile's first activation.
+            array.swap.eq(s1_swap),
+            array.psum_in.eq(Mux(s2_zero, 0, s2_psum)),
         ]
 
         # ---- outputs of the array ---------------------------------------
@@ -312,42 +294,15 @@ class SystolicEngine(wiring.Component):
         ]
         issue_acc = issue & ~to_output
         issue_out = issue & to_output
+        popped = self.result.valid & self.result.ready
         m.d.sync += [
             inflight_acc.eq(inflight_acc + issue_acc - to_acc),
-            inflight_out.eq(inflight_out + issue_out - to_fifo),
+            credits.eq(credits - issue_out + popped),
         ]
 
-        # ---- step sequencing --------------------------------------------
-        with m.If(issue):
-            for tile in range(mt_max):
-                with m.If(mt == tile):
-                    m.d.sync += since[tile].eq(0)
-                with m.Elif(since[tile] < lat + 2):
-                    m.d.sync += since[tile].eq(since[tile] + 1)
-            with m.If(first):
-                # The step after this one needs its tile loaded.
-                m.d.sync += need_tile.eq(~(last_kt & last_mt & last_block))
-            with m.If(step_end):
-                m.d.sync += [n.eq(0), seen.bit_select(mt, 1).eq(1)]
-                with m.If(~last_mt):
-                    m.d.sync += mt.eq(mt + 1)
-                with m.Else():
-                    with m.If(~last_kt):
-                        m.d.sync += [k_left.eq(k_left - rows),
-                                     chunk.eq(next_chunk), mt.eq(first_mt)]
-                    with m.Else():
-                        m.d.sync += [k_left.eq(k_total), chunk.eq(0),
-                                     mt.eq(0), seen.eq(0)]
-                        with m.If(~last_block):
-                            m.d.sync += [
-                                n_left.eq(n_left - block_size),
-                                row_left.eq(Mux(row_left == block_size, row_total,
-                                                row_left - block_size)),
-                            ]
-                        with m.Else():
-                            m.d.sync += issued_all.eq(1)
-            with m.Else():
-                m.d.sync += n.eq(n + 1)
+        with m.If(issue & first):
+            # The step after this one needs its tile loaded.
+            m.d.sync += need_tile.eq(~(last_kt & last_mt & last_block))
 
         # ---- weight loader --------------------------------------------
         # A new tile may enter the shadow registers only after the previous
@@ -383,39 +338,49 @@ class SystolicEngine(wiring.Component):
         m.d.comb += self.busy.eq(running)
         with m.If(self.start & ~running):
             m.d.sync += [self.done.eq(bad), self.error.eq(bad)]
+            m.d.comb += seq.start.eq(~bad)
             with m.If(~bad):
-                m.d.sync += [
-                    running.eq(1), issued_all.eq(0), need_tile.eq(1),
-                    k_total.eq(self.k_terms), k_left.eq(self.k_terms),
-                    m_total.eq(self.m_outputs), chunk_total.eq(self.chunks),
-                    tap_terms.eq(self.chunks * rows), chunk.eq(0), seen.eq(0),
-                    n_left.eq(self.n_vectors), n.eq(0), mt.eq(0),
-                    row_total.eq(self.row_length), row_left.eq(self.row_length),
-                    self.counters.eq(0),
-                ]
+                m.d.sync += [running.eq(1), need_tile.eq(1), m_total.eq(self.m_outputs)]
         with m.Elif(running & finished):
             m.d.sync += [running.eq(0), self.done.eq(1)]
 
         # ---- performance counters --------------------------------------
-        valid_rows = Mux(last_kt, k_left, rows)
+        # The issue decision's outcome is registered first, so the counters'
+        # adders do not sit behind it.
+        valid_rows = Mux(last_kt, seq.k_left, rows)
+        cols_left = Signal(range(-cols * mt_max, cfg.max_out_channels + 1))
+        m.d.comb += cols_left.eq(m_total - times_constant(mt, cols))
         valid_cols = Mux(cols_left < cols, cols_left, cols)
+        event = Signal(data.StructLayout({
+            "busy": 1, "issue": 1, "weight": 1, "drain": 1, "output": 1, "input": 1}))
+        issued_rows = Signal(range(rows + 1))       # 0 when nothing issued
+        issued_cols = Signal(range(cols + 1))
+        issued = Signal(range(rows * cols + 1))     # a cycle behind the events
+        m.d.sync += [
+            event.busy.eq(running), event.issue.eq(issue),
+            # A step of one or two vectors waiting for the next one to be
+            # worked out counts as waiting for weights (its tile load hides it).
+            event.weight.eq(running & ~issue & ~issued_all & (~weights_ok | ~settled)),
+            event.drain.eq(running & ~issue & ~issued_all & weights_ok & settled & ~drain_ok),
+            event.output.eq(running & ~issue & Mux(
+                issued_all, self.result.valid & ~self.result.ready,
+                weights_ok & settled & drain_ok & ~credit_ok)),
+            event.input.eq(running & ~issue & ~issued_all & weights_ok & drain_ok & credit_ok
+                           & settled),
+            issued_rows.eq(Mux(issue, valid_rows, 0)), issued_cols.eq(valid_cols),
+            issued.eq(times_small(issued_rows, issued_cols)),
+        ]
         ctr = self.counters
-        with m.If(running):
-            m.d.sync += ctr.busy_cycles.eq(ctr.busy_cycles + 1)
-            with m.If(issue):
-                m.d.sync += [
-                    ctr.active_cycles.eq(ctr.active_cycles + 1),
-                    ctr.issued_macs.eq(ctr.issued_macs + valid_rows * valid_cols),
-                ]
-            with m.Elif(~issued_all):
-                with m.If(~weights_ok):
-                    m.d.sync += ctr.weight_stall.eq(ctr.weight_stall + 1)
-                with m.Elif(~drain_ok):
-                    m.d.sync += ctr.drain_stall.eq(ctr.drain_stall + 1)
-                with m.Elif(~credit_ok):
-                    m.d.sync += ctr.output_stall.eq(ctr.output_stall + 1)
-                with m.Else():
-                    m.d.sync += ctr.input_stall.eq(ctr.input_stall + 1)
-            with m.Elif(self.result.valid & ~self.result.ready):
-                m.d.sync += ctr.output_stall.eq(ctr.output_stall + 1)
+        with m.If(self.start & ~running & ~bad):
+            m.d.sync += self.counters.eq(0)
+        with m.Else():
+            m.d.sync += [
+                ctr.busy_cycles.eq(ctr.busy_cycles + event.busy),
+                ctr.active_cycles.eq(ctr.active_cycles + event.issue),
+                ctr.issued_macs.eq(ctr.issued_macs + issued),
+                ctr.weight_stall.eq(ctr.weight_stall + event.weight),
+                ctr.drain_stall.eq(ctr.drain_stall + event.drain),
+                ctr.output_stall.eq(ctr.output_stall + event.output),
+                ctr.input_stall.eq(ctr.input_stall + event.input),
+            ]
         return m

@@ -171,11 +171,11 @@ def test_compute_bound_problem_keeps_the_array_busy():
     report = check_problem(config, 32, 8, 8, seed=3, idle=0.0, stall=0.0)
     ideal = 32 * 8 * 8 // 4   # 512 vector issues: 2 blocks x 4 kt x 4 mt x 16
     # No bubble between the 32 tiles: the only stalls are the first tile's
-    # 2 load cycles; the fill is the array's latency (rows + cols = 4) plus
+    # 2 load cycles; the fill is the array's latency (rows + cols + 1 = 5) plus
     # 4 register stages (issue, array inputs, accumulate, output FIFO).
     assert report["weight_stall"] == 2, report
     assert report["input_stall"] == report["output_stall"] == report["drain_stall"] == 0
-    assert report["busy_cycles"] == ideal + 2 + 4 + 4, report
+    assert report["busy_cycles"] == ideal + 2 + 5 + 4, report
 
 
 @pytest.mark.parametrize("problem, what", [

@@ -1,0 +1,246 @@
+"""The systolic engine's step order, with every test the issue decision needs in a register.
+
+A *step* is one visit of an output tile ``mt`` by one reduction tile ``kt``:
+``block_size`` vectors ``n = 0 .. block_size - 1`` streamed with one weight
+tile. Steps come in the order of :mod:`convaccel.hw.systolic_engine`: per
+block of positions (cut at ``array_block`` and at row ends), per reduction
+tile, per visited output tile.
+
+The engine decides each cycle whether to issue the current vector; that
+decision must not wait for wide compares. So the sequencer keeps the current
+step's facts as flip-flops (``first``, ``step_end``, ``last_mt``, ``last_kt``,
+``last_block``, ``to_output``, ``from_stream``, ``has_sums``, ``spaced``) and
+works out the *next* step in two registered stages while the current one
+runs:
+
+* stage A, from the current step's registers: the next step's ``mt``,
+  ``chunk``, remaining reduction terms, positions and row;
+* stage B, from stage A: the next step's block size and its flags.
+
+At the last issue of a step the stage-B registers become the current step.
+Both stages need a cycle each after a step begins, so a step may end only
+two cycles after it began (``settled``): steps of one or two vectors (rows of
+one or two outputs, fully connected layers) wait up to two cycles, which
+their weight-tile loads hide.
+
+``spaced`` (the accumulator write-back rule) is computed from the issue
+counts since each tile's last visit as they stand a cycle before the
+transition, which can only under-count them: the rule stays safe.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .config import AccelConfig
+from .group_tiles import tile_range_layout
+from .helpers import above, times_constant
+
+__all__ = ["TileSequencer"]
+
+
+class TileSequencer(wiring.Component):
+    """Step position and registered step facts of the systolic engine.
+
+    Parameters
+    ----------
+    config : AccelConfig
+    writeback : int
+        Issues between reading a partial sum and its write-back (the engine's
+        pipeline); a tile's next visit must be at least this far behind.
+
+    Attributes
+    ----------
+    start : In(1)
+        Load the problem (``k_terms``, ``m_outputs``, ``n_vectors``,
+        ``row_length``, ``chunks``, ``tile_map``) and begin at its first step.
+    issue : In(1)
+        The current vector issued this cycle.
+    n, mt : Out(unsigned)
+        Current vector within the step and output tile.
+    k_left : Out(unsigned)
+        Reduction terms from the current reduction tile on.
+    first, step_end, last_mt, last_kt, last_block : Out(1)
+        Facts of the current step (``step_end``: the current vector is its last).
+    to_output, from_stream, has_sums, spaced : Out(1)
+        The step's sums leave for the output; its slices come from the stream
+        (else the activation buffer); the tile already holds sums in this
+        block; its previous visit is at least ``writeback`` issues back.
+    settled : Out(1)
+        The next step is worked out: the current step may end.
+    done : Out(1)
+        The last vector of the problem has issued.
+    """
+
+    def __init__(self, config: AccelConfig, *, writeback: int):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self.config = config
+        self.writeback = writeback
+        self.rows, self.cols, self.block = config.array_rows, config.array_cols, config.array_block
+        self.mt_max = -(-config.max_out_channels // self.cols)
+        self.chunk_max = -(-config.max_in_channels // self.rows)
+        super().__init__({
+            "start": In(1),
+            "k_terms": In(range(config.max_reduction + 1)),
+            "m_outputs": In(range(config.max_out_channels + 1)),
+            "n_vectors": In(range(config.max_vectors + 1)),
+            "row_length": In(range(config.max_vectors + 1)),
+            "chunks": In(range(self.chunk_max + 1)),
+            "tile_map": In(data.ArrayLayout(tile_range_layout(config), self.chunk_max)),
+            "issue": In(1),
+            "n": Out(range(max(2, self.block))),
+            "mt": Out(max(1, ceil_log2(self.mt_max))),
+            "k_left": Out(range(config.max_reduction + 1)),
+            "first": Out(1), "step_end": Out(1),
+            "last_mt": Out(1), "last_kt": Out(1), "last_block": Out(1),
+            "to_output": Out(1), "from_stream": Out(1), "has_sums": Out(1), "spaced": Out(1),
+            "settled": Out(1),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, rows, cols, block = self.config, self.rows, self.cols, self.block
+        mt_bits = len(self.mt)
+
+        # Problem registers.
+        k_total = Signal.like(self.k_terms)
+        m_last_base = Signal(range(-cols, cfg.max_out_channels + 1))   # M - cols
+        chunk_total = Signal.like(self.chunks)
+        tap_terms = Signal(range(self.chunk_max * rows + 1))           # chunks * rows
+        row_total = Signal.like(self.row_length)
+        grouped = Signal()
+        m.d.comb += grouped.eq(above(chunk_total, 1))
+
+        # Current step.
+        chunk = Signal(range(max(2, self.chunk_max)))
+        n_left = Signal.like(self.n_vectors)        # positions from this block on
+        row_left = Signal.like(self.row_length)     # positions left in this output row
+        block_size = Signal.like(self.n_vectors)
+        remaining = Signal.like(self.n_vectors)     # vectors of the step still to issue
+        seen = Signal(self.mt_max)                  # tiles with sums in this block (before mt)
+        since = Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max))
+        settle = Signal(range(3))
+        m.d.comb += self.settled.eq(settle == 0)
+        # Issues since a tile's last visit must reach writeback - block_size:
+        # since + 1 >= that at the transition, i.e. since >= spacing_m1.
+        spacing_m1 = Signal(range(-self.block - 1, self.writeback + 1))
+        big_block = Signal()          # block_size >= writeback: no wait at all
+
+        # ---- stage A: the next step's position ---------------------------
+        a = Signal(data.StructLayout({
+            "kind": 2,            # 0: next tile, 1: next reduction tile, 2: next block
+            "mt": mt_bits, "chunk": len(chunk), "k_left": len(self.k_left),
+            "n_left": len(n_left), "row_left": len(row_left)}))
+        last_chunk = chunk == chunk_total - 1
+        next_chunk = Mux(last_chunk | ~grouped, 0, chunk + 1)
+        next_lo = Mux(grouped, self.tile_map[next_chunk].lo, 0)
+        with m.If(~self.last_mt):
+            m.d.sync += [a.kind.eq(0), a.mt.eq(self.mt + 1), a.chunk.eq(chunk),
+                         a.k_left.eq(self.k_left), a.n_left.eq(n_left),
+                         a.row_left.eq(row_left)]
+        with m.Elif(~self.last_kt):
+            m.d.sync += [a.kind.eq(1), a.mt.eq(next_lo), a.chunk.eq(next_chunk),
+                         a.k_left.eq(self.k_left - rows), a.n_left.eq(n_left),
+                         a.row_left.eq(row_left)]
+        with m.Else():
+            m.d.sync += [a.kind.eq(2), a.mt.eq(0), a.chunk.eq(0), a.k_left.eq(k_total),
+                         a.n_left.eq(n_left - block_size),
+                         a.row_left.eq(Mux(row_left == block_size, row_total,
+                                           row_left - block_size))]
+
+        # ---- stage B: the next step's size and facts ---------------------
+        b = Signal(data.StructLayout({
+            "kind": 2, "mt": mt_bits, "chunk": len(chunk), "k_left": len(self.k_left),
+            "n_left": len(n_left), "row_left": len(row_left), "block_size": len(block_size),
+            "last_mt": 1, "last_kt": 1, "last_block": 1, "to_output": 1, "has_sums": 1,
+            "spaced": 1}))
+        row_part = Mux(a.row_left < block, a.row_left, block)
+        next_size = Mux(a.n_left < row_part, a.n_left, row_part)
+        visits = self.tile_map[a.chunk]
+        after_next = self.tile_map[Mux(a.chunk == chunk_total - 1, 0, a.chunk + 1)]
+        # The write-back rule for the next visit: it shares this block's size
+        # (a new block has no sums to wait for), so the threshold is a register.
+        spaced_next = Mux(a.mt == self.mt, big_block, since[a.mt] >= spacing_m1)
+        m.d.sync += [
+            b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
+            b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
+            b.block_size.eq(Mux(a.kind == 2, next_size, block_size)),
+            b.last_mt.eq(Mux(grouped, a.mt == visits.hi,
+                             times_constant(a.mt, cols) >= m_last_base)),
+            b.last_kt.eq(a.k_left <= rows),
+            b.last_block.eq(Mux(a.kind == 2, (a.n_left <= a.row_left) & (a.n_left <= block),
+                                self.last_block)),
+            b.to_output.eq(Mux(grouped, (a.k_left <= tap_terms)
+                               & ((a.chunk == chunk_total - 1) | (after_next.lo > a.mt)),
+                               a.k_left <= rows)),
+            b.has_sums.eq((a.kind != 2) & ((a.mt == self.mt) | seen.bit_select(a.mt, 1))),
+            b.spaced.eq((a.kind == 2) | spaced_next),
+        ]
+
+        # ---- the current step ------------------------------------------
+        with m.If(self.issue):
+            for tile in range(self.mt_max):
+                with m.If(self.mt == tile):
+                    m.d.sync += since[tile].eq(0)
+                with m.Elif(since[tile] < self.writeback):
+                    m.d.sync += since[tile].eq(since[tile] + 1)
+            with m.If(~self.step_end):
+                m.d.sync += [self.n.eq(self.n + 1), remaining.eq(remaining - 1),
+                             self.first.eq(0), self.step_end.eq(remaining == 2)]
+            with m.Elif(self.last_mt & self.last_kt & self.last_block):
+                m.d.sync += self.done.eq(1)
+            with m.Else():
+                # The next step, from stage B.
+                m.d.sync += [
+                    self.n.eq(0), self.first.eq(1), self.mt.eq(b.mt), chunk.eq(b.chunk),
+                    self.k_left.eq(b.k_left), n_left.eq(b.n_left), row_left.eq(b.row_left),
+                    block_size.eq(b.block_size), remaining.eq(b.block_size),
+                    self.step_end.eq(b.block_size == 1),
+                    self.last_mt.eq(b.last_mt), self.last_kt.eq(b.last_kt),
+                    self.last_block.eq(b.last_block), self.to_output.eq(b.to_output),
+                    self.from_stream.eq(b.kind != 0), self.has_sums.eq(b.has_sums),
+                    self.spaced.eq(b.spaced),
+                    seen.eq(Mux(b.kind == 2, 0, seen | (1 << self.mt))),
+                    settle.eq(2),
+                    spacing_m1.eq(self.writeback - 1 - b.block_size),
+                    big_block.eq(b.block_size >= self.writeback),
+                ]
+        with m.If(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+
+        with m.If(self.start):
+            self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
+                        n_left, row_left, block_size, remaining, seen, since, settle,
+                        spacing_m1, big_block)
+        return m
+
+    def _begin(self, m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
+               n_left, row_left, block_size, remaining, seen, since, settle, spacing_m1,
+               big_block):
+        """The problem's first step; its facts are worked out like stage B's."""
+        rows, cols, block = self.rows, self.cols, self.block
+        row_part = Mux(self.row_length < block, self.row_length, block)
+        size = Mux(self.n_vectors < row_part, self.n_vectors, row_part)
+        grouped = above(self.chunks, 1)
+        visits, after = self.tile_map[0], self.tile_map[Mux(self.chunks > 1, 1, 0)]
+        m.d.sync += [
+            k_total.eq(self.k_terms), m_last_base.eq(self.m_outputs - cols),
+            chunk_total.eq(self.chunks), tap_terms.eq(times_constant(self.chunks, rows)),
+            row_total.eq(self.row_length),
+            chunk.eq(0), self.mt.eq(0), self.n.eq(0), self.k_left.eq(self.k_terms),
+            n_left.eq(self.n_vectors), row_left.eq(self.row_length),
+            block_size.eq(size), remaining.eq(size), self.first.eq(1),
+            self.step_end.eq(size == 1),
+            self.last_mt.eq(Mux(grouped, visits.hi == 0, self.m_outputs <= cols)),
+            self.last_kt.eq(self.k_terms <= rows),
+            self.last_block.eq((self.n_vectors <= self.row_length) & (self.n_vectors <= block)),
+            self.to_output.eq(Mux(grouped, (self.k_terms <= times_constant(self.chunks, rows))
+                                  & ((self.chunks == 1) | (after.lo > 0)),
+                                  self.k_terms <= rows)),
+            self.from_stream.eq(1), self.has_sums.eq(0), self.spaced.eq(1),
+            seen.eq(0), since.eq(0), settle.eq(2), self.done.eq(0),
+            spacing_m1.eq(self.writeback - 1 - size), big_block.eq(size >= self.writeback),
+        ]
