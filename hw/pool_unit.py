@@ -23,13 +23,19 @@ Storage: a ring of ``K`` rows in one ``lib.memory.Memory`` (block RAM), row
 output beat reads its ``K*K`` taps, one per cycle, so an output beat costs
 ``K*K`` cycles and the input does not overlap with emission.
 
-The average divides by ``K*K`` exactly with a reciprocal multiply (checked
-exhaustively for every window sum in the tests). Frame control and errors as
-in :mod:`convaccel.hw.window_generator`.
+Pipeline: a tap's read address is formed from the emission counters, the
+block RAM's output is registered before the fold (max or sum) into the
+window's accumulators, and :class:`~convaccel.hw.pool_finish.PoolFinish`
+turns the fold into the max or the rounded average (exact, one multiplier
+shared by the lanes). Results go to an output FIFO; a window starts only
+with a FIFO place reserved for it (a registered credit count), so no
+combinational path runs from ``o.ready`` into the unit. Frame control and
+errors as in :mod:`convaccel.hw.window_generator`.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -37,6 +43,7 @@ from amaranth.utils import ceil_log2
 from .config import AccelConfig
 from .frame_control import FrameControl
 from .helpers import above, address, bad_range, counter
+from .pool_finish import PoolFinish, average_divider, pool_sum_shape
 from .window_generator import window_error_layout
 
 __all__ = ["PoolMode", "PoolUnit", "pool_shape_layout", "average_divider"]
@@ -58,22 +65,6 @@ def pool_shape_layout(config: AccelConfig) -> data.StructLayout:
         "kernel": size(config.max_pool_kernel), "stride": size(config.max_pool_stride),
         "mode": PoolMode, "in_block": size(config.array_block),
     })
-
-
-def average_divider(config: AccelConfig):
-    """Constants of the exact rounded division by ``K*K``.
-
-    Returns ``(shift, offset, table)``: for a window sum ``s`` of ``n = K*K``
-    activations, ``floor((2s + n) / 2n) == ((2s + n + 2n*offset) * M_n >> shift) - offset``
-    with ``M_n = table[K]``; ``offset`` makes the dividend non-negative and
-    ``shift`` is large enough for the multiply to be exact over the range.
-    """
-    offset = 1 << (config.act_width - 1)            # |s| <= n * offset
-    largest = max(k * k for k in range(1, config.max_pool_kernel + 1))
-    dividend_max = 2 * largest * (config.act_max + 1 + offset)
-    shift = dividend_max.bit_length() + (2 * largest).bit_length() + 1
-    table = {k: -(-(1 << shift) // (2 * k * k)) for k in range(1, config.max_pool_kernel + 1)}
-    return shift, offset, table
 
 
 class PoolUnit(wiring.Component):
@@ -141,14 +132,26 @@ class PoolUnit(wiring.Component):
         rest_w = Signal(signed(ceil_log2(cfg.max_width + 1) + 2))
         out_h, out_w = self.out_height, self.out_width
 
-        # Input side: y, block start, group, position in block.
+        # Input side: y, block start, group, position in block; the column
+        # x_in and the block's size are registers, so every test in
+        # step_input compares two registers.
         y_in = Signal(range(cfg.max_height + 1))
         xb_in = counter(cfg.max_width)
         g_in = counter(self.group_max)
         n_in = counter(cfg.array_block)
+        x_in = counter(cfg.max_width)
         slot_in = counter(kmax)
-        x_in = xb_in + n_in
-        block_in = Mux(shape.width - xb_in < shape.in_block, shape.width - xb_in, shape.in_block)
+        block_last = Signal(range(cfg.array_block))       # block size - 1
+        after_block = Signal(range(cfg.max_width + 1))    # columns after this block
+        groups_last = Signal(range(self.group_max))
+        width_last = Signal(range(cfg.max_width))
+        height_last = Signal(range(cfg.max_height))
+        fill_end = Signal(range(cfg.max_height + cfg.max_pool_stride + cfg.max_pool_kernel + 1))
+
+        def first_block_of_row():
+            size = Mux(shape.width < shape.in_block, shape.width, shape.in_block)
+            m.d.sync += [xb_in.eq(0), x_in.eq(0), n_in.eq(0), g_in.eq(0),
+                         block_last.eq(size - 1), after_block.eq(shape.width - size)]
 
         # Output side.
         p = Signal.like(out_h)
@@ -162,8 +165,7 @@ class PoolUnit(wiring.Component):
         slot_r = counter(kmax)
         advance_steps = Signal(range(cfg.max_pool_stride + 1))
 
-        frame_end = ((y_in == shape.height - 1) & (g_in == groups - 1)
-                     & (x_in == shape.width - 1))
+        frame_end = (y_in == height_last) & (g_in == groups_last) & (x_in == width_last)
         accepted = self.i.valid & self.i.ready
         keep = Signal()
         m.d.comb += [
@@ -176,67 +178,80 @@ class PoolUnit(wiring.Component):
             m.d.comb += write.data[lane].eq(Mux(ok, self.i.payload.data[lane], 0))
 
         def step_input():
-            with m.If(n_in != block_in - 1):
-                m.d.sync += n_in.eq(n_in + 1)
-            with m.Elif(g_in != groups - 1):
-                m.d.sync += [n_in.eq(0), g_in.eq(g_in + 1)]
-            with m.Elif(xb_in + block_in != shape.width):
-                m.d.sync += [n_in.eq(0), g_in.eq(0), xb_in.eq(xb_in + block_in)]
+            with m.If(n_in != block_last):
+                m.d.sync += [n_in.eq(n_in + 1), x_in.eq(x_in + 1)]
+            with m.Elif(g_in != groups_last):
+                m.d.sync += [n_in.eq(0), g_in.eq(g_in + 1), x_in.eq(xb_in)]
+            with m.Elif(after_block != 0):
+                size = Mux(after_block < shape.in_block, after_block, shape.in_block)
+                m.d.sync += [n_in.eq(0), g_in.eq(0), xb_in.eq(x_in + 1), x_in.eq(x_in + 1),
+                             block_last.eq(size - 1), after_block.eq(after_block - size)]
             with m.Else():
-                m.d.sync += [n_in.eq(0), g_in.eq(0), xb_in.eq(0), y_in.eq(y_in + 1),
+                first_block_of_row()
+                m.d.sync += [y_in.eq(y_in + 1),
                              slot_in.eq(Mux(slot_in == shape.kernel - 1, 0, slot_in + 1))]
 
-        # ---- reduction pipeline ---------------------------------------
-        # Stage 0 reads tap (r, s) of (q, g); stage 1 folds it into `acc`;
-        # after the last tap the result goes to the output register.
-        tap_valid = Signal()      # read issued last cycle
-        tap_first = Signal()
-        tap_last = Signal()
-        out_last = Signal()
-        acc_shape = signed(cfg.act_width + ceil_log2(kmax * kmax) + 1)
-        acc = [Signal(acc_shape, name=f"acc{lane}") for lane in range(lanes)]
-        m.d.comb += read.addr.eq(address((g, self.group_bits), (x0 + s, self.x_bits),
-                                          (slot_r, self.slot_bits)))
-        shift, offset, table = average_divider(cfg)
-        reciprocal = Signal(range(max(table.values()) + 1))
-        with m.Switch(shape.kernel):
-            for k, value in table.items():
-                with m.Case(k):
-                    m.d.comb += reciprocal.eq(value)
-        window = Signal(range(kmax * kmax + 1))
-        m.d.comb += window.eq(shape.kernel * shape.kernel)
-
-        folded = []
-        for lane in range(lanes):
-            value = read.data[lane]
-            base = Mux(tap_first, Mux(shape.mode == PoolMode.MAX, cfg.act_min, 0), acc[lane])
-            merged = Mux(shape.mode == PoolMode.MAX, Mux(value > base, value, base), base + value)
-            folded.append(merged)
-            with m.If(tap_valid):
-                m.d.sync += acc[lane].eq(merged)
-
-        def average(total):
-            dividend = 2 * total + window + 2 * window * offset
-            return ((dividend * reciprocal) >> shift) - offset
-
-        with m.If(tap_valid & tap_last):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(out_last)]
+        # ---- taps: address, registered read, fold, finish ---------------
+        issue = Signal()                     # a tap's read goes out this cycle
+        first_tap = (r == 0) & (s == 0)
+        window_end = (r == shape.kernel - 1) & (s == shape.kernel - 1)
+        m.d.comb += [
+            read.addr.eq(address((g, self.group_bits), (x0 + s, self.x_bits),
+                                 (slot_r, self.slot_bits))),
+            read.en.eq(1),
+        ]
+        tag = data.StructLayout({"valid": 1, "first": 1, "end": 1, "last": 1})
+        read_tag, tap_tag = Signal(tag), Signal(tag)      # read out; registered tap
+        m.d.sync += [
+            read_tag.valid.eq(issue), read_tag.first.eq(first_tap),
+            read_tag.end.eq(window_end),
+            read_tag.last.eq(window_end & (g == groups - 1) & (q == out_w - 1)
+                             & (p == out_h - 1)),
+            tap_tag.eq(read_tag),
+        ]
+        tap = Signal.like(read.data)
+        m.d.sync += tap.eq(read.data)
+        average = shape.mode == PoolMode.AVG
+        acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes))
+        with m.If(tap_tag.valid):
             for lane in range(lanes):
-                result = Mux(shape.mode == PoolMode.MAX, folded[lane], average(folded[lane]))
-                m.d.sync += self.o.payload.data[lane].eq(result)
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
+                value, sofar = tap[lane], acc[lane]
+                merged = Mux(average, sofar + value, Mux(value > sofar, value, sofar))
+                m.d.sync += acc[lane].eq(Mux(tap_tag.first, value, merged))
+        window_done = Signal()
+        window_last = Signal()
+        m.d.sync += [window_done.eq(tap_tag.valid & tap_tag.end),
+                     window_last.eq(tap_tag.last)]
 
-        issue = Signal()
-        group_done = (r == shape.kernel - 1) & (s == shape.kernel - 1)
-        m.d.sync += [tap_valid.eq(issue), tap_first.eq((r == 0) & (s == 0)),
-                     tap_last.eq(group_done),
-                     out_last.eq(group_done & (g == groups - 1) & (q == out_w - 1)
-                                 & (p == out_h - 1))]
-        m.d.comb += read.en.eq(1)
-        # A new output beat may start only when its result will have room:
-        # the register is empty, or being read, and no result is in flight.
-        room = (~self.o.valid | self.o.ready) & ~(tap_valid & tap_last)
+        m.submodules.finish = finish = ResetInserter(self.cancel)(PoolFinish(cfg))
+        m.d.comb += [finish.kernel.eq(shape.kernel), finish.average.eq(average),
+                     finish.valid.eq(window_done), finish.last.eq(window_last),
+                     finish.sums.eq(acc)]
+
+        # Output FIFO; a window reserves its place when its first tap goes out.
+        fifo_depth = 8
+        m.submodules.fifo = fifo = ResetInserter(self.cancel)(
+            SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=fifo_depth))
+        credits = Signal(range(fifo_depth + 1), init=fifo_depth)
+        starts = issue & first_tap
+        popped = self.o.valid & self.o.ready
+        with m.If(self.cancel):
+            m.d.sync += credits.eq(fifo_depth)
+        with m.Else():
+            m.d.sync += credits.eq(credits - starts + popped)
+        out_beat = Signal.like(self.o.payload)
+        m.d.comb += [
+            out_beat.data.eq(finish.out_data), out_beat.last.eq(finish.out_last),
+            fifo.w_en.eq(finish.out_valid), fifo.w_data.eq(out_beat),
+            self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
+        # With a shared divider slower than a window, one window at a time.
+        windows_in_fold = Signal(range(fifo_depth + 1))
+        m.d.sync += windows_in_fold.eq(windows_in_fold + starts - window_done)
+        divider_free = ~finish.slow | (~finish.busy & (windows_in_fold == 0))
+        window_may_start = (credits != 0) & divider_free
+        pipeline_empty = credits == fifo_depth
 
         frame = FrameControl(m, self, frame_end)
         m.d.comb += self.busy.eq(1)
@@ -276,15 +291,17 @@ class PoolUnit(wiring.Component):
                     m.d.sync += [rest_w.eq(rest_w - shape.stride), out_w.eq(out_w + 1)]
                     m.d.comb += counting.eq(1)
                 with m.If(~counting):
+                    first_block_of_row()
                     m.d.sync += [
-                        last_lanes.eq(rest_c), y_in.eq(0), xb_in.eq(0), g_in.eq(0),
-                        n_in.eq(0), slot_in.eq(0), p.eq(0), y0.eq(0), slot_y0.eq(0),
+                        last_lanes.eq(rest_c), y_in.eq(0), slot_in.eq(0), p.eq(0), y0.eq(0),
+                        slot_y0.eq(0), fill_end.eq(shape.kernel), groups_last.eq(groups - 1),
+                        width_last.eq(shape.width - 1), height_last.eq(shape.height - 1),
                     ]
                     m.next = "FILL"
                 frame.leave_on_cancel()
 
             with m.State("FILL"):
-                wanted = (y_in < shape.height) & (y_in < y0 + shape.kernel)
+                wanted = (y_in < shape.height) & (y_in < fill_end)
                 m.d.comb += [self.i.ready.eq(wanted), keep.eq(y_in >= y0)]
                 with m.If(accepted):
                     step_input()
@@ -296,7 +313,7 @@ class PoolUnit(wiring.Component):
                 frame.leave_on_cancel()
 
             with m.State("EMIT"):
-                m.d.comb += issue.eq(room | ~((r == 0) & (s == 0)))
+                m.d.comb += issue.eq(window_may_start | ~first_tap)
                 with m.If(issue):
                     with m.If(s != shape.kernel - 1):
                         m.d.sync += s.eq(s + 1)
@@ -319,6 +336,7 @@ class PoolUnit(wiring.Component):
                     m.next = "DRAIN"
                 with m.Elif(advance_steps != 0):
                     m.d.sync += [advance_steps.eq(advance_steps - 1), y0.eq(y0 + 1),
+                                 fill_end.eq(fill_end + 1),
                                  slot_y0.eq(Mux(slot_y0 == shape.kernel - 1, 0, slot_y0 + 1))]
                 with m.Else():
                     m.d.sync += p.eq(p + 1)
@@ -326,11 +344,9 @@ class PoolUnit(wiring.Component):
                 frame.leave_on_cancel()
 
             with m.State("DRAIN"):
-                frame.drain_state(y_in < shape.height, step_input, ~self.o.valid & ~tap_valid)
+                frame.drain_state(y_in < shape.height, step_input, pipeline_empty)
 
             with m.State("DISCARD"):
                 frame.discard_state()
 
-        with m.If(self.cancel):
-            m.d.sync += self.o.valid.eq(0)
         return m

@@ -107,3 +107,20 @@ def test_pool_unit_cocotb_regression(run_bench, sim_config, sim_seed):
                   if "configurations covered:" in line)
     assert covered >= RANDOM_LAYERS + 4, covered
     print(f"pool unit: {covered} configurations checked bit-exactly")
+
+
+@pytest.mark.parametrize("lanes, kernel, stride, mode", [
+    (12, 3, 2, "avg"),   # 12 lanes > 9 taps: windows wait for the shared divider
+    (12, 2, 2, "avg"),   # a power of two: every lane at once
+    (12, 3, 1, "max"),
+    (8, 3, 1, "avg"),    # 8 lanes <= 9 taps: the divider keeps up
+])
+def test_wide_beats_through_the_shared_divider(lanes, kernel, stride, mode):
+    config = PRESETS["tiny"].replace(array_cols=lanes, max_out_channels=2 * lanes)
+    rng = np.random.default_rng(lanes * 10 + kernel)
+    c = lanes + 3                        # two channel groups, the second partial
+    x = rng.integers(-128, 128, (c, 6, 7))
+    (result,) = run_pool(config, [(fields(c, 6, 7, kernel, stride, mode),
+                                   pool_input_beats(config, x))], rng=rng)
+    assert result["error"] == NO_ERROR
+    assert result["out"] == pool_output_beats(config, x, kernel, stride, mode)
