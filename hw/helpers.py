@@ -5,9 +5,9 @@ They keep the generated Verilog lint-clean for every configuration: no
 operand width already decides.
 """
 
-from amaranth.hdl import Cat, Const, Signal, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 
-__all__ = ["above", "address", "bad_range", "counter", "times_constant"]
+__all__ = ["above", "address", "bad_range", "counter", "times_constant", "times_small"]
 
 
 def counter(limit):
@@ -45,4 +45,16 @@ def times_constant(value, factor: int):
     total = terms[0]
     for term in terms[1:]:
         total = total + term
+    return total
+
+
+def times_small(value, factor):
+    """``value * factor`` for a narrow run-time ``factor``, as masked shifted copies.
+
+    One adder per bit of ``factor`` and no DSP block: for the small factors of
+    the set-up arithmetic (dilation, lanes in use).
+    """
+    total = Const(0, unsigned(1))
+    for bit in range(len(factor)):
+        total = total + Mux(factor[bit], value << bit, 0)
     return total

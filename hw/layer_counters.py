@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
-from .helpers import times_constant
+from .helpers import times_constant, times_small
 
 __all__ = ["LayerCounters", "layer_counters_layout"]
 
@@ -138,7 +138,7 @@ class LayerCounters(wiring.Component):
         m.d.sync += [
             s1_valid.eq(self.result),
             s1_lanes.eq(Mux(left >= cols, cols, left)),
-            s2_macs.eq(Mux(s1_valid, times_lanes(terms, s1_lanes), 0)),
+            s2_macs.eq(Mux(s1_valid, times_small(terms, s1_lanes), 0)),
         ]
 
         # ---- busy cycles: the start edge to the last output handshake ----
@@ -153,10 +153,3 @@ class LayerCounters(wiring.Component):
                     m.d.sync += counting.eq(0)
         return m
 
-
-def times_lanes(value, lanes):
-    """``value * lanes`` for a small run-time ``lanes``, as masked shifted copies."""
-    total = 0
-    for bit in range(len(lanes)):
-        total = total + Mux(lanes[bit], value << bit, 0)
-    return total

@@ -50,7 +50,7 @@ from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
 from .frame_control import FrameControl
-from .helpers import above, address, bad_range, counter
+from .helpers import above, address, bad_range, counter, times_small
 
 __all__ = ["WindowGenerator", "layer_shape_layout", "window_error_layout"]
 
@@ -149,6 +149,13 @@ class WindowGenerator(wiring.Component):
         shape = Signal(layer_shape_layout(cfg))
         height, width = shape.height, shape.width
         ring = Signal(range(self.ring_max + 1))          # L
+        # "Last value" registers, so the counters' tests compare registers.
+        kh_last = Signal.like(shape.kernel_h)
+        kw_last = Signal.like(shape.kernel_w)
+        groups_last = Signal(range(self.group_max))
+        height_last = Signal.like(height)
+        width_last = Signal.like(width)
+        span_w = Signal(range((cfg.max_kernel - 1) * cfg.max_dilation + 2))
         groups = self.groups                             # ceil(C / lanes)
         last_lanes = Signal(range(lanes + 1))            # valid lanes of the last group
         out_h = self.out_height
@@ -169,6 +176,9 @@ class WindowGenerator(wiring.Component):
         # Output side.
         p = Signal.like(out_h)
         y0 = Signal(coord)                 # top tap row of output row p
+        fill_end = Signal(coord)           # y0 + L: first input row row p does not need
+        out_h_last = Signal.like(out_h)
+        block_last = Signal(range(block))  # block_size - 1
         slot_y0 = counter(self.ring_max)
         q_left = Signal.like(out_w)        # positions of row p not yet emitted
         x0 = Signal(coord)                 # left tap column of the block's first position
@@ -185,10 +195,10 @@ class WindowGenerator(wiring.Component):
         advance_steps = Signal(range(cfg.max_stride + 1))
 
         # ---- input beats ----------------------------------------------
-        frame_end = ((y_in == height - 1) & (x_in == width - 1) & (g_in == groups - 1))
+        frame_end = (y_in == height_last) & (x_in == width_last) & (g_in == groups_last)
         accepted = self.i.valid & self.i.ready
         keep = Signal()                    # store the beat (vs. drop it)
-        lane_ok = [(g_in != groups - 1) | (lane < last_lanes) for lane in range(lanes)]
+        lane_ok = [(g_in != groups_last) | (lane < last_lanes) for lane in range(lanes)]
         m.d.comb += [
             write.en.eq(accepted & keep),
             write.addr.eq(address((g_in, self.group_bits), (x_in, self.x_bits),
@@ -198,23 +208,29 @@ class WindowGenerator(wiring.Component):
             m.d.comb += write.data[lane].eq(Mux(lane_ok[lane], self.i.payload.data[lane], 0))
 
         def step_input():
-            with m.If(g_in != groups - 1):
+            with m.If(g_in != groups_last):
                 m.d.sync += g_in.eq(g_in + 1)
             with m.Else():
                 m.d.sync += g_in.eq(0)
-                with m.If(x_in != width - 1):
+                with m.If(x_in != width_last):
                     m.d.sync += x_in.eq(x_in + 1)
                 with m.Else():
                     m.d.sync += [x_in.eq(0), y_in.eq(y_in + 1),
-                                 slot_in.eq(Mux(slot_in == ring - 1, 0, slot_in + 1))]
+                                 slot_in.eq(Mux(slot_in == ring - 1, 0, slot_in + 1)),
+                                 rows_left.eq(y_in != height_last),
+                                 below_fill.eq(y_in + 1 < fill_end)]
+
+        # Registered "input row y_in is still to come" and "row p needs it",
+        # so i.ready comes from flip-flops.
+        rows_left = Signal()
+        below_fill = Signal()
 
         # ---- output pipeline (one register stage after the memory) -------
         advance = ~self.o.valid | self.o.ready
         issue = Signal()
         pad = (y_r < 0) | (y_r >= height) | (x_n < 0) | (x_n >= width)
-        block_end = ((r == shape.kernel_h - 1) & (s == shape.kernel_w - 1)
-                     & (g == groups - 1) & (n == block_size - 1))
-        frame_last = block_end & (p == out_h - 1) & (q_left == block_size)
+        block_end = (r == kh_last) & (s == kw_last) & (g == groups_last) & (n == block_last)
+        frame_last = block_end & (p == out_h_last) & (q_left == block_size)
         out_pad = Signal()
         m.d.comb += [
             read.en.eq(advance),
@@ -232,6 +248,7 @@ class WindowGenerator(wiring.Component):
                 y_r.eq(y0), slot_r.eq(slot_y0), x_s.eq(x_first), x_n.eq(x_first),
                 x0.eq(x_first),
                 block_size.eq(Mux(positions_left < block, positions_left, block)),
+                block_last.eq(Mux(positions_left < block, positions_left, block) - 1),
             ]
 
         frame = FrameControl(m, self, frame_end)
@@ -256,16 +273,25 @@ class WindowGenerator(wiring.Component):
                     with m.If(bad):
                         m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
                     with m.Else():
-                        m.next = "SETUP"
+                        m.next = "SPAN"
+
+            with m.State("SPAN"):
+                # Dilated kernel extents by shift-and-add (no DSP block).
+                m.d.sync += [
+                    ring.eq(times_small(shape.kernel_h - 1, shape.dilation_h) + 1),
+                    span_w.eq(times_small(shape.kernel_w - 1, shape.dilation_w) + 1),
+                    kh_last.eq(shape.kernel_h - 1), kw_last.eq(shape.kernel_w - 1),
+                    height_last.eq(height - 1), width_last.eq(width - 1),
+                ]
+                m.next = "SETUP"
+
+                frame.leave_on_cancel()
 
             with m.State("SETUP"):
-                dilated_h = (shape.kernel_h - 1) * shape.dilation_h + 1
-                dilated_w = (shape.kernel_w - 1) * shape.dilation_w + 1
                 m.d.sync += [
-                    ring.eq(dilated_h),
                     rest_c.eq(shape.channels), groups.eq(1),
-                    rest_h.eq(height + shape.pad_top + shape.pad_bottom - dilated_h),
-                    rest_w.eq(width + shape.pad_left + shape.pad_right - dilated_w),
+                    rest_h.eq(height + shape.pad_top + shape.pad_bottom - ring),
+                    rest_w.eq(width + shape.pad_left + shape.pad_right - span_w),
                     out_h.eq(1), out_w.eq(1),
                     pad_steps.eq(shape.pad_top), slot_y0.eq(0),
                 ]
@@ -294,19 +320,29 @@ class WindowGenerator(wiring.Component):
                                      slot_y0.eq(Mux(slot_y0 == 0, ring - 1, slot_y0 - 1))]
                         m.d.comb += busy_counting.eq(1)
                     with m.If(~busy_counting):
-                        m.d.sync += [
-                            last_lanes.eq(rest_c),
-                            y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0),
-                            p.eq(0), y0.eq(0 - shape.pad_top),
-                            q_left.eq(out_w), x0.eq(0 - shape.pad_left),
-                            self.geometry_valid.eq(1),
-                        ]
-                        m.next = "FILL"
+                        m.next = "PREPARE"
+
+                frame.leave_on_cancel()
+
+            with m.State("PREPARE"):
+                # A state of its own: the counting tests above drive only the
+                # state register, not these enables.
+                m.d.sync += [
+                    last_lanes.eq(rest_c),
+                    y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0),
+                    p.eq(0), y0.eq(0 - shape.pad_top),
+                    fill_end.eq(ring - shape.pad_top), rows_left.eq(1),
+                    below_fill.eq(ring > shape.pad_top),
+                    q_left.eq(out_w), x0.eq(0 - shape.pad_left),
+                    groups_last.eq(groups - 1), out_h_last.eq(out_h - 1),
+                    self.geometry_valid.eq(1),
+                ]
+                m.next = "FILL"
 
                 frame.leave_on_cancel()
 
             with m.State("FILL"):
-                wanted = (y_in < height) & (y_in <= y0 + ring - 1)
+                wanted = rows_left & below_fill
                 m.d.comb += [self.i.ready.eq(wanted), keep.eq(y_in >= y0)]
                 with m.If(accepted):
                     step_input()
@@ -320,17 +356,17 @@ class WindowGenerator(wiring.Component):
             with m.State("EMIT"):
                 m.d.comb += issue.eq(advance)
                 with m.If(issue):
-                    with m.If((r == 0) & (s == 0) & (g == 0) & (n == block_size - 1)):
+                    with m.If((r == 0) & (s == 0) & (g == 0) & (n == block_last)):
                         m.d.sync += next_x0.eq(x_n + shape.stride_w)
-                    with m.If(n != block_size - 1):
+                    with m.If(n != block_last):
                         m.d.sync += [n.eq(n + 1), x_n.eq(x_n + shape.stride_w)]
-                    with m.Elif(g != groups - 1):
+                    with m.Elif(g != groups_last):
                         m.d.sync += [n.eq(0), g.eq(g + 1), x_n.eq(x_s)]
-                    with m.Elif(s != shape.kernel_w - 1):
+                    with m.Elif(s != kw_last):
                         m.d.sync += [n.eq(0), g.eq(0), s.eq(s + 1),
                                      x_s.eq(x_s + shape.dilation_w),
                                      x_n.eq(x_s + shape.dilation_w)]
-                    with m.Elif(r != shape.kernel_h - 1):
+                    with m.Elif(r != kh_last):
                         next_slot = slot_r + shape.dilation_h
                         m.d.sync += [n.eq(0), g.eq(0), s.eq(0), r.eq(r + 1),
                                      x_s.eq(x0), x_n.eq(x0),
@@ -353,10 +389,11 @@ class WindowGenerator(wiring.Component):
                 frame.leave_on_cancel()
 
             with m.State("ADVANCE"):
-                with m.If(p == out_h - 1):
+                with m.If(p == out_h_last):
                     m.next = "DRAIN"
                 with m.Elif(advance_steps != 0):
                     m.d.sync += [advance_steps.eq(advance_steps - 1), y0.eq(y0 + 1),
+                                 fill_end.eq(fill_end + 1), below_fill.eq(y_in < fill_end + 1),
                                  slot_y0.eq(Mux(slot_y0 == ring - 1, 0, slot_y0 + 1))]
                 with m.Else():
                     m.d.sync += [p.eq(p + 1), q_left.eq(out_w), x0.eq(0 - shape.pad_left)]
@@ -366,7 +403,7 @@ class WindowGenerator(wiring.Component):
 
             with m.State("DRAIN"):
                 # Rows below the last window are read and dropped (floor rule).
-                frame.drain_state(y_in < height, step_input, ~self.o.valid)
+                frame.drain_state(rows_left, step_input, ~self.o.valid)
 
             with m.State("DISCARD"):
                 frame.discard_state()
