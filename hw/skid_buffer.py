@@ -1,0 +1,59 @@
+"""A registered stream stage (register slice with a skid register).
+
+Put between two units, it cuts every combinational path through the
+hand-off: ``o.valid`` and ``o.payload`` come from flip-flops, and ``i.ready``
+is a flip-flop too, so neither side's logic reaches into the other. It moves
+one beat per cycle with no bubble; a beat that arrives while the output is
+stalled waits in the skid register.
+
+::
+
+              +--------- skid ---------+
+    i ------> |                        v
+              +------------------> [ out ] -----> o
+    i.ready = skid register empty
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SkidBuffer"]
+
+
+class SkidBuffer(wiring.Component):
+    """Two-entry registered stream stage.
+
+    Parameters
+    ----------
+    shape : shape-like
+        The payload shape (a ``data.Layout`` or a width).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+        Registered; ``i.ready`` is registered too.
+    """
+
+    def __init__(self, shape):
+        self.shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload)
+        skid_full = Signal()
+        m.d.comb += self.i.ready.eq(~skid_full)
+        output_free = ~self.o.valid | self.o.ready
+        with m.If(output_free):
+            # The output register takes the skid beat first, else the input.
+            m.d.sync += [self.o.valid.eq(skid_full | self.i.valid),
+                         self.o.payload.eq(Mux(skid_full, skid, self.i.payload)),
+                         skid_full.eq(0)]
+        with m.Elif(self.i.valid & ~skid_full):
+            m.d.sync += [skid.eq(self.i.payload), skid_full.eq(1)]
+        return m
