@@ -141,11 +141,11 @@ class PoolUnit(wiring.Component):
         n_in = counter(cfg.array_block)
         x_in = counter(cfg.max_width)
         slot_in = counter(kmax)
-        block_last = Signal(range(cfg.array_block))       # block size - 1
+        block_last = counter(cfg.array_block)             # block size - 1
         after_block = Signal(range(cfg.max_width + 1))    # columns after this block
-        groups_last = Signal(range(self.group_max))
-        width_last = Signal(range(cfg.max_width))
-        height_last = Signal(range(cfg.max_height))
+        groups_last = counter(self.group_max)
+        width_last = counter(cfg.max_width)
+        height_last = counter(cfg.max_height)
         fill_end = Signal(range(cfg.max_height + cfg.max_pool_stride + cfg.max_pool_kernel + 1))
 
         def first_block_of_row():

@@ -225,7 +225,7 @@ class TileSequencer(wiring.Component):
         row_part = Mux(self.row_length < block, self.row_length, block)
         size = Mux(self.n_vectors < row_part, self.n_vectors, row_part)
         grouped = above(self.chunks, 1)
-        visits, after = self.tile_map[0], self.tile_map[Mux(self.chunks > 1, 1, 0)]
+        visits, after = self.tile_map[0], self.tile_map[Mux(grouped, 1, 0)]
         m.d.sync += [
             k_total.eq(self.k_terms), m_last_base.eq(self.m_outputs - cols),
             chunk_total.eq(self.chunks), tap_terms.eq(times_constant(self.chunks, rows)),

@@ -152,7 +152,7 @@ class WindowGenerator(wiring.Component):
         # "Last value" registers, so the counters' tests compare registers.
         kh_last = Signal.like(shape.kernel_h)
         kw_last = Signal.like(shape.kernel_w)
-        groups_last = Signal(range(self.group_max))
+        groups_last = counter(self.group_max)
         height_last = Signal.like(height)
         width_last = Signal.like(width)
         span_w = Signal(range((cfg.max_kernel - 1) * cfg.max_dilation + 2))
@@ -178,7 +178,7 @@ class WindowGenerator(wiring.Component):
         y0 = Signal(coord)                 # top tap row of output row p
         fill_end = Signal(coord)           # y0 + L: first input row row p does not need
         out_h_last = Signal.like(out_h)
-        block_last = Signal(range(block))  # block_size - 1
+        block_last = counter(block)        # block_size - 1
         slot_y0 = counter(self.ring_max)
         q_left = Signal.like(out_w)        # positions of row p not yet emitted
         x0 = Signal(coord)                 # left tap column of the block's first position
