@@ -104,11 +104,14 @@ class PoolFinish(wiring.Component):
         divide = Signal()                                # n is not a power of two
         log2_n = Signal(range(2 * ceil_log2(cfg.max_pool_kernel) + 1))
         n = Signal(range(cfg.max_pool_kernel ** 2 + 1))
-        reciprocal = Signal(range(max(table.values()) + 1))
+        # Only kernels whose K*K is not a power of two use the divider: the
+        # reciprocal is as wide as theirs (one DSP block for 8-bit data).
+        divided = {k: value for k, value in table.items() if not _power_of_two(k * k)}
+        reciprocal = Signal(range(max(divided.values(), default=0) + 1))
         with m.Switch(self.kernel):
             for k, value in table.items():
                 with m.Case(k):
-                    m.d.sync += [n.eq(k * k), reciprocal.eq(value),
+                    m.d.sync += [n.eq(k * k), reciprocal.eq(divided.get(k, 0)),
                                  divide.eq(self.average & ~_power_of_two(k * k)),
                                  log2_n.eq((k * k).bit_length() - 1),
                                  self.slow.eq(self.average & ~_power_of_two(k * k)
