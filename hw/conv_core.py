@@ -52,6 +52,7 @@ from .config import AccelConfig
 from .group_tiles import GroupTileMap
 from .helpers import above
 from .layer_counters import LayerCounters, layer_counters_layout
+from .layer_setup import LayerSetup
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from .requant_activation import Activation, RequantActivation, channel_params_layout
 from .systolic_engine import SystolicEngine, engine_counters_layout
@@ -145,6 +146,7 @@ class ConvCore(wiring.Component):
         self.pool = PoolUnit(config)
         self.group_map = GroupTileMap(config)
         self.layer_counters = LayerCounters(config)
+        self.setup = LayerSetup(config)
         super().__init__({
             "pixels": In(stream.Signature(self.window.i.payload.shape())),
             "weights": In(stream.Signature(self.engine.weights.payload.shape())),
@@ -180,6 +182,7 @@ class ConvCore(wiring.Component):
         m.submodules.pool = ResetInserter(flush)(pool)
         m.submodules.group_map = ResetInserter(flush)(group_map)
         m.submodules.layer_counters = counters = self.layer_counters
+        m.submodules.setup = setup = self.setup
 
         # ---- datapath -------------------------------------------------
         wiring.connect(m, wiring.flipped(self.pixels), window.i)
@@ -214,8 +217,6 @@ class ConvCore(wiring.Component):
         conv = layer.conv
         m.d.comb += [requant.activation.eq(layer.activation),
                      requant.clamp_high.eq(layer.clamp_high)]
-        taps = Signal(range(cfg.max_kernel * cfg.max_kernel + 1))
-        m.d.comb += taps.eq(conv.kernel_h * conv.kernel_w)
         pool_shape = Signal(pool_shape_layout(cfg))
         m.d.comb += [
             pool_shape.height.eq(window.out_height),
@@ -227,9 +228,9 @@ class ConvCore(wiring.Component):
             pool_shape.in_block.eq(cfg.array_block),
             pool.shape.eq(pool_shape),
             window.shape.eq(self.layer.conv),
-            engine.n_vectors.eq(window.out_height * window.out_width),
+            engine.n_vectors.eq(setup.n_vectors),
             engine.row_length.eq(window.out_width),
-            engine.k_terms.eq(taps * window.groups * cfg.array_rows),
+            engine.k_terms.eq(setup.k_terms),
             engine.m_outputs.eq(layer.out_channels),
             engine.chunks.eq(group_map.chunks),
             engine.tile_map.eq(group_map.tiles),
@@ -247,11 +248,15 @@ class ConvCore(wiring.Component):
         finish = Signal()   # done is set at the next edge
 
         m.d.comb += [
-            counters.kernel_h.eq(self.layer.conv.kernel_h),
-            counters.kernel_w.eq(self.layer.conv.kernel_w),
+            setup.start.eq(self.start & ~self.busy),
+            setup.kernel_h.eq(conv.kernel_h), setup.kernel_w.eq(conv.kernel_w),
+            setup.geometry_valid.eq(window.geometry_valid),
+            setup.out_height.eq(window.out_height), setup.out_width.eq(window.out_width),
+            setup.channel_groups.eq(window.groups),
+            setup.groups_valid.eq(group_map.ready),
+            setup.in_per_group.eq(group_map.in_per_group),
             counters.out_channels.eq(self.layer.out_channels),
-            counters.in_per_group.eq(group_map.in_per_group),
-            counters.in_per_group_valid.eq(group_map.ready),
+            counters.terms.eq(setup.terms),
             counters.result.eq(engine.result.valid & engine.result.ready),
             counters.result_tile.eq(engine.result.payload.group),
             counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
@@ -297,7 +302,7 @@ class ConvCore(wiring.Component):
                 with m.Elif(window.geometry_valid & oversize):
                     m.d.sync += self.error.conv_size.eq(1)
                     m.next = "FAILED"
-                with m.Elif(window.geometry_valid & group_map.ready & counters.ready):
+                with m.Elif(window.geometry_valid & group_map.ready & setup.ready):
                     m.d.comb += [engine.start.eq(1), pool.start.eq(1)]
                     m.next = "RUN"
                 leave_on_cancel()

@@ -13,9 +13,7 @@ outputs, each of ``(C/G)*R*S`` products. Padded channel lanes, the zeros
 between groups and the unused columns of a partial tile are not counted
 (the engine's own ``issued_macs`` counts those slots).
 
-``(C/G)*R*S`` is formed at ``start`` by shift-and-add, one bit of the
-multiplier per cycle (no DSP block): ``R*S`` right away, then ``* C/G`` once
-the group map has worked out ``C/G``; ``ready`` rises when it is known.
+``(C/G)*R*S`` comes from the core (``terms``, stable while the layer runs).
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -44,14 +42,10 @@ class LayerCounters(wiring.Component):
     Attributes
     ----------
     start : In(1)
-        The core takes a layer; ``kernel_h``, ``kernel_w`` and
-        ``out_channels`` are sampled.
-    kernel_h, kernel_w, out_channels : In(unsigned)
-    in_per_group : In(unsigned)
-        ``C / G``, sampled in the first cycle ``in_per_group_valid`` is high.
-    in_per_group_valid : In(1)
-    ready : Out(1)
-        ``(C/G)*R*S`` is known; result beats may be counted.
+        The core takes a layer; ``out_channels`` is sampled.
+    out_channels : In(unsigned)
+    terms : In(unsigned)
+        ``(C/G)*R*S`` of the layer, stable while it runs.
     result, result_tile : In(1), In(unsigned)
         A result beat of output tile ``result_tile`` was handed on.
     out_last, stop : In(1)
@@ -68,12 +62,8 @@ class LayerCounters(wiring.Component):
         self.terms_max = config.max_in_channels * config.max_kernel * config.max_kernel
         super().__init__({
             "start": In(1),
-            "kernel_h": In(range(config.max_kernel + 1)),
-            "kernel_w": In(range(config.max_kernel + 1)),
             "out_channels": In(range(config.max_out_channels + 1)),
-            "in_per_group": In(range(config.max_in_channels + 1)),
-            "in_per_group_valid": In(1),
-            "ready": Out(1),
+            "terms": In(range(self.terms_max + 1)),
             "result": In(1),
             "result_tile": In(self.tile_bits),
             "out_last": In(1),
@@ -86,48 +76,9 @@ class LayerCounters(wiring.Component):
         cols = self.config.array_cols
         ctr = self.counters
 
-        # ---- (C/G)*R*S by shift-and-add --------------------------------
-        product = Signal(range(self.terms_max + 1))
-        addend = Signal.like(product)
-        # The multiplier (R, then C/G), shifted out one bit per cycle.
-        bits_left = Signal(range(max(self.config.max_in_channels, self.config.max_kernel) + 1))
-        taps = Signal(range(self.config.max_kernel ** 2 + 1))
-        terms = Signal.like(product)
         out_channels = Signal.like(self.out_channels)
-
-        def multiply_step():
-            """One multiplier bit; returns 'the product is complete'."""
-            with m.If(bits_left[0]):
-                m.d.sync += product.eq(product + addend)
-            m.d.sync += [addend.eq(addend << 1), bits_left.eq(bits_left >> 1)]
-            return bits_left == 0
-
-        def begin():
-            """Any state: a new layer restarts the product with ``R * S``."""
-            with m.If(self.start):
-                m.d.sync += [product.eq(0), addend.eq(self.kernel_h),
-                             bits_left.eq(self.kernel_w), out_channels.eq(self.out_channels),
-                             self.ready.eq(0)]
-                m.next = "TAPS"
-
-        with m.FSM(name="multiply"):
-            with m.State("IDLE"):
-                begin()
-            with m.State("TAPS"):
-                with m.If(multiply_step()):
-                    m.d.sync += taps.eq(product)
-                    m.next = "WAIT"
-                begin()
-            with m.State("WAIT"):
-                with m.If(self.in_per_group_valid):
-                    m.d.sync += [product.eq(0), addend.eq(taps), bits_left.eq(self.in_per_group)]
-                    m.next = "TERMS"
-                begin()
-            with m.State("TERMS"):
-                with m.If(multiply_step()):
-                    m.d.sync += [terms.eq(product), self.ready.eq(1)]
-                    m.next = "IDLE"
-                begin()
+        with m.If(self.start):
+            m.d.sync += out_channels.eq(self.out_channels)
 
         # ---- real MACs: three stages per result beat -------------------
         s1_valid = Signal()
@@ -138,7 +89,7 @@ class LayerCounters(wiring.Component):
         m.d.sync += [
             s1_valid.eq(self.result),
             s1_lanes.eq(Mux(left >= cols, cols, left)),
-            s2_macs.eq(Mux(s1_valid, times_small(terms, s1_lanes), 0)),
+            s2_macs.eq(Mux(s1_valid, times_small(self.terms, s1_lanes), 0)),
         ]
 
         # ---- busy cycles: the start edge to the last output handshake ----

@@ -12,7 +12,9 @@ Subcommands:
   named CNN layers through the whole top);
 * ``synth``     FPGA synthesis and place & route (ECP5, iCE40) with PyPI tools;
 * ``results``   reproduce the README's Results section (synth, scaling, benches);
-* ``config``    print a preset (or a config file) as JSON.
+* ``config``    print a preset (or a config file) as JSON;
+* ``compile``   a quantized ONNX model as a network program for a build;
+* ``run``       a model or program on input arrays (``--backend cocotb|fast|golden``).
 """
 
 from __future__ import annotations
@@ -377,7 +379,17 @@ def cmd_demo_digits(args) -> int:
 
 def cmd_demo(args) -> int:
     from .bench import run_layers
+    from .network import cmd_demo_onnx
 
+    network_options = [option for option, value in (
+        ("--model", args.model), ("--size", args.size), ("--backend", args.backend))
+        if value is not None]
+    if args.which == "onnx":
+        if args.fmax is not None or args.waves:
+            raise UserError("--fmax and --waves do not apply to 'demo onnx'")
+        return cmd_demo_onnx(args)
+    if network_options:
+        raise UserError(f"{', '.join(network_options)} apply only to 'demo onnx'")
     if args.which == "digits":
         return cmd_demo_digits(args)
     ignored = [option for option, value in (("--images", args.images), ("--fmax", args.fmax))
@@ -601,9 +613,16 @@ def make_parser() -> argparse.ArgumentParser:
     command = add("demo", cmd_demo,
                   "run LeNet-5 conv1 on the generated accelerator against the golden model "
                   "(waveform included); 'demo digits': the digits CNN on the RTL")
-    command.add_argument("which", nargs="?", default="lenet", choices=["lenet", "digits"],
+    command.add_argument("which", nargs="?", default="lenet", choices=["lenet", "digits", "onnx"],
                          help="lenet (default): the README's main job; digits: the quantized "
-                              "digits CNN, every layer on the RTL")
+                              "digits CNN, every layer on the RTL; onnx: an example ONNX "
+                              "model quantized by onnxruntime, every layer on the RTL")
+    command.add_argument("--model", choices=["mobilenet", "digits"],
+                         help="onnx: the example model (default: mobilenet)")
+    command.add_argument("--size", type=positive_int,
+                         help="onnx: the MobileNet-style model's image size (default: 96)")
+    command.add_argument("--backend", choices=["cocotb", "fast", "golden"],
+                         help="onnx: where the layers run (default: cocotb)")
     command.add_argument("--out", help="output folder (default: build/demo, digits: build/digits)")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     command.add_argument("--images", type=positive_int,
@@ -676,6 +695,39 @@ def make_parser() -> argparse.ArgumentParser:
                          help="only redraw the tables and plots from the JSON of the last run")
 
     add("config", cmd_config, "print a configuration as JSON")
+
+    from .network import cmd_compile, cmd_run
+
+    command = add("compile", cmd_compile, "compile a quantized ONNX model (onnxruntime "
+                  "quantize_static, QDQ or QOperator) into a network program for a build")
+    command.add_argument("model", help="the .onnx model")
+    command.add_argument("-o", "--output", required=True, help="the program file to write")
+
+    command = add("run", cmd_run, "run a quantized ONNX model (or a compiled program) on "
+                  "input arrays: every layer on the accelerator, bit-exact with the golden "
+                  "model", default_config=None)
+    # No default build: a program carries its own; an ONNX model gets 'default'.
+    group = command.add_mutually_exclusive_group()
+    group.add_argument("--preset", choices=sorted(PRESETS),
+                       help="named configuration (default: the program's; 'default' for an "
+                            "ONNX model)")
+    group.add_argument("--config", metavar="FILE", help="configuration JSON file")
+    command.add_argument("model", help="the .onnx model or a program from 'convaccel compile'")
+    command.add_argument("--input", required=True, help=".npy array of the model's input, "
+                                                        "batch first")
+    command.add_argument("--output", required=True,
+                         help=".npy file for the output, as onnxruntime returns it (.npz for "
+                              "models with several outputs)")
+    command.add_argument("--backend", choices=["cocotb", "fast", "golden"], default="cocotb",
+                         help="cocotb (default): the RTL under Verilator; fast: the compiled "
+                              "testbench; golden: the golden model only, no hardware")
+    command.add_argument("--compare", action="store_true",
+                         help="also run onnxruntime on the model and count identical, "
+                              "off-by-one and worse outputs")
+    command.add_argument("--report", help="write the per-layer report (and the comparison) "
+                                          "as JSON here")
+    command.add_argument("--seed", type=int, default=1,
+                         help="seed of the simulated bus and stream stalls (default: 1)")
 
     command = add("clean", cmd_clean, "remove the simulation cache ($CONVACCEL_CACHE or "
                   "build/sim_cache) and the default outputs under build/", default_config=None)
