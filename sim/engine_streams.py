@@ -12,6 +12,7 @@ import numpy as np
 
 from ..golden import conv2d
 from ..hw.config import AccelConfig
+from ..host.streams import block_ranges, visited_tiles, weight_lanes
 
 __all__ = ["act_beats", "blocks", "weight_beats", "result_matrix", "golden_matmul",
            "tile_counts", "visited_tiles"]
@@ -19,11 +20,7 @@ __all__ = ["act_beats", "blocks", "weight_beats", "result_matrix", "golden_matmu
 
 def blocks(config: AccelConfig, n: int, row_length: int | None = None):
     """``(start, stop)`` of each block: ``array_block`` vectors, cut at row ends."""
-    row_length = row_length or n
-    for row_start in range(0, n, row_length):
-        row_stop = min(n, row_start + row_length)
-        for start in range(row_start, row_stop, config.array_block):
-            yield start, min(row_stop, start + config.array_block)
+    return block_ranges(config, n, row_length)
 
 
 def tile_counts(config: AccelConfig, n: int, k: int, m: int,
@@ -48,20 +45,6 @@ def act_beats(config: AccelConfig, a: np.ndarray,
     return beats
 
 
-def visited_tiles(kts: int, mts: int, tile_ranges=None):
-    """``(kt, mt)`` in engine order; a grouped problem visits only its tile ranges.
-
-    ``tile_ranges`` is ``[(lo, hi), ...]`` per chunk (see
-    :func:`convaccel.hw.group_tiles.group_tile_ranges`); with more than one
-    chunk, reduction tile ``kt`` belongs to chunk ``kt % len(tile_ranges)``.
-    """
-    grouped = tile_ranges is not None and len(tile_ranges) > 1
-    for kt in range(kts):
-        lo, hi = tile_ranges[kt % len(tile_ranges)] if grouped else (0, mts - 1)
-        for mt in range(lo, hi + 1):
-            yield kt, mt
-
-
 def weight_beats(config: AccelConfig, w: np.ndarray, n: int,
                  row_length: int | None = None, tile_ranges=None) -> list[list[int]]:
     """``W (K x M)`` as the ``weights`` stream: block, kt, mt, row; zero padded.
@@ -69,23 +52,7 @@ def weight_beats(config: AccelConfig, w: np.ndarray, n: int,
     With ``tile_ranges`` (grouped problem) only the visited tiles are sent;
     the others must be zero.
     """
-    k, m = w.shape
-    rows, cols = config.array_rows, config.array_cols
-    count, kts, mts = tile_counts(config, n, k, m, row_length)
-    padded = np.zeros((kts * rows, mts * cols), dtype=np.int64)
-    padded[:k, :m] = w
-    one_block = []
-    visited = set()
-    for kt, mt in visited_tiles(kts, mts, tile_ranges):
-        visited.add((kt, mt))
-        one_block.extend(padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols].tolist())
-    for kt in range(kts):
-        for mt in range(mts):
-            tile = padded[kt * rows:(kt + 1) * rows, mt * cols:(mt + 1) * cols]
-            if (kt, mt) not in visited and tile.any():
-                raise ValueError(f"weight tile (kt={kt}, mt={mt}) is skipped by tile_ranges "
-                                 "but holds non-zero weights")
-    return one_block * count
+    return weight_lanes(config, w, n, row_length, tile_ranges).tolist()
 
 
 def result_matrix(config: AccelConfig, beats: list[list[int]], n: int, m: int,

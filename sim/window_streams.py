@@ -13,6 +13,7 @@ import numpy as np
 
 from ..golden import as_padding4, as_pair, extract_windows
 from ..hw.config import AccelConfig
+from ..host.streams import beat_dicts, raster_lanes
 
 __all__ = ["ConvShape", "pixel_beats", "raster_beats", "window_beats"]
 
@@ -50,14 +51,7 @@ def _groups(config: AccelConfig, channels: int) -> int:
 def raster_beats(lanes: int, y: np.ndarray) -> list[dict]:
     """``y (C, H, W)`` as beats: row, column, channel group of ``lanes`` (zero padded);
     ``last`` on the final one. The order of the pixel input and of the layer output."""
-    c, h, w = y.shape
-    groups = -(-c // lanes)
-    padded = np.zeros((groups * lanes, h, w), dtype=np.int64)
-    padded[:c] = y
-    beats = [{"data": padded[g * lanes:(g + 1) * lanes, row, col].tolist(), "last": 0}
-             for row in range(h) for col in range(w) for g in range(groups)]
-    beats[-1]["last"] = 1
-    return beats
+    return beat_dicts(raster_lanes(np.asarray(y, dtype=np.int64), lanes))
 
 
 def pixel_beats(config: AccelConfig, x: np.ndarray) -> list[dict]:

@@ -14,7 +14,7 @@ from convaccel.sim.build import WAIVERS
 ROOT = Path(__file__).resolve().parents[1]
 #: Source folder -> installed package folder (pyproject's package-dir).
 PACKAGE_DIRS = {"convaccel": "convaccel", "hw": "convaccel/hw", "golden": "convaccel/golden",
-                "sim": "convaccel/sim", "scripts": "convaccel/scripts"}
+                "host": "convaccel/host", "sim": "convaccel/sim", "scripts": "convaccel/scripts"}
 
 
 def source_files() -> dict[str, str]:
