@@ -1,0 +1,89 @@
+"""The host runtime on the ``conv_accel`` RTL (cocotb backend): layers in passes, zero points,
+and a whole ONNX model through ``convaccel run``. Every stream has seeded random gaps and
+back-pressure; every wait a cycle limit (sim/host_transport.py)."""
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from convaccel.hw.conv_accel import conv_accel_register_map
+from convaccel.host.layer import hardware_zero_points
+from convaccel.sim.regression import REGRESSION_CONFIGS, regression_seeds
+
+pytestmark = pytest.mark.cocotb
+
+
+def first_seed_only(name, seed):
+    """The long cases run with the first seed only (as the conv_accel named layers do)."""
+    if seed != regression_seeds()[0]:
+        pytest.skip(f"{name}: first seed only")
+
+
+def run_host_bench(request, name, testcase, seed, extra_env=None):
+    from convaccel.sim.build import build, run
+
+    built = build("conv_accel", REGRESSION_CONFIGS[name])
+    return run(built, "host_bench", testcase=testcase, seed=seed, pytest_id=request.node.nodeid,
+               name=f"host-{testcase}-{name}-seed{seed}", extra_env=extra_env)
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd"])
+def test_layers_beyond_the_maxima_are_bit_exact_on_the_rtl(request, name, sim_seed):
+    """3x the image size, 2.5x the output channels, 3x the depthwise channels, padding
+    above max_padding: every pass through the AXI ports, assembled, equals the golden layer."""
+    first_seed_only(name, sim_seed)
+    run_host_bench(request, name, "host_beyond_maxima", sim_seed)
+
+
+@pytest.mark.parametrize("name", list(REGRESSION_CONFIGS))
+def test_random_zero_points_on_the_rtl(request, name, sim_seed):
+    if not hardware_zero_points(conv_accel_register_map(REGRESSION_CONFIGS[name])):
+        pytest.skip("the build has no zero_points register yet")
+    if name != "tiny":
+        first_seed_only(name, sim_seed)
+    run_host_bench(request, name, "host_zero_points", sim_seed)
+
+
+def test_digits_onnx_model_on_the_rtl(tmp_path):
+    """The digits CNN quantized by onnxruntime, two images through `convaccel run --backend
+    cocotb`: every layer bit-exact with the golden model, outputs within a step of onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    from convaccel.scripts import onnx_models
+    from convaccel.scripts.cli import main
+
+    logging.getLogger().setLevel(logging.ERROR)
+    zero_points = hardware_zero_points(conv_accel_register_map(REGRESSION_CONFIGS["default"]))
+    train_x, _, test_x, _ = onnx_models.digits_data()
+    path = onnx_models.quantize(onnx_models.digits_model(epochs=10), tmp_path / "digits.onnx",
+                                train_x[:200], symmetric=not zero_points)
+    np.save(tmp_path / "x.npy", test_x[:2])
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
+                 str(tmp_path / "y.npy"), "--backend", "cocotb", "--compare", "--report",
+                 str(tmp_path / "report.json")]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    hardware = [step for step in report["steps"] if step["kind"] == "hardware"]
+    assert [step["bit_exact"] for step in hardware] == [True, True, True]
+    assert all(step["cycles"] > 0 and step["macs"] > 0 for step in hardware)
+    figures = report["onnxruntime"]["logits"]
+    assert figures["worse"] == 0 and figures["top1_same"] == 2
+    assert np.load(tmp_path / "y.npy").shape == (2, 10)
+
+
+@pytest.mark.skipif(os.environ.get("CONVACCEL_NETWORKS", "0") in ("", "0"),
+                    reason="opt-in: CONVACCEL_NETWORKS=1 (a whole 96x96 network on the RTL)")
+def test_mobilenet_96_on_the_rtl(tmp_path):
+    """The MobileNet-style model at 96x96 on `default`, every pass on the RTL."""
+    from convaccel.scripts.cli import main
+
+    images = int(os.environ.get("CONVACCEL_NETWORK_IMAGES", "1"))
+    assert main(["demo", "onnx", "--images", str(images), "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    hardware = [step for step in report["steps"] if step["kind"] == "hardware"]
+    assert hardware and all(step["bit_exact"] for step in hardware)
+    figures = report["onnxruntime"]["logits"]
+    assert figures["worse"] == 0 and figures["top1_same"] == images
+    print(f"mobilenet 96x96 on the RTL: {report['seconds']:.0f} s for {images} image(s); "
+          f"onnxruntime: {figures}")
