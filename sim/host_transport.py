@@ -23,25 +23,12 @@ from ..hw.conv_accel import conv_accel_register_map
 from ..host.streams import beat_bytes
 from ..host.transport import TransportError
 from .axi_lite_master import AxiLiteMaster, EdgeCounter
-from .streams import StreamDriver, StreamMonitor
+from .streams import StreamDriver, StreamMonitor, WordCodec
 
-__all__ = ["CocotbTransport", "RawCodec"]
+__all__ = ["CocotbTransport"]
 
 #: AXI4-Stream port of each stream name of the transport protocol.
 PORTS = {"pixels": "s_axis_pixels", "weights": "s_axis_weights", "out": "m_axis_out"}
-
-
-class RawCodec:
-    """A beat's whole ``tdata`` as one integer (the transport's bytes, little-endian)."""
-
-    def __init__(self, width: int):
-        self.width = width
-
-    def pack(self, value: int) -> int:
-        return value
-
-    def unpack(self, bits: int) -> int:
-        return bits
 
 
 class CocotbTransport:
@@ -73,7 +60,7 @@ class CocotbTransport:
         self.bytes = {name: beat_bytes(config, name) for name in PORTS}
         self.ports = {
             name: (StreamMonitor if name == "out" else StreamDriver)(
-                dut, port, RawCodec(8 * self.bytes[name]), rng=rng, axis=True,
+                dut, port, WordCodec(8 * self.bytes[name]), rng=rng, axis=True,
                 **({"stall_probability": stall_probability, "clock": self.clock}
                    if name == "out" else {"idle_probability": idle_probability}))
             for name, port in PORTS.items()}

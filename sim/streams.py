@@ -28,7 +28,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 LOG = logging.getLogger("cocotb.convaccel")
 
-__all__ = ["LayoutCodec", "StreamDriver", "StreamMonitor", "Scoreboard", "SimTimeout",
+__all__ = ["LayoutCodec", "WordCodec", "StreamDriver", "StreamMonitor", "Scoreboard", "SimTimeout",
            "bench_seed", "bench_rng", "start_clock_and_reset", "wait_done", "wait_until"]
 
 
@@ -71,6 +71,19 @@ class LayoutCodec:
         if isinstance(layout, data.ArrayLayout):
             return [cls._plain(value[index]) for index in range(layout.length)]
         return {name: cls._plain(value[name]) for name, _ in layout}
+
+
+class WordCodec:
+    """Beats that are already whole ``tdata`` words: packs and unpacks nothing."""
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def pack(self, word: int) -> int:
+        return word
+
+    def unpack(self, bits: int) -> int:
+        return int(bits)
 
 
 async def start_clock_and_reset(dut, *, cycles: int = 3, period_ns: int = 10):

@@ -24,25 +24,13 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from ...golden import conv_layer
 from ..axi_lite_master import AxiLiteMaster, EdgeCounter
 from ..json_driver import Registers, Streams
-from ..streams import SimTimeout, StreamDriver, StreamMonitor, bench_rng, start_clock_and_reset
+from ..streams import (SimTimeout, StreamDriver, StreamMonitor, WordCodec, bench_rng,
+                       start_clock_and_reset)
 
 # Codes of mode.activation and mode.pool_mode, as the register docs give them.
 ACTIVATIONS = {"none": 0, "relu": 1, "clamp": 2}
 POOL_MODES = {"max": 0, "avg": 1}
 TIMEOUT_CYCLES = 100_000
-
-
-class _Words:
-    """Bus-model codec for beats that are already whole ``tdata`` words."""
-
-    def __init__(self, width: int):
-        self.width = width
-
-    def pack(self, word: int) -> int:
-        return word
-
-    def unpack(self, bits: int) -> int:
-        return int(bits)
 
 
 @dataclasses.dataclass
@@ -83,7 +71,7 @@ class JsonHost:
 
         def port(stream):
             about = streams.streams[stream]
-            return about["port"], _Words(about["tdata_bits"])
+            return about["port"], WordCodec(about["tdata_bits"])
 
         self.pixels = StreamDriver(dut, *port("pixels"), rng=rng, idle_probability=0.25,
                                    axis=True)
