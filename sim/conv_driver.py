@@ -97,6 +97,34 @@ class ConvLayer:
             "pool_mode": PoolMode.AVG if mode == "avg" else PoolMode.MAX,
         }
 
+    def register_fields(self) -> dict[str, dict]:
+        """The ``conv_accel`` layer registers of this layer: register -> field values."""
+        fields = self.layer_fields()
+        conv = fields["conv"]
+        return {
+            "shape": {"height": conv["height"], "width": conv["width"]},
+            "channels": {"in_channels": conv["channels"], "out_channels": fields["out_channels"]},
+            "kernel": {name: conv[name] for name in ("kernel_h", "kernel_w", "stride_h",
+                                                     "stride_w", "dilation_h", "dilation_w")},
+            "padding": {side: conv[f"pad_{side}"] for side in ("top", "bottom", "left", "right")},
+            "groups": {"groups": fields["groups"]},
+            "mode": {"activation": fields["activation"].value,
+                     "pool_enable": fields["pool_enable"], "pool_mode": fields["pool_mode"].value,
+                     "pool_kernel": fields["pool_kernel"], "pool_stride": fields["pool_stride"],
+                     "clamp_high": fields["clamp_high"]},
+        }
+
+    def param_register_writes(self) -> list[tuple[str, dict]]:
+        """``(register, fields)`` writes that store every output channel's parameters."""
+        writes = []
+        for channel, params in self.param_writes():
+            writes += [("param_channel", {"channel": channel}),
+                       ("param_bias", {"bias": params["bias"] & 0xFFFF_FFFF}),
+                       ("param_multiplier", {"multiplier": params["multiplier"]}),
+                       ("param_shift", {"shift": params["shift"]}),
+                       ("param_write", {"write": 1})]
+        return writes
+
     def param_writes(self) -> list[tuple[int, dict]]:
         """``(channel, {"bias", "multiplier", "shift"})`` for every output channel."""
         bias = self._per_channel(0 if self.bias is None else self.bias)

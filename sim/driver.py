@@ -95,30 +95,13 @@ class ConvAccelDriver:
 
     async def program_layer(self, layer: ConvLayer):
         """Write the layer registers (sampled at start: allowed while a layer runs)."""
-        fields = layer.layer_fields()
-        conv = fields["conv"]
-        await self.write("shape", height=conv["height"], width=conv["width"])
-        await self.write("channels", in_channels=conv["channels"],
-                         out_channels=fields["out_channels"])
-        await self.write("kernel", kernel_h=conv["kernel_h"], kernel_w=conv["kernel_w"],
-                         stride_h=conv["stride_h"], stride_w=conv["stride_w"],
-                         dilation_h=conv["dilation_h"], dilation_w=conv["dilation_w"])
-        await self.write("padding", top=conv["pad_top"], bottom=conv["pad_bottom"],
-                         left=conv["pad_left"], right=conv["pad_right"])
-        await self.write("groups", groups=fields["groups"])
-        await self.write("mode", activation=fields["activation"].value,
-                         pool_enable=fields["pool_enable"], pool_mode=fields["pool_mode"].value,
-                         pool_kernel=fields["pool_kernel"], pool_stride=fields["pool_stride"],
-                         clamp_high=fields["clamp_high"])
+        for register, fields in layer.register_fields().items():
+            await self.write(register, **fields)
 
     async def program_params(self, layer: ConvLayer):
         """Write every output channel's parameters (only while idle)."""
-        for channel, params in layer.param_writes():
-            await self.write("param_channel", channel=channel)
-            await self.write("param_bias", bias=params["bias"] & 0xFFFF_FFFF)
-            await self.write("param_multiplier", multiplier=params["multiplier"])
-            await self.write("param_shift", shift=params["shift"])
-            await self.write("param_write", write=1)
+        for register, fields in layer.param_register_writes():
+            await self.write(register, **fields)
 
     async def wait_done(self, timeout_cycles: int) -> dict:
         """Poll ``status`` until ``done``; clear it; return the final status."""
