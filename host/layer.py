@@ -37,9 +37,20 @@ def _padding4(value) -> tuple[int, int, int, int]:
     return values
 
 
-def _out_length(size, kernel, stride, dilation, before, after) -> int:
-    """The floor rule (docs/arithmetic.md, "Output size"); ``<= 0`` if the kernel does not fit."""
-    return (size + before + after - dilation * (kernel - 1) - 1) // stride + 1
+def _out_length(size, kernel, stride, dilation, before, after, axis) -> int:
+    """The floor rule (docs/arithmetic.md, "Output size").
+
+    Raises
+    ------
+    ValueError
+        If the dilated kernel is larger than the padded input.
+    """
+    span, padded = dilation * (kernel - 1) + 1, size + before + after
+    if span > padded:
+        raise ValueError(f"kernel {axis} {kernel} (dilation {dilation}, span {span}) is larger "
+                         f"than the padded input {axis} {padded} ({size} + padding {before} + "
+                         f"{after})")
+    return (padded - span) // stride + 1
 
 
 def hardware_zero_points(regmap: RegisterMap) -> bool:
@@ -124,15 +135,10 @@ class ConvLayer:
             If the dilated kernel is larger than the padded input.
         """
         g = self.geometry()
-        p = _out_length(g["height"], g["kernel_h"], g["stride_h"], g["dilation_h"],
-                        g["pad_top"], g["pad_bottom"])
-        q = _out_length(g["width"], g["kernel_w"], g["stride_w"], g["dilation_w"],
-                        g["pad_left"], g["pad_right"])
-        if p < 1 or q < 1:
-            raise ValueError(f"layer {self.name!r}: the {g['kernel_h']}x{g['kernel_w']} kernel "
-                             f"(dilation {g['dilation_h']}x{g['dilation_w']}) is larger than "
-                             f"the padded {g['height']}x{g['width']} input")
-        return p, q
+        return (_out_length(g["height"], g["kernel_h"], g["stride_h"], g["dilation_h"],
+                            g["pad_top"], g["pad_bottom"], "height"),
+                _out_length(g["width"], g["kernel_w"], g["stride_w"], g["dilation_w"],
+                            g["pad_left"], g["pad_right"], "width"))
 
     def out_size(self) -> tuple[int, int]:
         """Output size after pooling (floor rule, no pooling padding)."""

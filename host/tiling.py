@@ -205,7 +205,10 @@ def plan_passes(layer: ConvLayer, config: AccelConfig) -> list[Pass]:
                           "the zero_points register, which this build does not have")
     # Without the register the hardware pads with 0: pad with the zero point on the host.
     hardware_padding = zero_points or layer.input_zero_point == 0
-    layer.conv_size()       # the kernel fits the padded input
+    try:
+        layer.conv_size()
+    except ValueError as error:
+        raise TilingError(f"layer {name!r}: {error}") from None
     rows = _Axis(g["height"], g["pad_top"], g["pad_bottom"], g["kernel_h"], g["stride_h"],
                  g["dilation_h"], pool_kernel, pool_stride)
     cols = _Axis(g["width"], g["pad_left"], g["pad_right"], g["kernel_w"], g["stride_w"],

@@ -16,17 +16,13 @@ from amaranth.lib import data
 from cocotb.triggers import RisingEdge
 
 from ..hw.config import AccelConfig
-from ..hw.conv_accel import COUNTERS, ERROR_BITS, conv_accel_register_map
+from ..hw.conv_accel import COUNTERS, conv_accel_register_map
+from ..host.device import decode_error
 from .axi_lite_master import AxiLiteMaster, EdgeCounter
 from .conv_driver import ConvLayer
 from .streams import LayoutCodec, SimTimeout, StreamDriver, StreamMonitor
 
 __all__ = ["ConvAccelDriver", "decode_error"]
-
-
-def decode_error(code: int) -> list[str]:
-    """Names of the bits set in the ``error`` register value ``code``."""
-    return [name for bit, name in enumerate(ERROR_BITS) if code >> bit & 1]
 
 
 class ConvAccelDriver:
@@ -95,7 +91,7 @@ class ConvAccelDriver:
 
     async def program_layer(self, layer: ConvLayer):
         """Write the layer registers (sampled at start: allowed while a layer runs)."""
-        for register, fields in layer.register_fields().items():
+        for register, fields in layer.register_fields(self.regmap).items():
             await self.write(register, **fields)
 
     async def program_params(self, layer: ConvLayer):

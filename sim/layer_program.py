@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..hw.conv_accel import COUNTERS, ERROR_BITS
+from ..hw.conv_accel import COUNTERS
+from ..host.device import decode_error
 from .conv_driver import ConvLayer
 from .layer_suite import real_macs
 from .program import Program, ProgramResult, Stalls
@@ -24,11 +25,6 @@ __all__ = ["LayerJob", "add_chain", "add_layer", "check_outcome", "decode_error"
 
 #: Registers read back after every layer.
 READBACK = ("error", *COUNTERS, "out_size")
-
-
-def decode_error(code: int) -> list[str]:
-    """Names of the bits set in the ``error`` register value ``code``."""
-    return [name for bit, name in enumerate(ERROR_BITS) if code >> bit & 1]
 
 
 @dataclasses.dataclass
@@ -63,7 +59,7 @@ def add_layer(program: Program, layer: ConvLayer, *, stalls: Stalls = Stalls(), 
     wrote them (they must be the same).
     """
     program.write("status", irq_enable=1)
-    for register, fields in layer.register_fields().items():
+    for register, fields in layer.register_fields(program.regmap).items():
         program.write(register, **fields)
     if params:
         for register, fields in layer.param_register_writes():
@@ -88,7 +84,7 @@ def add_chain(program: Program, layers: list[ConvLayer], rng, *, stalls: Stalls 
     jobs: list[LayerJob] = []
     params = None
     for layer in layers:
-        for register, fields in layer.register_fields().items():
+        for register, fields in layer.register_fields(program.regmap).items():
             program.write(register, **fields)
         delay = 0
         if jobs:
