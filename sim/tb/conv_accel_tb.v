@@ -32,6 +32,11 @@
 // is "not paused" while beats are still due. The generators start from
 // seed ^ (0x9E3779B9 * k) for k = 1, 2, 3 (1 if that is 0).
 //
+// The player is synchronous logic: at each rising edge it sees the values of
+// the cycle that ends (handshakes, irq) and sets the next cycle's values with
+// non-blocking assignments, like the design's own flip-flops, so every
+// simulator schedules it the same way.
+//
 // Plusargs: +vcd=FILE dumps a VCD of the whole run.
 `timescale 1ns/1ps
 
@@ -40,6 +45,19 @@ module conv_accel_tb;
   parameter WEIGHT_BITS = 64;
   parameter OUT_BITS = 64;
   parameter ADDR_BITS = 8;
+
+  // Failure codes of "X code edge" records.
+  localparam FAIL_OUTPUT_CHANGED = 1, FAIL_PIXELS_SHORT = 2, FAIL_WEIGHTS_SHORT = 3,
+             FAIL_STREAM_TIMEOUT = 4, FAIL_IRQ_TIMEOUT = 5, FAIL_SYNC_TIMEOUT = 6,
+             FAIL_WRITE_RESPONSE = 7, FAIL_READ_RESPONSE = 8, FAIL_OVERLAP = 9,
+             FAIL_BUS_TIMEOUT = 10;
+  // Cycles an AXI4-Lite transfer may take.
+  localparam BUS_TIMEOUT = 1000;
+  // Command codes of program.hex, and the player's states.
+  localparam OP_END = 0, OP_WRITE = 1, OP_READ = 2, OP_START = 3, OP_WAIT_IRQ = 4, OP_IDLE = 5,
+             OP_SYNC = 6, OP_RELEASE = 7, OP_BUS = 8;
+  localparam FETCH = 0, WRITE = 1, WRITE_RESPONSE = 2, READ = 3, READ_RESPONSE = 4,
+             WAIT_IRQ = 5, IDLE = 6, SYNC = 7, FINISHED = 8;
 
   reg clk = 1'b0;
   reg rst = 1'b1;
@@ -81,248 +99,8 @@ module conv_accel_tb;
     .m_axis_out_tlast(out_tlast), .m_axis_out_tready(out_tready),
     .irq(irq));
 
-  integer program_fd, pixel_fd, weight_fd, out_fd, result_fd;
-  reg [31:0] edges = 0;        // rising edges since reset was released
-  reg failed = 1'b0;
-
-  function [31:0] xorshift;
-    input [31:0] x;
-    reg [31:0] y;
-    begin
-      y = x ^ (x << 13);
-      y = y ^ (y >> 17);
-      xorshift = y ^ (y << 5);
-    end
-  endfunction
-
-  function [31:0] nonzero;
-    input [31:0] x;
-    nonzero = (x == 0) ? 32'd1 : x;
-  endfunction
-
-  // -- the layer's streams, one step per rising edge ----------------------------
-  reg layer_on = 1'b0, released = 1'b0;
-  reg [31:0] pix_rng, wt_rng, out_rng, bus_rng = 1;
-  reg [7:0] pix_gap, wt_gap, out_stall, bus_gap = 0;
-  reg [31:0] pix_offered, pix_taken, pix_total, wt_offered, wt_taken, wt_total;
-  reg [31:0] out_taken, out_total, layer_edge, layer_timeout, last_out_edge;
-  reg out_held = 1'b0, held_last;
-  reg [OUT_BITS-1:0] held_data;
-  reg [31:0] beat_last;
-  reg [1023:0] junk;
-  integer got;
-
-  // Handshakes of the cycle that ended at this edge (sampled before any update).
-  reg aw_hs, w_hs, b_hs, ar_hs, r_hs, irq_now, pix_hs, wt_hs, out_hs, out_valid_now, out_last_now;
-  reg [OUT_BITS-1:0] out_data_now;
-
-  // Failure codes of "X code edge" records.
-  localparam FAIL_OUTPUT_CHANGED = 1, FAIL_PIXELS_SHORT = 2, FAIL_WEIGHTS_SHORT = 3,
-             FAIL_STREAM_TIMEOUT = 4, FAIL_IRQ_TIMEOUT = 5, FAIL_SYNC_TIMEOUT = 6,
-             FAIL_WRITE_RESPONSE = 7, FAIL_READ_RESPONSE = 8, FAIL_OVERLAP = 9, FAIL_BUS_TIMEOUT = 10;
-  // Cycles an AXI4-Lite transfer may take.
-  localparam BUS_TIMEOUT = 1000;
-
-  task fail;
-    input [7:0] code;
-    begin
-      $fwrite(result_fd, "X %h %h\n", code, edges);
-      failed = 1'b1;
-    end
-  endtask
-
-  task step_streams;
-    begin
-      if (pix_hs) pix_taken = pix_taken + 1;
-      if (wt_hs) wt_taken = wt_taken + 1;
-      // A stalled output beat must stay valid and unchanged.
-      if (out_held && (!out_valid_now || out_data_now != held_data || out_last_now != held_last))
-        fail(FAIL_OUTPUT_CHANGED);
-      out_held = out_valid_now && !out_hs;
-      held_data = out_data_now;
-      held_last = out_last_now;
-      if (out_hs) begin
-        $fwrite(out_fd, "%0d %h\n", out_last_now, out_data_now);
-        out_taken = out_taken + 1;
-        last_out_edge = edges;
-      end
-      pix_rng = xorshift(pix_rng);
-      wt_rng = xorshift(wt_rng);
-      out_rng = xorshift(out_rng);
-      junk = {32{pix_rng ^ wt_rng}};
-      // Sources: a new beat when the last one was taken (or none is up) and not paused.
-      if (!pix_tvalid || pix_hs) begin
-        if (released && pix_offered < pix_total && pix_rng[31:24] >= pix_gap) begin
-          got = $fscanf(pixel_fd, "%h %h\n", beat_last, pix_tdata);
-          if (got != 2) fail(FAIL_PIXELS_SHORT);
-          pix_tlast = beat_last[0];
-          pix_tvalid = 1'b1;
-          pix_offered = pix_offered + 1;
-        end else begin
-          pix_tvalid = 1'b0;
-          pix_tdata = junk[PIXEL_BITS-1:0];   // ignored while tvalid is low
-        end
-      end
-      if (!wt_tvalid || wt_hs) begin
-        if (released && wt_offered < wt_total && wt_rng[31:24] >= wt_gap) begin
-          got = $fscanf(weight_fd, "%h %h\n", beat_last, wt_tdata);
-          if (got != 2) fail(FAIL_WEIGHTS_SHORT);
-          wt_tlast = beat_last[0];
-          wt_tvalid = 1'b1;
-          wt_offered = wt_offered + 1;
-        end else begin
-          wt_tvalid = 1'b0;
-          wt_tdata = junk[WEIGHT_BITS-1:0];
-        end
-      end
-      out_tready = out_taken < out_total && out_rng[31:24] >= out_stall;
-      if (pix_taken == pix_total && wt_taken == wt_total && out_taken == out_total) begin
-        layer_on = 1'b0;
-        $fwrite(result_fd, "D %h %h %h %h\n", last_out_edge, pix_taken, wt_taken, out_taken);
-      end else if (edges - layer_edge > layer_timeout) begin
-        fail(FAIL_STREAM_TIMEOUT);
-      end
-    end
-  endtask
-
-  // -- one clock edge: every waiting loop of the command player calls it -------
-  reg start_due = 1'b0, start_aw, start_w;
-  reg [31:0] next_total [0:2];
-  reg [31:0] next_stalls, next_seed, next_timeout;
-  reg next_hold;
-
-  task tick;
-    begin
-      // Sample mid-cycle (everything has settled), let the edge take the values,
-      // then drive the next cycle's values just after the edge: no race with
-      // the design's flip-flops in any simulator.
-      @(negedge clk);
-      aw_hs = awvalid && awready;
-      w_hs = wvalid && wready;
-      b_hs = bvalid && bready;
-      ar_hs = arvalid && arready;
-      r_hs = rvalid && rready;
-      pix_hs = pix_tvalid && pix_tready;
-      wt_hs = wt_tvalid && wt_tready;
-      out_valid_now = out_tvalid;
-      out_hs = out_tvalid && out_tready;
-      out_data_now = out_tdata;
-      out_last_now = out_tlast;
-      irq_now = irq;
-      @(posedge clk);
-      #1;
-      edges = edges + 1;
-      if (start_due) begin
-        start_aw = start_aw || aw_hs;
-        start_w = start_w || w_hs;
-        if (start_aw && start_w) begin
-          // The start edge: the layer's streams begin here.
-          start_due = 1'b0;
-          layer_on = 1'b1;
-          released = !next_hold;
-          layer_edge = edges;
-          last_out_edge = edges;
-          pix_total = next_total[0];
-          wt_total = next_total[1];
-          out_total = next_total[2];
-          pix_offered = 0; pix_taken = 0; wt_offered = 0; wt_taken = 0; out_taken = 0;
-          pix_gap = next_stalls[7:0];
-          wt_gap = next_stalls[15:8];
-          out_stall = next_stalls[23:16];
-          pix_rng = nonzero(next_seed ^ 32'h9E3779B9);
-          wt_rng = nonzero(next_seed ^ 32'h3C6EF372);
-          out_rng = nonzero(next_seed ^ 32'hDAA66D2B);
-          layer_timeout = next_timeout;
-          out_held = 1'b0;
-          $fwrite(result_fd, "S %h\n", edges);
-        end
-      end
-      if (layer_on) step_streams;
-    end
-  endtask
-
-  // -- AXI4-Lite master with random delays -------------------------------------
-  reg [31:0] bus_edge;
-
-  // Random delay before a request or a response handshake.
-  function bus_pause;
-    input dummy;
-    begin
-      bus_rng = xorshift(bus_rng);
-      bus_pause = bus_rng[31:24] < bus_gap;
-    end
-  endfunction
-
-  task bus_write;
-    input [31:0] addr;
-    input [31:0] data;
-    reg aw_done, w_done, b_done;
-    begin
-      bus_edge = edges;
-      aw_done = 1'b0;
-      w_done = 1'b0;
-      b_done = 1'b0;
-      while (!(aw_done && w_done) && !failed) begin
-        if (!aw_done && !awvalid && !bus_pause(0)) begin
-          awvalid = 1'b1;
-          awaddr = addr[ADDR_BITS-1:0];
-        end
-        if (!w_done && !wvalid && !bus_pause(0)) begin
-          wvalid = 1'b1;
-          wdata = data;
-        end
-        tick;
-        if (edges - bus_edge > BUS_TIMEOUT) fail(FAIL_BUS_TIMEOUT);
-        if (aw_hs) begin aw_done = 1'b1; awvalid = 1'b0; end
-        if (w_hs) begin w_done = 1'b1; wvalid = 1'b0; end
-      end
-      while (!b_done && !failed) begin
-        bready = !bus_pause(0);
-        tick;
-        if (edges - bus_edge > BUS_TIMEOUT) fail(FAIL_BUS_TIMEOUT);
-        if (b_hs) begin
-          b_done = 1'b1;
-          bready = 1'b0;
-          if (bresp != 2'b00) fail(FAIL_WRITE_RESPONSE);
-        end
-      end
-    end
-  endtask
-
-  task bus_read;
-    input [31:0] addr;
-    reg ar_done, r_done;
-    begin
-      bus_edge = edges;
-      ar_done = 1'b0;
-      r_done = 1'b0;
-      while (!ar_done && !failed) begin
-        if (!arvalid && !bus_pause(0)) begin
-          arvalid = 1'b1;
-          araddr = addr[ADDR_BITS-1:0];
-        end
-        tick;
-        if (edges - bus_edge > BUS_TIMEOUT) fail(FAIL_BUS_TIMEOUT);
-        if (ar_hs) begin ar_done = 1'b1; arvalid = 1'b0; end
-      end
-      while (!r_done && !failed) begin
-        rready = !bus_pause(0);
-        tick;
-        if (edges - bus_edge > BUS_TIMEOUT) fail(FAIL_BUS_TIMEOUT);
-        if (r_hs) begin
-          r_done = 1'b1;
-          rready = 1'b0;
-          if (rresp != 2'b00) fail(FAIL_READ_RESPONSE);
-          $fwrite(result_fd, "R %h %h\n", addr, rdata);
-        end
-      end
-    end
-  endtask
-
-  // -- the command player --------------------------------------------------------
-  reg [31:0] op, a, b, c, d, e, f, g, h, i;
+  integer program_fd, pixel_fd, weight_fd, out_fd, result_fd, got;
   reg [8*1024-1:0] vcd_file;
-  integer waited;
 
   initial begin
     program_fd = $fopen("program.hex", "r");
@@ -339,71 +117,282 @@ module conv_accel_tb;
       $dumpvars(0, conv_accel_tb);
     end
     repeat (3) @(posedge clk);
-    #1 rst = 1'b0;
-    op = 1;
-    while (op != 0 && !failed) begin
+    rst <= 1'b0;
+  end
+
+  function [31:0] xorshift;
+    input [31:0] x;
+    reg [31:0] y;
+    begin
+      y = x ^ (x << 13);
+      y = y ^ (y >> 17);
+      xorshift = y ^ (y << 5);
+    end
+  endfunction
+
+  function [31:0] nonzero;
+    input [31:0] x;
+    nonzero = (x == 0) ? 32'd1 : x;
+  endfunction
+
+  // Player state: read and written only here, so blocking assignments.
+  reg [31:0] edges = 0;        // rising edges since reset was released
+  reg [3:0] state = FETCH;
+  reg [31:0] op, a, b, c, d, e, f, g, h, i, waited;
+  reg [31:0] bus_rng = 1, bus_edge;
+  reg [7:0] bus_gap = 0;
+  reg aw_done, w_done, ar_done, bus_is_start;
+  // The layer's streams.
+  reg layer_on = 1'b0, released = 1'b0, start_due = 1'b0, start_aw, start_w, next_hold;
+  reg [31:0] next_pixels, next_weights, next_outputs, next_stalls, next_seed, next_timeout;
+  reg [31:0] pix_rng, wt_rng, out_rng;
+  reg [7:0] pix_gap, wt_gap, out_stall;
+  reg [31:0] pix_offered, pix_taken, pix_total, wt_offered, wt_taken, wt_total;
+  reg [31:0] out_taken, out_total, layer_edge, layer_timeout, last_out_edge;
+  reg out_held = 1'b0, held_last;
+  reg [OUT_BITS-1:0] held_data;
+  reg [31:0] beat_last;
+  reg [PIXEL_BITS-1:0] pix_word;
+  reg [WEIGHT_BITS-1:0] wt_word;
+  reg [1023:0] junk;
+
+  task fail;
+    input [7:0] code;
+    begin
+      $fwrite(result_fd, "X %h %h\n", code, edges);
+      state = FINISHED;
+    end
+  endtask
+
+  function bus_pause;
+    input dummy;
+    begin
+      bus_rng = xorshift(bus_rng);
+      bus_pause = bus_rng[31:24] < bus_gap;
+    end
+  endfunction
+
+  task begin_layer;
+    begin
+      start_due = 1'b0;
+      layer_on = 1'b1;
+      released = !next_hold;
+      layer_edge = edges;
+      last_out_edge = edges;
+      pix_total = next_pixels;
+      wt_total = next_weights;
+      out_total = next_outputs;
+      pix_offered = 0; pix_taken = 0; wt_offered = 0; wt_taken = 0; out_taken = 0;
+      pix_gap = next_stalls[7:0];
+      wt_gap = next_stalls[15:8];
+      out_stall = next_stalls[23:16];
+      pix_rng = nonzero(next_seed ^ 32'h9E3779B9);
+      wt_rng = nonzero(next_seed ^ 32'h3C6EF372);
+      out_rng = nonzero(next_seed ^ 32'hDAA66D2B);
+      layer_timeout = next_timeout;
+      out_held = 1'b0;
+      $fwrite(result_fd, "S %h\n", edges);
+    end
+  endtask
+
+  // One edge of the layer's streams: count the handshakes of the cycle that
+  // ends, step the pause patterns, set the next cycle's beats and tready.
+  task step_streams;
+    begin
+      if (pix_tvalid && pix_tready) pix_taken = pix_taken + 1;
+      if (wt_tvalid && wt_tready) wt_taken = wt_taken + 1;
+      // A stalled output beat must stay valid and unchanged.
+      if (out_held && (!out_tvalid || out_tdata != held_data || out_tlast != held_last))
+        fail(FAIL_OUTPUT_CHANGED);
+      out_held = out_tvalid && !out_tready;
+      held_data = out_tdata;
+      held_last = out_tlast;
+      if (out_tvalid && out_tready) begin
+        $fwrite(out_fd, "%0d %h\n", out_tlast, out_tdata);
+        out_taken = out_taken + 1;
+        last_out_edge = edges;
+      end
+      pix_rng = xorshift(pix_rng);
+      wt_rng = xorshift(wt_rng);
+      out_rng = xorshift(out_rng);
+      junk = {32{pix_rng ^ wt_rng}};
+      if (!pix_tvalid || pix_tready) begin
+        if (released && pix_offered < pix_total && pix_rng[31:24] >= pix_gap) begin
+          got = $fscanf(pixel_fd, "%h %h\n", beat_last, pix_word);
+          if (got != 2) fail(FAIL_PIXELS_SHORT);
+          pix_tdata <= pix_word;
+          pix_tlast <= beat_last[0];
+          pix_tvalid <= 1'b1;
+          pix_offered = pix_offered + 1;
+        end else begin
+          pix_tvalid <= 1'b0;
+          pix_tdata <= junk[PIXEL_BITS-1:0];   // ignored while tvalid is low
+        end
+      end
+      if (!wt_tvalid || wt_tready) begin
+        if (released && wt_offered < wt_total && wt_rng[31:24] >= wt_gap) begin
+          got = $fscanf(weight_fd, "%h %h\n", beat_last, wt_word);
+          if (got != 2) fail(FAIL_WEIGHTS_SHORT);
+          wt_tdata <= wt_word;
+          wt_tlast <= beat_last[0];
+          wt_tvalid <= 1'b1;
+          wt_offered = wt_offered + 1;
+        end else begin
+          wt_tvalid <= 1'b0;
+          wt_tdata <= junk[WEIGHT_BITS-1:0];
+        end
+      end
+      out_tready <= out_taken < out_total && out_rng[31:24] >= out_stall;
+      if (pix_taken == pix_total && wt_taken == wt_total && out_taken == out_total) begin
+        layer_on = 1'b0;
+        $fwrite(result_fd, "D %h %h %h %h\n", last_out_edge, pix_taken, wt_taken, out_taken);
+      end else if (edges - layer_edge > layer_timeout) begin
+        fail(FAIL_STREAM_TIMEOUT);
+      end
+    end
+  endtask
+
+  // Read the next command; start its bus transfer or its wait.
+  task fetch;
+    begin
       got = $fscanf(program_fd, "%h", op);
-      if (got != 1) op = 0;
+      if (got != 1) op = OP_END;
+      bus_edge = edges;
+      waited = 0;
       case (op)
-        1: begin
-          got = $fscanf(program_fd, "%h %h\n", a, b);
-          bus_write(a, b);
-        end
-        2: begin
-          got = $fscanf(program_fd, "%h\n", a);
-          bus_read(a);
-        end
-        3: begin
-          got = $fscanf(program_fd, "%h %h %h %h %h %h %h %h %h\n", a, b, c, d, e, f, g, h, i);
-          next_total[0] = c;
-          next_total[1] = d;
-          next_total[2] = e;
-          next_stalls = f;
-          next_seed = g;
-          next_timeout = h;
-          next_hold = i[0];
-          if (layer_on) fail(FAIL_OVERLAP);
-          start_aw = 1'b0;
-          start_w = 1'b0;
-          start_due = 1'b1;
-          bus_write(a, b);
-        end
-        4: begin
-          got = $fscanf(program_fd, "%h\n", a);
-          waited = 0;
-          tick;
-          while (!irq_now && !failed) begin
-            if (waited > a) fail(FAIL_IRQ_TIMEOUT);
-            waited = waited + 1;
-            tick;
+        OP_WRITE, OP_START: begin
+          if (op == OP_WRITE) begin
+            got = $fscanf(program_fd, "%h %h\n", a, b);
+          end else begin
+            got = $fscanf(program_fd, "%h %h %h %h %h %h %h %h %h\n", a, b, next_pixels,
+                          next_weights, next_outputs, next_stalls, next_seed, next_timeout, i);
+            next_hold = i[0];
+            if (layer_on) fail(FAIL_OVERLAP);
+            start_aw = 1'b0;
+            start_w = 1'b0;
+            start_due = 1'b1;
           end
-          if (!failed) $fwrite(result_fd, "I %h\n", edges);
+          aw_done = 1'b0;
+          w_done = 1'b0;
+          awaddr <= a[ADDR_BITS-1:0];
+          wdata <= b;
+          if (!bus_pause(0)) begin awvalid <= 1'b1; end
+          if (!bus_pause(0)) begin wvalid <= 1'b1; end
+          if (state != FINISHED) state = WRITE;
         end
-        5: begin
+        OP_READ: begin
           got = $fscanf(program_fd, "%h\n", a);
-          repeat (a) tick;
+          araddr <= a[ADDR_BITS-1:0];
+          if (!bus_pause(0)) arvalid <= 1'b1;
+          state = READ;
         end
-        6: begin
+        OP_WAIT_IRQ: begin
           got = $fscanf(program_fd, "%h\n", a);
-          waited = 0;
-          while ((layer_on || start_due) && !failed) begin
-            if (waited > a) fail(FAIL_SYNC_TIMEOUT);
-            waited = waited + 1;
-            tick;
-          end
+          state = WAIT_IRQ;
         end
-        7: released = 1'b1;
-        8: begin
+        OP_IDLE: begin
+          got = $fscanf(program_fd, "%h\n", a);
+          state = IDLE;
+        end
+        OP_SYNC: begin
+          got = $fscanf(program_fd, "%h\n", a);
+          state = SYNC;
+        end
+        OP_RELEASE: released = 1'b1;
+        OP_BUS: begin
           got = $fscanf(program_fd, "%h %h\n", a, b);
           bus_rng = nonzero(a);
           bus_gap = b[7:0];
         end
-        default: op = 0;
+        default: begin
+          $fwrite(result_fd, "E %h\n", edges);
+          $fclose(out_fd);
+          $fclose(result_fd);
+          $finish;
+        end
       endcase
     end
-    $fwrite(result_fd, "E %h\n", edges);
-    $fclose(out_fd);
-    $fclose(result_fd);
-    $finish;
+  endtask
+
+  always @(posedge clk) begin
+    if (!rst && state != FINISHED) begin
+      edges = edges + 1;
+      if (start_due) begin
+        start_aw = start_aw || (awvalid && awready);
+        start_w = start_w || (wvalid && wready);
+        if (start_aw && start_w) begin_layer;   // the start edge
+      end
+      if (layer_on) step_streams;
+      if (state != FETCH && state != FINISHED && edges - bus_edge > BUS_TIMEOUT
+          && (state == WRITE || state == WRITE_RESPONSE || state == READ
+              || state == READ_RESPONSE))
+        fail(FAIL_BUS_TIMEOUT);
+      case (state)
+        FETCH: fetch;
+        WRITE: begin
+          if (awvalid && awready) begin aw_done = 1'b1; awvalid <= 1'b0; end
+          else if (!aw_done && !awvalid && !bus_pause(0)) awvalid <= 1'b1;
+          if (wvalid && wready) begin w_done = 1'b1; wvalid <= 1'b0; end
+          else if (!w_done && !wvalid && !bus_pause(0)) wvalid <= 1'b1;
+          if (aw_done && w_done) begin
+            bready <= !bus_pause(0);
+            state = WRITE_RESPONSE;
+          end
+        end
+        WRITE_RESPONSE: begin
+          if (bvalid && bready) begin
+            bready <= 1'b0;
+            if (bresp != 2'b00) fail(FAIL_WRITE_RESPONSE);
+            else state = FETCH;
+          end else begin
+            bready <= !bus_pause(0);
+          end
+        end
+        READ: begin
+          if (arvalid && arready) begin
+            arvalid <= 1'b0;
+            rready <= !bus_pause(0);
+            state = READ_RESPONSE;
+          end else if (!arvalid && !bus_pause(0)) begin
+            arvalid <= 1'b1;
+          end
+        end
+        READ_RESPONSE: begin
+          if (rvalid && rready) begin
+            rready <= 1'b0;
+            $fwrite(result_fd, "R %h %h\n", a, rdata);
+            if (rresp != 2'b00) fail(FAIL_READ_RESPONSE);
+            else state = FETCH;
+          end else begin
+            rready <= !bus_pause(0);
+          end
+        end
+        WAIT_IRQ: begin
+          if (irq) begin
+            $fwrite(result_fd, "I %h\n", edges);
+            state = FETCH;
+          end else if (waited > a) begin
+            fail(FAIL_IRQ_TIMEOUT);
+          end
+          waited = waited + 1;
+        end
+        IDLE: begin
+          waited = waited + 1;
+          if (waited >= a) state = FETCH;
+        end
+        SYNC: begin
+          if (!layer_on && !start_due) state = FETCH;
+          else if (waited > a) fail(FAIL_SYNC_TIMEOUT);
+          waited = waited + 1;
+        end
+        default: ;
+      endcase
+      if (state == FINISHED) begin
+        $fwrite(result_fd, "E %h\n", edges);
+        $fclose(out_fd);
+        $fclose(result_fd);
+        $finish;
+      end
+    end
   end
 endmodule
