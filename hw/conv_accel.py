@@ -284,9 +284,13 @@ class ConvAccel(wiring.Component):
             ("mode", "pool_kernel", cfg.max_pool_kernel),
             ("mode", "pool_stride", cfg.max_pool_stride),
         ]
-        exceeds = 0
+        any_above = 0
         for register, field, limit in checks:
-            exceeds = exceeds | above(port(register, field), limit)
+            any_above = any_above | above(port(register, field), limit)
+        # Registered: a start is written at least one cycle after the layer
+        # registers it checks, and the compares stay out of the start path.
+        exceeds = Signal()
+        m.d.sync += exceeds.eq(any_above)
         conv = core.layer.conv
         m.d.comb += [
             conv.height.eq(port("shape", "height")), conv.width.eq(port("shape", "width")),

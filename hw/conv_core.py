@@ -55,6 +55,7 @@ from .layer_counters import LayerCounters, layer_counters_layout
 from .layer_setup import LayerSetup
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from .requant_activation import Activation, RequantActivation, channel_params_layout
+from .skid_buffer import SkidBuffer
 from .systolic_engine import SystolicEngine, engine_counters_layout
 from .window_generator import WindowGenerator, layer_shape_layout, window_error_layout
 
@@ -168,6 +169,54 @@ class ConvCore(wiring.Component):
             "out_width": Out(self.pool.out_width.shape()),
         })
 
+    def _datapath(self, m, flush):
+        """The units' streams, with a registered stage wherever a ``ready`` is
+        combinational (so no path crosses a unit boundary): in front of the
+        window generator and the engine's weights (the core's inputs),
+        between the window generator and the engine, and between the
+        requantization and the pooling unit. The engine's results and the
+        requantization's output leave from FIFOs already."""
+        window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
+
+        def stage(name, source, reset):
+            unit = ResetInserter(reset)(SkidBuffer(source.payload.shape()))
+            m.submodules[name] = unit
+            wiring.connect(m, source, unit.i)
+            return unit.o
+
+        def input_stage(name, port, reset):
+            # The core's inputs take beats only while a layer runs, so nothing
+            # of a finished or failed layer stays behind for the next one.
+            unit = ResetInserter(reset)(SkidBuffer(port.payload.shape()))
+            m.submodules[name] = unit
+            m.d.comb += [unit.i.valid.eq(port.valid & self.busy),
+                         unit.i.payload.eq(port.payload),
+                         port.ready.eq(unit.i.ready & self.busy)]
+            return unit.o
+
+        # A cancelled frame leaves nothing behind in the input stage.
+        pixels = input_stage("pixel_stage", self.pixels, window.cancel)
+        weights = input_stage("weight_stage", self.weights, flush)
+        slices = stage("slice_stage", window.o, flush)
+        values = stage("value_stage", requant.o, flush)
+        wiring.connect(m, pixels, window.i)
+        wiring.connect(m, weights, engine.weights)
+        wiring.connect(m, pool.o, wiring.flipped(self.out))
+        m.d.comb += [
+            engine.act.valid.eq(slices.valid),
+            engine.act.payload.eq(slices.payload.data),
+            slices.ready.eq(engine.act.ready),
+            requant.i.valid.eq(engine.result.valid),
+            requant.i.payload.acc.eq(engine.result.payload.psum),
+            requant.i.payload.group.eq(engine.result.payload.group),
+            requant.i.payload.last.eq(engine.result.payload.last),
+            engine.result.ready.eq(requant.i.ready),
+            pool.i.valid.eq(values.valid),
+            pool.i.payload.data.eq(values.payload.value),
+            pool.i.payload.last.eq(values.payload.last),
+            values.ready.eq(pool.i.ready),
+        ]
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
@@ -184,23 +233,8 @@ class ConvCore(wiring.Component):
         m.submodules.layer_counters = counters = self.layer_counters
         m.submodules.setup = setup = self.setup
 
-        # ---- datapath -------------------------------------------------
-        wiring.connect(m, wiring.flipped(self.pixels), window.i)
-        wiring.connect(m, wiring.flipped(self.weights), engine.weights)
-        wiring.connect(m, pool.o, wiring.flipped(self.out))
+        self._datapath(m, flush)
         m.d.comb += [
-            engine.act.valid.eq(window.o.valid),
-            engine.act.payload.eq(window.o.payload.data),
-            window.o.ready.eq(engine.act.ready),
-            requant.i.valid.eq(engine.result.valid),
-            requant.i.payload.acc.eq(engine.result.payload.psum),
-            requant.i.payload.group.eq(engine.result.payload.group),
-            requant.i.payload.last.eq(engine.result.payload.last),
-            engine.result.ready.eq(requant.i.ready),
-            pool.i.valid.eq(requant.o.valid),
-            pool.i.payload.data.eq(requant.o.payload.value),
-            pool.i.payload.last.eq(requant.o.payload.last),
-            requant.o.ready.eq(pool.i.ready),
             requant.param_en.eq(self.param_en),
             requant.param_addr.eq(self.param_addr),
             requant.param_data.eq(self.param_data),

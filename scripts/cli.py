@@ -621,8 +621,8 @@ def make_parser() -> argparse.ArgumentParser:
                          help="onnx: the example model (default: mobilenet)")
     command.add_argument("--size", type=positive_int,
                          help="onnx: the MobileNet-style model's image size (default: 96)")
-    command.add_argument("--backend", choices=["cocotb", "fast", "golden"],
-                         help="onnx: where the layers run (default: cocotb)")
+    command.add_argument("--backend", choices=["fast", "cocotb", "golden"],
+                         help="onnx: where the layers run (default: fast)")
     command.add_argument("--out", help="output folder (default: build/demo, digits: build/digits)")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     command.add_argument("--images", type=positive_int,
@@ -718,9 +718,13 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--output", required=True,
                          help=".npy file for the output, as onnxruntime returns it (.npz for "
                               "models with several outputs)")
-    command.add_argument("--backend", choices=["cocotb", "fast", "golden"], default="cocotb",
-                         help="cocotb (default): the RTL under Verilator; fast: the compiled "
-                              "testbench; golden: the golden model only, no hardware")
+    command.add_argument("--backend", choices=["fast", "cocotb", "golden"], default="fast",
+                         help="fast (default): the RTL in the compiled Verilator testbench; "
+                              "cocotb: the RTL driven from Python; golden: the golden model "
+                              "only, no hardware")
+    command.add_argument("--stalls", type=float, default=0.0, metavar="P",
+                         help="chance per cycle of a gap on each input stream and of "
+                              "back-pressure on the output, seeded (default: 0)")
     command.add_argument("--compare", action="store_true",
                          help="also run onnxruntime on the model and count identical, "
                               "off-by-one and worse outputs")
