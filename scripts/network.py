@@ -1,9 +1,10 @@
 """``convaccel compile``, ``convaccel run`` and ``convaccel demo onnx``: networks on a build.
 
 * :func:`load_program` - a program file, or an ONNX model compiled on the fly;
-* :func:`execute` - run a program on a backend (``cocotb``: the RTL under
-  Verilator through the cocotb transport; ``fast``: the compiled testbench;
-  ``golden``: the golden model, no hardware) with a progress bar per layer;
+* :func:`execute` - run a program on a backend (``fast``: the RTL in the
+  compiled testbench; ``cocotb``: the RTL under Verilator through the cocotb
+  transport; ``golden``: the golden model, no hardware) with a progress bar
+  per layer;
 * :func:`steps_table`, :func:`program_table` - the reports;
 * :func:`plot_feature_maps` - the demo's picture.
 """
@@ -25,8 +26,8 @@ from ..host.program import Program
 __all__ = ["BACKENDS", "execute", "load_program", "plot_feature_maps", "program_table",
            "steps_table"]
 
-#: Where hardware steps can run.
-BACKENDS = ("cocotb", "fast", "golden")
+#: Where hardware steps can run, the default first.
+BACKENDS = ("fast", "cocotb", "golden")
 
 
 def is_program_file(path: Path) -> bool:
@@ -87,26 +88,39 @@ class _Progress:
             bar.close()
 
 
-def execute(program: Program, feeds: dict, backend: str, *, seed: int = 1,
+def execute(program: Program, feeds: dict, backend: str, *, seed: int = 1, stalls: float = 0.0,
             progress: bool = True) -> tuple[dict, list[dict], float]:
     """Run ``program`` on ``feeds``; returns ``(outputs, step reports as dicts, seconds)``.
 
-    Every hardware layer is checked bit for bit against the golden model
-    (a mismatch raises :class:`~convaccel.host.runtime.MismatchError`).
+    ``stalls``: the chance per cycle of a gap on each input stream and of
+    back-pressure on the output (seeded by ``seed``; 0 measures the
+    hardware's own cycles). Every hardware layer is checked bit for bit
+    against the golden model (a mismatch raises
+    :class:`~convaccel.host.runtime.MismatchError`).
     """
     images = len(next(iter(feeds.values())))
     bars = _Progress(program, images, progress and sys.stderr.isatty())
     start = time.perf_counter()
     try:
         if backend == "cocotb":
-            outputs, reports = _run_cocotb(program, feeds, seed, bars)
+            outputs, reports = _run_cocotb(program, feeds, seed, stalls, bars)
+        elif backend == "fast":
+            from ..host.device import Accelerator
+            from ..host.runtime import AcceleratorRunner
+            from ..sim.fast_transport import FastTransport
+            from ..sim.program import Stalls
+
+            transport = FastTransport(program.config, stalls=Stalls.random(stalls), seed=seed)
+            accelerator = Accelerator(transport)
+            accelerator.check_build(program.config)
+            outputs, reports = _run_here(program, feeds, AcceleratorRunner(accelerator, "fast"),
+                                         bars)
         elif backend == "golden":
             from ..host.runtime import GoldenRunner
 
             outputs, reports = _run_here(program, feeds, GoldenRunner(), bars)
         else:
-            raise ValueError("the fast backend is not available yet: the compiled testbench "
-                             "has not landed; use --backend cocotb or golden")
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     finally:
         bars.close()
     return outputs, reports, time.perf_counter() - start
@@ -121,7 +135,7 @@ def _run_here(program: Program, feeds: dict, runner, bars: _Progress):
     return outputs, [report.to_dict(pes) for report in steps]
 
 
-def _run_cocotb(program: Program, feeds: dict, seed: int, bars: _Progress):
+def _run_cocotb(program: Program, feeds: dict, seed: int, stalls: float, bars: _Progress):
     """The program inside one cocotb simulation of the build (``host_bench.host_program``)."""
     from ..sim.build import build, run
 
@@ -135,7 +149,8 @@ def _run_cocotb(program: Program, feeds: dict, seed: int, bars: _Progress):
         env = {"CONVACCEL_HOST_PROGRAM": str(folder / "program.npz"),
                "CONVACCEL_HOST_INPUT": str(folder / "input.npz"),
                "CONVACCEL_HOST_OUTPUT": str(folder / "output.npz"),
-               "CONVACCEL_HOST_PROGRESS": str(progress)}
+               "CONVACCEL_HOST_PROGRESS": str(progress),
+               "CONVACCEL_HOST_STALLS": str(stalls)}
         failure = []
 
         def simulate():
@@ -297,7 +312,8 @@ def cmd_run(args) -> int:
     if args.compare and is_program_file(Path(args.model)):
         raise UserError("--compare runs onnxruntime on the model: give the .onnx file, not a "
                         "program")
-    outputs, reports, seconds = execute(program, feeds, args.backend, seed=args.seed)
+    outputs, reports, seconds = execute(program, feeds, args.backend, seed=args.seed,
+                                        stalls=args.stalls)
     _outputs_to_file(outputs, out)
     images = len(x)
     print(steps_table(reports, images))
@@ -343,7 +359,7 @@ def cmd_demo_onnx(args) -> int:
 
     logging.getLogger().setLevel(logging.ERROR)      # the quantizer's advice
     config = _config(args)
-    which, size, backend = args.model or "mobilenet", args.size or 96, args.backend or "cocotb"
+    which, size, backend = args.model or "mobilenet", args.size or 96, args.backend or "fast"
     out = writable_folder(args.out if args.out is not None else "build/onnx_demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
     count = args.images or 1

@@ -47,9 +47,25 @@ def test_random_zero_points_on_the_rtl(request, name, sim_seed):
     run_host_bench(request, name, "host_zero_points", sim_seed)
 
 
-def test_digits_onnx_model_on_the_rtl(tmp_path):
-    """The digits CNN quantized by onnxruntime, two images through `convaccel run --backend
-    cocotb`: every layer bit-exact with the golden model, outputs within a step of onnxruntime."""
+@pytest.mark.parametrize("name", ["tiny", "odd"])
+def test_layers_beyond_the_maxima_on_the_fast_backend(name, sim_seed):
+    """The same layers through the compiled testbench's transport, with its seeded stalls."""
+    from convaccel.sim.benches.host_bench import beyond_the_maxima, check_on_the_rtl
+    from convaccel.sim.fast_transport import FastTransport
+    from convaccel.sim.program import Stalls
+
+    first_seed_only(name, sim_seed)
+    cfg = REGRESSION_CONFIGS[name]
+    transport = FastTransport(cfg, stalls=Stalls.random(0.2), seed=sim_seed)
+    check_on_the_rtl(logging.getLogger(), transport,
+                     beyond_the_maxima(cfg, np.random.default_rng([sim_seed, 21])))
+    assert transport.layers >= 28 and transport.cycles > 0
+
+
+def test_digits_onnx_model_on_both_backends(tmp_path):
+    """The digits CNN quantized by onnxruntime, two images through `convaccel run` on the
+    cocotb and the fast backend, with random stalls: every layer bit-exact with the golden
+    model on both, the same outputs, within a step of onnxruntime."""
     pytest.importorskip("onnxruntime")
     from convaccel.scripts import onnx_models
     from convaccel.scripts.cli import main
@@ -60,30 +76,39 @@ def test_digits_onnx_model_on_the_rtl(tmp_path):
     path = onnx_models.quantize(onnx_models.digits_model(epochs=10), tmp_path / "digits.onnx",
                                 train_x[:200], symmetric=not zero_points)
     np.save(tmp_path / "x.npy", test_x[:2])
-    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
-                 str(tmp_path / "y.npy"), "--backend", "cocotb", "--compare", "--report",
-                 str(tmp_path / "report.json")]) == 0
-    report = json.loads((tmp_path / "report.json").read_text())
-    hardware = [step for step in report["steps"] if step["kind"] == "hardware"]
-    assert [step["bit_exact"] for step in hardware] == [True, True, True]
-    assert all(step["cycles"] > 0 and step["macs"] > 0 for step in hardware)
-    figures = report["onnxruntime"]["logits"]
-    assert figures["worse"] == 0 and figures["top1_same"] == 2
-    assert np.load(tmp_path / "y.npy").shape == (2, 10)
+    outputs = []
+    for backend in ("cocotb", "fast"):
+        report_path = tmp_path / f"{backend}.json"
+        assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
+                     str(tmp_path / f"{backend}.npy"), "--backend", backend, "--stalls", "0.2",
+                     "--compare", "--report", str(report_path)]) == 0
+        report = json.loads(report_path.read_text())
+        hardware = [step for step in report["steps"] if step["kind"] == "hardware"]
+        assert [step["bit_exact"] for step in hardware] == [True, True, True]
+        assert all(step["cycles"] > 0 and step["macs"] > 0 for step in hardware)
+        figures = report["onnxruntime"]["logits"]
+        assert figures["worse"] == 0 and figures["top1_same"] == 2
+        outputs.append(np.load(tmp_path / f"{backend}.npy"))
+    assert outputs[0].shape == (2, 10)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 @pytest.mark.skipif(os.environ.get("CONVACCEL_NETWORKS", "0") in ("", "0"),
                     reason="opt-in: CONVACCEL_NETWORKS=1 (a whole 96x96 network on the RTL)")
 def test_mobilenet_96_on_the_rtl(tmp_path):
-    """The MobileNet-style model at 96x96 on `default`, every pass on the RTL."""
+    """The MobileNet-style model at 96x96 on `default`, every pass on the RTL (the backend:
+    ``CONVACCEL_NETWORK_BACKEND``, fast by default)."""
     from convaccel.scripts.cli import main
 
     images = int(os.environ.get("CONVACCEL_NETWORK_IMAGES", "1"))
-    assert main(["demo", "onnx", "--images", str(images), "--out", str(tmp_path)]) == 0
+    backend = os.environ.get("CONVACCEL_NETWORK_BACKEND", "fast")
+    assert main(["demo", "onnx", "--images", str(images), "--out", str(tmp_path),
+                 "--backend", backend]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     hardware = [step for step in report["steps"] if step["kind"] == "hardware"]
     assert hardware and all(step["bit_exact"] for step in hardware)
     figures = report["onnxruntime"]["logits"]
     assert figures["worse"] == 0 and figures["top1_same"] == images
-    print(f"mobilenet 96x96 on the RTL: {report['seconds']:.0f} s for {images} image(s); "
+    print(f"mobilenet 96x96 on the RTL ({backend}): {report['seconds']:.0f} s for {images} "
+          f"image(s); "
           f"onnxruntime: {figures}")

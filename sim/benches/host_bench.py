@@ -35,8 +35,9 @@ from . import bench_config
 from .conv_core_bench import random_layer
 
 
-async def _transport(dut, salt: int) -> CocotbTransport:
-    transport = CocotbTransport(dut, bench_config(), bench_rng(salt))
+async def _transport(dut, salt: int, stalls: float = 0.2) -> CocotbTransport:
+    transport = CocotbTransport(dut, bench_config(), bench_rng(salt), idle_probability=stalls,
+                                stall_probability=stalls)
     await start_clock_and_reset(dut)
     transport.start()
     return transport
@@ -84,8 +85,9 @@ def zero_point_layers(cfg, rng, count: int) -> list[ConvLayer]:
     return layers
 
 
-def check_on_the_rtl(dut, transport, layers: list[ConvLayer]) -> None:
-    """Run each layer (in as many passes as it needs) and compare with the golden model."""
+def check_on_the_rtl(log, transport, layers: list[ConvLayer]) -> None:
+    """Run each layer (in as many passes as it needs) on ``transport`` (any backend) and
+    compare with the golden model; ``log`` says how many passes each took."""
     cfg = transport.config
     accelerator = Accelerator(transport)
     assert accelerator.config == cfg, (accelerator.config, cfg)
@@ -98,7 +100,7 @@ def check_on_the_rtl(dut, transport, layers: list[ConvLayer]) -> None:
         assert np.array_equal(output, want), f"{layer.name}: not bit-exact"
         for run, lowered in zip(runs, step.lowered):
             assert run.counters["macs"] == lowered.real_macs, (layer.name, run.counters)
-        dut._log.info("%s: %d passes, bit-exact", layer.name, len(step.passes))
+        log.info("%s: %d passes, bit-exact", layer.name, len(step.passes))
 
 
 @cocotb.test()
@@ -106,7 +108,7 @@ async def host_beyond_maxima(dut):
     """Layers 2-4x beyond the build's maxima through the host runtime, in passes."""
     transport = await _transport(dut, 21)
     layers = beyond_the_maxima(transport.config, np.random.default_rng([bench_seed(), 21]))
-    await bridge(check_on_the_rtl)(dut, transport, layers)
+    await bridge(check_on_the_rtl)(dut._log, transport, layers)
 
 
 @cocotb.test()
@@ -118,7 +120,7 @@ async def host_zero_points(dut):
         dut._log.info("this build has no zero_points register: zero-point layers skipped")
         return
     layers = zero_point_layers(cfg, np.random.default_rng([bench_seed(), 23]), 6)
-    await bridge(check_on_the_rtl)(dut, transport, layers)
+    await bridge(check_on_the_rtl)(dut._log, transport, layers)
 
 
 @cocotb.test()
@@ -137,7 +139,7 @@ async def host_program(dut):
     with np.load(os.environ["CONVACCEL_HOST_INPUT"]) as data:
         feeds = {key: data[key] for key in data.files}
     output = os.environ["CONVACCEL_HOST_OUTPUT"]
-    transport = await _transport(dut, 22)
+    transport = await _transport(dut, 22, float(os.environ.get("CONVACCEL_HOST_STALLS", "0")))
     progress = open(os.environ["CONVACCEL_HOST_PROGRESS"], "w", buffering=1)
 
     def on_pass(index, step, done, total):
