@@ -1,6 +1,6 @@
 """Benchmarks: ``convaccel bench array`` measures systolic-engine utilization;
 ``convaccel bench layers`` runs the named CNN layers through the whole
-``conv_accel`` top.
+``conv_accel`` top (on the fast compiled testbench or the cocotb player).
 
 For each square array size it builds the engine (default preset otherwise),
 streams one compute-bound problem through it under Verilator with no input
@@ -110,21 +110,28 @@ def array_table(results: list[dict]) -> str:
 
 def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = "bench-layers",
                shallow_trace: bool = False, progress: bool = False,
-               fmax_mhz: float | None = None) -> tuple[list[dict], object, "Path"]:
+               fmax_mhz: float | None = None, backend: str = "fast"
+               ) -> tuple[list[dict], object, "Path"]:
     """Run named layers (:data:`~convaccel.sim.layer_suite.ALL_LAYERS`) through ``conv_accel``.
 
-    No input gaps, no back-pressure; every output is checked bit-exactly.
+    No input gaps, no back-pressure; every output is checked bit-exactly, and
+    ``busy_cycles`` against the edges counted at the ports.
     Each layer is first scaled to ``config``
     (:func:`~convaccel.sim.layer_suite.fit_spec`, the name says so) and
     checked against it: a layer that still does not fit raises
     ``ValueError`` before anything is built or run.
-    One simulator run per layer, so ``progress`` can show a bar (tqdm, the
-    ``bench`` extra). With ``fmax_mhz`` each result also gets the layer's
-    time and GOPS (2 operations per MAC) at that clock. Returns the
-    per-layer figures, the build and the last run folder.
+    One program per layer on ``backend`` (``fast``: the compiled testbench,
+    ``cocotb``: the cocotb program player; same cycles, same counters), so
+    ``progress`` can show a bar (tqdm, the ``bench`` extra). With ``waves``
+    each layer's run writes ``<waves folder>/<name>/<name>.vcd``. With
+    ``fmax_mhz`` each result also gets the layer's time and GOPS (2
+    operations per MAC) at that clock. Returns the per-layer figures, the
+    build and the folder of the last run's waveform.
     """
-    from ..sim.build import build, run  # imports cocotb
-    from ..sim.layer_suite import ALL_LAYERS, fit_spec, spec_layer
+    from ..sim.build import waves_root
+    from ..sim.layer_program import run_layers as run_programs
+    from ..sim.layer_suite import ALL_LAYERS, fit_spec, real_macs, spec_layer
+    from ..sim.sessions import session
 
     unknown = [key for key in keys if key not in ALL_LAYERS]
     if unknown:
@@ -132,10 +139,12 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     # Scale every layer to the build and check it before anything is built:
     # the hardware refuses a layer that does not fit, and waiting for its
     # output would only end at the simulation's timeout.
-    specs = {key: fit_spec(ALL_LAYERS[key], config) for key in keys}
-    for spec in specs.values():
-        spec_layer(spec, config).check_fits(config)
-    built = build("conv_accel", config, shallow_trace=shallow_trace)
+    layers = {key: spec_layer(fit_spec(ALL_LAYERS[key], config), config) for key in keys}
+    for layer in layers.values():
+        layer.check_fits(config)
+    options = {"shallow_trace": shallow_trace, "seed": seed} if backend == "cocotb" else {}
+    runner = session(backend, config, **options)
+    built = runner.built
     steps = keys
     if progress:
         try:
@@ -143,16 +152,26 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
             steps = tqdm(keys, desc="layers", unit="layer")
         except ImportError:
             pass
+    pes = config.array_rows * config.array_cols
     results, run_dir = [], None
     for key in steps:
-        with tempfile.TemporaryDirectory() as folder:
-            target = Path(folder) / "bench.json"
-            run_dir = run(built, "conv_accel_bench", seed=seed, testcase="accel_layer_benchmark",
-                          name=name, waves=waves,
-                          extra_env={"CONVACCEL_BENCH_JSON": str(target),
-                                     "CONVACCEL_BENCH_LAYERS": json.dumps([specs[key]])})
-            (figures,) = json.loads(target.read_text())
-        figures["key"] = key
+        layer = layers[key]
+        run_dir = waves_root() / name
+        vcd = run_dir / f"{name}.vcd" if waves else None
+        (outcome,), result = run_programs(runner, [layer], seed=seed, vcd=vcd)
+        counters, macs = outcome["counters"], real_macs(layer)
+        figures = {
+            "key": key, "layer": layer.name, "backend": backend,
+            "output_beats": len(outcome["received"]),
+            "pixel_beats": len(layer.pixel_beats(config)),
+            "weight_beats": len(layer.weight_beats(config)),
+            "cycles": counters["busy_cycles"], "counters": counters, "real_macs": macs,
+            "pes": pes, "ideal_cycles": macs / pes,
+            "utilization": macs / pes / counters["busy_cycles"],
+            "array_issue_utilization": counters["active_cycles"] / counters["busy_cycles"],
+            # The whole program's run: its register writes and reads included.
+            "wall_seconds": result.wall_seconds, "simulated_edges": result.edges,
+        }
         figures.update(layer_traffic(figures, config))
         if fmax_mhz:
             figures["fmax_mhz"] = fmax_mhz
@@ -181,8 +200,8 @@ def layers_table(results: list[dict]) -> str:
     if timed:
         head += f" GOPS @ {results[0]['fmax_mhz']:.1f} MHz |"
         rule += " ---: |"
-    # Simulation speed: busy cycles per wall second (the register writes of
-    # the layer run in the same wall time, so it is a lower bound).
+    # Simulation speed: every simulated edge of the layer's program (register
+    # writes and reads included) per wall second of its run.
     lines = [head + " wall s | sim cycles/s |", rule + " ---: | ---: |"]
     for r in results:
         c = r["counters"]
@@ -191,7 +210,8 @@ def layers_table(results: list[dict]) -> str:
                 f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} |")
         if timed:
             line += f" {r['gops_at_fmax']:.2f} |"
-        lines.append(line + f" {r['wall_seconds']:.1f} | {r['cycles'] / r['wall_seconds']:.0f} |")
+        lines.append(line + f" {r['wall_seconds']:.2f} | "
+                            f"{r['simulated_edges'] / r['wall_seconds']:.0f} |")
     return "\n".join(lines)
 
 

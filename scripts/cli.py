@@ -14,7 +14,9 @@ Subcommands:
 * ``results``   reproduce the README's Results section (synth, scaling, benches);
 * ``config``    print a preset (or a config file) as JSON;
 * ``compile``   a quantized ONNX model as a network program for a build;
-* ``run``       a model or program on input arrays (``--backend cocotb|fast|golden``).
+* ``run``       a model or program on input arrays (``--backend cocotb|fast|golden``);
+* ``soak``      many random layers on the fast backend (or cocotb);
+* ``testbench`` export a self-checking Verilog testbench for other simulators.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from ..hw.verilog import DESIGNS, build_design, generate_verilog
 BENCHES = {name: f"{name}_bench" for name in ("mac_pe", "requant_activation", "systolic_engine",
                                                 "window_generator", "pool_unit", "conv_core",
                                                 "conv_accel")}
+
+#: Simulation backends of demo digits, bench layers and soak (the default first).
+BACKEND_CHOICES = ("fast", "cocotb")
 
 #: Published synthesis results: present in a source checkout, not in a wheel.
 PUBLISHED_SYNTH = Path(__file__).resolve().parents[1] / "docs" / "results" / "synth.json"
@@ -282,10 +287,18 @@ DEMO_WAVE_GROUPS = {
 
 
 def demo_gtkw(vcd: Path) -> Path:
-    """The GTKWave view of a demo waveform, next to it (same name, ``.gtkw``)."""
-    from ..sim.waves import write_gtkw
+    """The GTKWave view of a demo waveform, next to it (same name, ``.gtkw``).
 
-    return write_gtkw(vcd, vcd.with_suffix(".gtkw"), DEMO_WAVE_GROUPS)
+    In a waveform of the fast backend the top sits under its testbench
+    (``conv_accel_tb.conv_accel``); the view names the signals where they are.
+    """
+    from ..sim.waves import vcd_signals, write_gtkw
+
+    scope = next((name[:-len(".core.state")] for name in vcd_signals(vcd)
+                  if name.endswith("conv_accel.core.state")), "conv_accel")
+    groups = {title: [scope + name[len("conv_accel"):] for name in names]
+              for title, names in DEMO_WAVE_GROUPS.items()}
+    return write_gtkw(vcd, vcd.with_suffix(".gtkw"), groups)
 
 
 def _published_fmax(config: AccelConfig, path: Path | None) -> float | None:
@@ -348,7 +361,14 @@ def cmd_demo_digits(args) -> int:
           f"{len(net['test_y'])})")
     if args.waves:
         os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
-    results = run_digits(count, config, seed=args.seed, waves=args.waves, shallow_trace=True)
+    backend = args.backend or "fast"
+    if backend not in BACKEND_CHOICES:
+        raise UserError(f"--backend {backend} does not apply to 'demo digits'; choose from "
+                        f"{', '.join(BACKEND_CHOICES)}")
+    start = time.monotonic()
+    results = run_digits(count, config, seed=args.seed, waves=args.waves, shallow_trace=True,
+                         backend=backend)
+    print(f"{count} images on the {backend} backend in {time.monotonic() - start:.1f} s")
     summary = summarize(results, pes=config.array_rows * config.array_cols, fmax_mhz=fmax)
     for r in results[:10]:
         print(f"  image {r['index']:3d}: label {r['label']} predicted {r['prediction']}"
@@ -382,8 +402,8 @@ def cmd_demo(args) -> int:
     from .network import cmd_demo_onnx
 
     network_options = [option for option, value in (
-        ("--model", args.model), ("--size", args.size), ("--backend", args.backend))
-        if value is not None]
+        ("--model", args.model), ("--size", args.size),
+        ("--backend", None if args.which == "digits" else args.backend)) if value is not None]
     if args.which == "onnx":
         if args.fmax is not None or args.waves:
             raise UserError("--fmax and --waves do not apply to 'demo onnx'")
@@ -475,9 +495,9 @@ def cmd_bench(args) -> int:
         keys = args.layer or list(BENCH_LAYERS) + (list(SWEEP_LAYERS) if args.sweep else [])
         fmax, _ = _clock(args, config) if (args.fmax or args.synth_json) else (None, "")
         results, built, _ = run_layers(keys, config, seed=args.seed, progress=True,
-                                       fmax_mhz=fmax)
+                                       fmax_mhz=fmax, backend=args.backend)
         how = "cached" if built.cached else f"{built.build_seconds:.1f} s"
-        print(f"conv_accel {_label(args)}: Verilator build {how}")
+        print(f"conv_accel {_label(args)}: Verilator build ({args.backend} backend) {how}")
         table = layers_table(results)
         print(table)
         if args.md:
@@ -532,6 +552,52 @@ def cmd_results(args) -> int:
     if args.readme:
         splice_readme(Path(args.readme), markdown)
         print(f"updated the results section of {args.readme}")
+    return 0
+
+
+def cmd_soak(args) -> int:
+    from .soak import run_soak
+
+    _check_report_paths(args, "json")
+    config = _config(args)
+    figures = run_soak(config, args.layers, seed=args.seed, backend=args.backend)
+    print(f"soak ({_label(args)}, {args.backend} backend, seed {args.seed}): "
+          f"{figures['passed']}/{figures['layers']} random layers bit-exact with exact counters; "
+          f"{figures['simulated_cycles']} cycles simulated in {figures['simulator_seconds']:.1f} s, "
+          f"{figures['wall_seconds']:.1f} s in all")
+    if args.json:
+        _write_report(args.json, json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def cmd_testbench(args) -> int:
+    from ..sim.layer_suite import ALL_LAYERS, fit_spec, spec_layer
+    from .soak import wide_random_layer
+    from .testbench import load_layers, testbench_files
+
+    config = _config(args)
+    out = writable_folder(args.out)
+    if not 0.0 <= args.stall < 1.0:
+        raise UserError(f"--stall must be in [0, 1), got {args.stall}")
+    if args.layer_file:
+        layers = load_layers(args.layer_file)
+    elif args.random is not None:
+        import numpy as np
+
+        layers = [wide_random_layer(config, np.random.default_rng(args.random),
+                                    f"random layer (seed {args.random})")]
+    else:
+        key = args.layer or "lenet_conv1"
+        if key not in ALL_LAYERS:
+            raise UserError(f"unknown layer {key!r}; choose from {', '.join(ALL_LAYERS)}")
+        layers = [spec_layer(fit_spec(ALL_LAYERS[key], config), config)]
+    files = testbench_files(config, layers, seed=args.seed, stall=args.stall)
+    write_folder(out, files)
+    print(f"wrote {len(files)} files to {out}: " + ", ".join(files))
+    for layer in layers:
+        print(f"layer: {layer.name}")
+    print(f"run it: cd {out} && iverilog -g2005 -o tb.vvp -c run.f && vvp -n tb.vvp   "
+          f"(Verilator and others: {out / 'README.md'})")
     return 0
 
 
@@ -622,7 +688,9 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--size", type=positive_int,
                          help="onnx: the MobileNet-style model's image size (default: 96)")
     command.add_argument("--backend", choices=["fast", "cocotb", "golden"],
-                         help="onnx: where the layers run (default: fast)")
+                         help="onnx and digits: where the layers run (default: fast, the "
+                              "compiled testbench; cocotb: the same program played from "
+                              "Python, same cycles; golden: onnx only)")
     command.add_argument("--out", help="output folder (default: build/demo, digits: build/digits)")
     command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     command.add_argument("--images", type=positive_int,
@@ -662,6 +730,9 @@ def make_parser() -> argparse.ArgumentParser:
     clock.add_argument("--synth-json", metavar="FILE",
                        help="take the clock from the row of this build in a "
                             "'convaccel synth --json' file")
+    layers.add_argument("--backend", choices=BACKEND_CHOICES, default="fast",
+                        help="fast (default): the compiled testbench; cocotb: the cocotb "
+                             "program player (same cycles and counters)")
     layers.add_argument("--md", help="also write the Markdown table here")
     layers.add_argument("--plot", help="utilization and roofline plot (PNG)")
     for target in (array, windows, layers):
@@ -695,6 +766,31 @@ def make_parser() -> argparse.ArgumentParser:
                          help="only redraw the tables and plots from the JSON of the last run")
 
     add("config", cmd_config, "print a configuration as JSON")
+
+    command = add("soak", cmd_soak, "random layers across the parameter space, started on "
+                  "interrupts, random stalls; every layer bit-exact with exact counters")
+    command.add_argument("--layers", type=positive_int, default=1000,
+                         help="random layers (default: %(default)s)")
+    command.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    command.add_argument("--backend", choices=BACKEND_CHOICES, default="fast",
+                         help="fast (default) or cocotb")
+    command.add_argument("--json", help="also write the figures to this JSON file")
+
+    command = add("testbench", cmd_testbench,
+                  "export a self-checking Verilog testbench of conv_accel for one layer "
+                  "(any simulator: Verilator, Icarus, commercial)", default_config="tiny")
+    what = command.add_mutually_exclusive_group()
+    what.add_argument("--layer", help="a named layer (a key of "
+                                      "convaccel.sim.layer_suite.ALL_LAYERS), scaled to the build")
+    what.add_argument("--random", type=int, metavar="SEED",
+                      help="a random layer drawn from the whole parameter space with this seed")
+    what.add_argument("--layer-file", metavar="FILE",
+                      help="layers saved by an earlier export (its layers.npz)")
+    command.add_argument("--stall", type=float, default=0.2,
+                         help="chance per cycle of a gap on each stream (default: %(default)s)")
+    command.add_argument("--seed", type=int, default=1,
+                         help="seed of the stall patterns (default: 1)")
+    command.add_argument("--out", default="build/testbench", help="output folder")
 
     from .network import cmd_compile, cmd_run
 

@@ -1,7 +1,8 @@
 """``convaccel demo digits``: the quantized digits CNN, layer by layer on the RTL.
 
 The held-out images of :mod:`convaccel.golden.digits` run through the
-``conv_accel`` build under Verilator (cocotb testcase ``accel_digits``):
+``conv_accel`` build under Verilator (the fast compiled testbench, or the
+cocotb program player):
 the host programs each layer, streams the previous layer's RTL output in
 and reads the next one back; every layer of every image is compared bit
 for bit with the golden network. Reports predictions, accuracy, cycles and
@@ -11,13 +12,11 @@ the inputs, the RTL feature maps and the predictions into a PNG.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_digits_fit", "plot_digits", "run_digits", "summarize"]
+__all__ = ["check_digits_fit", "digits_layer", "plot_digits", "run_digits", "summarize"]
 
 
 def check_digits_fit(config) -> None:
@@ -27,41 +26,61 @@ def check_digits_fit(config) -> None:
     a build too small for it is refused before anything is built.
     """
     from ..golden.digits import LAYERS, digits_layers, load_digits_cnn
-    from ..sim.conv_driver import ConvLayer
 
     net = load_digits_cnn()
     image = net["test_x"][0].astype(np.int64)
     # Every image has the same layer shapes; the first one stands for all.
     inputs = [image] + digits_layers(net, image)[:-1]
-    for (name, kwargs), x in zip(LAYERS.items(), inputs):
-        pad = kwargs.get("padding", 0)
-        ConvLayer(x=x, w=net[f"{name}_w"], bias=net[f"{name}_b"], multiplier=net[f"{name}_m"],
-                  shift=net[f"{name}_sh"], padding=(pad,) * 4,
-                  activation=kwargs.get("activation", "none"), pool=kwargs.get("pool"),
-                  name=f"digits {name}").check_fits(config)
+    for name, x in zip(LAYERS, inputs):
+        digits_layer(net, name, x, f"digits {name}").check_fits(config)
+
+
+def digits_layer(net, name: str, x: np.ndarray, label: str):
+    """The :class:`~convaccel.sim.conv_driver.ConvLayer` of network layer ``name`` on input ``x``."""
+    from ..golden.digits import LAYERS
+    from ..sim.conv_driver import ConvLayer
+
+    kwargs = LAYERS[name]
+    pad = kwargs.get("padding", 0)
+    return ConvLayer(x=x, w=net[f"{name}_w"], bias=net[f"{name}_b"], multiplier=net[f"{name}_m"],
+                     shift=net[f"{name}_sh"], padding=(pad,) * 4,
+                     activation=kwargs.get("activation", "none"), pool=kwargs.get("pool"),
+                     name=label)
 
 
 def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
-               waves: bool = False, chunk: int = 10, shallow_trace: bool = False) -> list[dict]:
-    """Run the first ``count`` held-out images; one simulator run per ``chunk`` images.
+               waves: bool = False, chunk: int | None = None, shallow_trace: bool = False,
+               backend: str = "fast") -> list[dict]:
+    """Run the first ``count`` held-out images, every layer on the RTL, on ``backend``.
 
-    With ``waves`` the first image runs alone with a VCD (its first layer
-    is at the start of the trace). ``shallow_trace`` picks the build whose
-    trace shows the units but not the PEs (the LeNet demo's build, see
-    :func:`convaccel.sim.build.build`). Raises ``ValueError`` before anything
-    is built if the network does not fit ``config`` (:func:`check_digits_fit`).
+    Images go in chunks (default 120 on ``fast``, 10 on ``cocotb``): one
+    program per chunk and network layer, whose inputs are the RTL outputs of
+    the layer before (the host moves them), so every layer runs back to back
+    on the hardware. Every layer of every image is checked bit for bit
+    against the golden network. With ``waves`` the first image also runs
+    alone, its three layers in one program with a VCD (its inputs are the
+    golden network's, which the check shows are the RTL's).
+    ``shallow_trace`` picks the cocotb build whose trace shows the units but
+    not the PEs (the fast build always traces that way). Raises
+    ``ValueError`` before anything is built if the network does not fit
+    ``config`` (:func:`check_digits_fit`).
     """
-    from ..sim.build import build, run
+    from ..golden.digits import LAYERS, digits_layers, load_digits_cnn
+    from ..sim.build import waves_root
+    from ..sim.conv_driver import raster_array
+    from ..sim.layer_program import run_layers
+    from ..sim.layer_suite import real_macs
+    from ..sim.sessions import session
 
     if count < 1:
         raise ValueError(f"the number of images must be at least 1, got {count}")
     check_digits_fit(config)
-    built = build("conv_accel", config, shallow_trace=shallow_trace)
-    spans, start = [], 0
-    if waves:
-        spans.append((0, 1, True))
-        start = 1
-    spans += [(first, min(chunk, count - first), False) for first in range(start, count, chunk)]
+    options = {"shallow_trace": shallow_trace, "seed": seed} if backend == "cocotb" else {}
+    runner = session(backend, config, **options)
+    runner.built    # build (or find) it before the progress bar starts
+    chunk = chunk or (120 if backend == "fast" else 10)
+    net = load_digits_cnn()
+    pes = config.array_rows * config.array_cols
     bar = None
     if progress:
         try:
@@ -69,17 +88,41 @@ def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
             bar = tqdm(total=count, desc="images", unit="image")
         except ImportError:
             pass
+
+    def run(layers, **options):
+        return run_layers(runner, layers, seed=seed, **options)[0]
+
+    if waves:
+        image = net["test_x"][0].astype(np.int64)
+        inputs = [image] + digits_layers(net, image, config.act_width)[:-1]
+        name = "digits_first_image"
+        run([digits_layer(net, layer, x, f"image 0 {layer}")
+             for layer, x in zip(LAYERS, inputs)], vcd=waves_root() / name / f"{name}.vcd")
     results = []
-    for first, size, with_waves in spans:
-        with tempfile.TemporaryDirectory() as folder:
-            target = Path(folder) / "digits.json"
-            run(built, "conv_accel_bench", seed=seed, testcase="accel_digits",
-                name="digits_first_image" if with_waves else "digits", waves=with_waves,
-                extra_env={"CONVACCEL_DIGITS": f"{first},{size}",
-                           "CONVACCEL_DIGITS_JSON": str(target)})
-            results += json.loads(target.read_text())
+    for first in range(0, count, chunk):
+        indices = range(first, min(count, first + chunk))
+        images = [net["test_x"][index].astype(np.int64) for index in indices]
+        golden = [digits_layers(net, image, config.act_width) for image in images]
+        inputs, per_image = images, [[] for _ in indices]
+        for position, name in enumerate(LAYERS):
+            layers = [digits_layer(net, name, x, f"image {index} {name}")
+                      for index, x in zip(indices, inputs)]
+            outputs = []
+            for outcome, layer, want, rows in zip(run(layers), layers, golden, per_image):
+                x = raster_array(outcome["received"], *want[position].shape, config.array_cols)
+                assert np.array_equal(x, want[position]), layer.name
+                cycles = outcome["counters"]["busy_cycles"]
+                rows.append({"layer": name, "cycles": cycles, "real_macs": real_macs(layer),
+                             "utilization": real_macs(layer) / pes / cycles,
+                             "output": x.tolist()})
+                outputs.append(x)
+            inputs = outputs
+        for index, x, rows in zip(indices, inputs, per_image):
+            results.append({"index": index, "label": int(net["test_y"][index]),
+                            "prediction": int(np.argmax(x[:, 0, 0])), "layers": rows,
+                            "bit_exact": True})
         if bar is not None:
-            bar.update(size)
+            bar.update(len(indices))
     if bar is not None:
         bar.close()
     return results

@@ -43,10 +43,12 @@ TOP = "conv_accel_tb"
 
 #: Verilator arguments of the fast build. ``--x-assign/--x-initial unique``
 #: as in the cocotb builds, so both backends start from the same state. The
-#: wheel's makefiles carry no C++20 coroutine flags, which ``--timing`` needs.
+#: wheel's makefiles carry no C++20 coroutine flags, which ``--timing`` needs;
+#: ``-O2`` on the model's hot code makes it about a quarter faster than the
+#: wheel's default ``-Os``.
 FAST_ARGS = ("--binary", "--timing", "--trace", "--trace-structs", "-Wno-fatal",
              "--x-assign", "unique", "--x-initial", "unique", "-O3",
-             "-CFLAGS", "-std=gnu++20 -fcoroutines")
+             "-CFLAGS", "-std=gnu++20 -fcoroutines", "-MAKEFLAGS", "OPT_FAST=-O2")
 
 #: Amaranth's Verilog carries no timescale; the testbench's is 1ns/1ps and
 #: simulators want every module to have one when any has.

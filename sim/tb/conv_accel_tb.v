@@ -21,7 +21,9 @@
 //                0                end                         -> "E edge"
 //   pixels.hex, weights.hex: "last tdata" per beat.
 // and writes out.hex ("last tdata" per output beat) and results.txt (the
-// records above; "X what edge" on a timeout or a protocol error).
+// records above; "X code edge" on a timeout or a protocol error). With an
+// expected_out.hex ("last tdata" per beat) in the folder it checks every
+// output beat and ends with "conv_accel_tb: PASS" or "conv_accel_tb: FAIL".
 //
 // Stalls: from a layer's start edge (the edge that completes the later of
 // the AW and W handshakes of the start write) each stream steps a 32-bit
@@ -99,7 +101,9 @@ module conv_accel_tb;
     .m_axis_out_tlast(out_tlast), .m_axis_out_tready(out_tready),
     .irq(irq));
 
-  integer program_fd, pixel_fd, weight_fd, out_fd, result_fd, got;
+  integer program_fd, pixel_fd, weight_fd, out_fd, result_fd, expected_fd, got;
+  integer mismatches = 0, checked = 0, layers = 0;
+  reg [OUT_BITS-1:0] expected_word;
   reg [8*1024-1:0] vcd_file;
 
   initial begin
@@ -108,6 +112,7 @@ module conv_accel_tb;
     weight_fd = $fopen("weights.hex", "r");
     out_fd = $fopen("out.hex", "w");
     result_fd = $fopen("results.txt", "w");
+    expected_fd = $fopen("expected_out.hex", "r");   // optional: self-check
     if (program_fd == 0 || pixel_fd == 0 || weight_fd == 0) begin
       $display("conv_accel_tb: program.hex, pixels.hex or weights.hex missing");
       $finish;
@@ -116,8 +121,13 @@ module conv_accel_tb;
       $dumpfile(vcd_file);
       $dumpvars(0, conv_accel_tb);
     end
-    repeat (3) @(posedge clk);
-    rst <= 1'b0;
+  end
+
+  // Reset for the first three edges, released like a flip-flop.
+  reg [1:0] reset_edges = 0;
+  always @(posedge clk) begin
+    if (reset_edges != 3) reset_edges <= reset_edges + 1;
+    rst <= reset_edges != 3;
   end
 
   function [31:0] xorshift;
@@ -191,6 +201,7 @@ module conv_accel_tb;
       out_rng = nonzero(next_seed ^ 32'hDAA66D2B);
       layer_timeout = next_timeout;
       out_held = 1'b0;
+      layers = layers + 1;
       $fwrite(result_fd, "S %h\n", edges);
     end
   endtask
@@ -209,6 +220,17 @@ module conv_accel_tb;
       held_last = out_tlast;
       if (out_tvalid && out_tready) begin
         $fwrite(out_fd, "%0d %h\n", out_tlast, out_tdata);
+        if (expected_fd != 0) begin
+          // Self-check against expected_out.hex (the golden model's beats).
+          got = $fscanf(expected_fd, "%h %h\n", beat_last, expected_word);
+          if (got != 2 || beat_last[0] != out_tlast || expected_word != out_tdata) begin
+            if (mismatches == 0)
+              $display("conv_accel_tb: output beat %0d of layer %0d is %0d %h, expected %0d %h",
+                       out_taken, layers - 1, out_tlast, out_tdata, beat_last[0], expected_word);
+            mismatches = mismatches + 1;
+          end
+          checked = checked + 1;
+        end
         out_taken = out_taken + 1;
         last_out_edge = edges;
       end
@@ -249,6 +271,27 @@ module conv_accel_tb;
       end else if (edges - layer_edge > layer_timeout) begin
         fail(FAIL_STREAM_TIMEOUT);
       end
+    end
+  endtask
+
+  // End of the program (complete) or of a failed run: close the files, say
+  // PASS or FAIL when expected_out.hex was there to check against.
+  task finish;
+    input complete;
+    begin
+      $fwrite(result_fd, "E %h\n", edges);
+      $fclose(out_fd);
+      $fclose(result_fd);
+      if (expected_fd != 0) begin
+        if (complete && mismatches == 0 && checked > 0)
+          $display("conv_accel_tb: PASS, %0d layers, %0d output beats as expected, %0d cycles",
+                   layers, checked, edges);
+        else if (complete)
+          $display("conv_accel_tb: FAIL, %0d of %0d output beats differ", mismatches, checked);
+        else
+          $display("conv_accel_tb: FAIL, the program did not finish (see results.txt)");
+      end
+      $finish;
     end
   endtask
 
@@ -304,12 +347,7 @@ module conv_accel_tb;
           bus_rng = nonzero(a);
           bus_gap = b[7:0];
         end
-        default: begin
-          $fwrite(result_fd, "E %h\n", edges);
-          $fclose(out_fd);
-          $fclose(result_fd);
-          $finish;
-        end
+        default: finish(1'b1);
       endcase
     end
   endtask
@@ -387,12 +425,7 @@ module conv_accel_tb;
         end
         default: ;
       endcase
-      if (state == FINISHED) begin
-        $fwrite(result_fd, "E %h\n", edges);
-        $fclose(out_fd);
-        $fclose(result_fd);
-        $finish;
-      end
+      if (state == FINISHED) finish(1'b0);
     end
   end
 endmodule
