@@ -322,8 +322,9 @@ def test_demo_and_digits_on_a_custom_build(tmp_path):
     hidden = tmp_path / "no_matplotlib" / "matplotlib"
     hidden.mkdir(parents=True)
     (hidden / "__init__.py").write_text("raise ImportError('matplotlib hidden by the test')\n")
+    # The cocotb backend here (it shares the demo's build); the fast one: test_fast_sim.py.
     digits = convaccel("demo", "digits", "--config", config, "--images", "2", "--waves",
-                       "--out", tmp_path / "digits",
+                       "--backend", "cocotb", "--out", tmp_path / "digits",
                        env={**env, "PYTHONPATH": str(hidden.parent)}, timeout=900)
     assert digits.returncode == 0, digits.stderr
     assert "every layer of all 2 images bit-exact" in digits.stdout

@@ -98,7 +98,8 @@ def test_conv_accel_soak(run_bench):
 
 @pytest.mark.cocotb
 def test_layer_benchmark_reports_consistent_figures(tmp_path):
-    """`convaccel bench layers` on one named layer: fields, hand-counted MACs, counters, plot."""
+    """`convaccel bench layers` on one named layer (fast backend): fields, hand-counted MACs,
+    counters, plot; the cocotb backend agrees."""
     from convaccel.scripts.bench import layers_table, plot_layers, run_layers
 
     config = PRESETS["default"]
@@ -119,6 +120,9 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
         2 * figures["real_macs"] / (figures["cycles"] / 100e6) / 1e9)
     assert figures["peak_gops"] == pytest.approx(2 * 64 * 0.1)
     assert figures["gops_at_fmax"] == pytest.approx(figures["peak_gops"] * figures["utilization"])
+    # The cocotb program player gives the same cycles and counters (and is slower).
+    (slow,), _, _ = run_layers(["lenet_conv2"], config, backend="cocotb")
+    assert (slow["cycles"], slow["counters"]) == (figures["cycles"], figures["counters"])
     table = layers_table([figures])
     assert "| LeNet-5 conv2" in table and "GOPS @ 100.0 MHz" in table
     png = plot_layers([figures], tmp_path / "layers.png", config)
