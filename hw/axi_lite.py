@@ -51,17 +51,20 @@ Every AXI output (the three readies, ``bvalid``/``bresp``,
 a register: there is no combinational path from any input to any output,
 in particular from ``bready``/``rready`` to a ready.
 
-* Write: the rising edge that completes the later of the AW and W
-  handshakes also updates the fields; from the next cycle ``bvalid`` is high,
-  ``rw`` outputs show the new value and ``pulse`` outputs are high (for that
-  one cycle). Latency: 1 cycle from the last of address/data to BVALID.
-* Read: the edge that accepts AR samples the register values (``ro`` inputs
-  included); ``rvalid`` is high from the next cycle. Latency: 1 cycle from
-  address to RVALID. A write taking effect on that same edge is not yet
-  visible to the read.
+Every bus input first lands in a register (address, data, strobes), and
+the decode works on those registers, so no wide logic hangs off an input.
+
+* Write: the edge after the later of the AW and W handshakes updates the
+  fields; from the next cycle ``bvalid`` is high, ``rw`` outputs show the
+  new value and ``pulse`` outputs are high (for that one cycle). Latency:
+  2 cycles from the last of address/data to BVALID.
+* Read: the edge after the AR handshake samples the register values
+  (``ro`` inputs included); ``rvalid`` is high from the next cycle.
+  Latency: 2 cycles from address to RVALID. A write taking effect on that
+  same edge is not yet visible to the read.
 * Readies are high while idle and fall after their handshake until the
   response has been taken, so with ``bready``/``rready`` held high each
-  direction completes one transfer every 2 cycles.
+  direction completes one transfer every 3 cycles.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class AxiLiteRegisterFile(wiring.Component):
 
     See the module documentation for the ports, the bus behaviour (response
     codes, byte strobes, unmapped addresses, ``w1c`` set-wins) and the
-    1-cycle latency.
+    2-cycle latency (the request is registered before it is decoded).
 
     Parameters
     ----------
@@ -138,8 +141,8 @@ class AxiLiteRegisterFile(wiring.Component):
     """
 
     #: Cycles from the last of AW/W to BVALID, and from AR to RVALID.
-    WRITE_LATENCY = 1
-    READ_LATENCY = 1
+    WRITE_LATENCY = 2
+    READ_LATENCY = 2
 
     def __init__(self, regmap: RegisterMap, *, data_width: int = 32,
                  addr_width: int | None = None):
@@ -226,43 +229,32 @@ class AxiLiteRegisterFile(wiring.Component):
         aw_fire = Signal()
         w_fire = Signal()
         do_write = Signal()
-        write_addr = Signal.like(aw_addr)
-        write_data = Signal.like(w_data)
-        write_strb = Signal.like(w_strb)
+        # Address, data and strobes always land in registers first: the
+        # decode works on flip-flops, never on the bus inputs.
         m.d.comb += [
             aw_fire.eq(self.s_axil_awvalid & self.s_axil_awready),
             w_fire.eq(self.s_axil_wvalid & self.s_axil_wready),
-            do_write.eq((aw_held | aw_fire) & (w_held | w_fire)),
-            # The address and data of the write: held copies or the bus itself.
-            write_addr.eq(self.s_axil_awaddr),
-            write_data.eq(self.s_axil_wdata),
-            write_strb.eq(self.s_axil_wstrb),
+            do_write.eq(aw_held & w_held),
         ]
-        with m.If(aw_held):
-            m.d.comb += write_addr.eq(aw_addr)
-        with m.If(w_held):
-            m.d.comb += [write_data.eq(w_data), write_strb.eq(w_strb)]
         write_hits = {}  # bus word index -> the write addresses it
         for index in words:
             write_hits[index] = Signal(name=f"write_word{index}")
-            m.d.comb += write_hits[index].eq(self._word_hit(write_addr, index))
+            m.d.comb += write_hits[index].eq(self._word_hit(aw_addr, index))
 
+        with m.If(aw_fire):
+            m.d.sync += [aw_held.eq(1), aw_addr.eq(self.s_axil_awaddr),
+                         self.s_axil_awready.eq(0)]
+        with m.If(w_fire):
+            m.d.sync += [w_held.eq(1), w_data.eq(self.s_axil_wdata),
+                         w_strb.eq(self.s_axil_wstrb), self.s_axil_wready.eq(0)]
         with m.If(do_write):
             m.d.sync += [
                 aw_held.eq(0), w_held.eq(0),
-                self.s_axil_awready.eq(0), self.s_axil_wready.eq(0),
                 self.s_axil_bvalid.eq(1),
                 self.s_axil_bresp.eq(RESP_SLVERR),
             ]
             with m.If(Cat(*write_hits.values()).any()):
                 m.d.sync += self.s_axil_bresp.eq(RESP_OKAY)
-        with m.Else():
-            with m.If(aw_fire):
-                m.d.sync += [aw_held.eq(1), aw_addr.eq(self.s_axil_awaddr),
-                             self.s_axil_awready.eq(0)]
-            with m.If(w_fire):
-                m.d.sync += [w_held.eq(1), w_data.eq(self.s_axil_wdata),
-                             w_strb.eq(self.s_axil_wstrb), self.s_axil_wready.eq(0)]
         with m.If(self.s_axil_bvalid & self.s_axil_bready):
             m.d.sync += [self.s_axil_bvalid.eq(0),
                          self.s_axil_awready.eq(1), self.s_axil_wready.eq(1)]
@@ -272,21 +264,26 @@ class AxiLiteRegisterFile(wiring.Component):
             for lane, reg in enumerate(lane_regs):
                 if reg is not None:
                     self._write_register(m, reg, do_write & write_hits[index],
-                                         write_data[lane * REGISTER_WIDTH:][:REGISTER_WIDTH],
-                                         write_strb[lane * 4:][:4])
+                                         w_data[lane * REGISTER_WIDTH:][:REGISTER_WIDTH],
+                                         w_strb[lane * 4:][:4])
 
-        # ---- read channel ---------------------------------------------------
+        # ---- read channel: the address is registered, then decoded ---------
         ar_fire = Signal()
+        ar_held = Signal()
+        ar_addr = Signal.like(self.s_axil_araddr)
         m.d.comb += ar_fire.eq(self.s_axil_arvalid & self.s_axil_arready)
         with m.If(ar_fire):
+            m.d.sync += [self.s_axil_arready.eq(0), ar_held.eq(1),
+                         ar_addr.eq(self.s_axil_araddr)]
+        with m.If(ar_held):
             m.d.sync += [
-                self.s_axil_arready.eq(0),
+                ar_held.eq(0),
                 self.s_axil_rvalid.eq(1),
                 self.s_axil_rdata.eq(0),
                 self.s_axil_rresp.eq(RESP_SLVERR),
             ]
             for index, lane_regs in words.items():
-                with m.If(self._word_hit(self.s_axil_araddr, index)):
+                with m.If(self._word_hit(ar_addr, index)):
                     m.d.sync += [
                         self.s_axil_rdata.eq(Cat(
                             Const(0, REGISTER_WIDTH) if reg is None else self._register_value(reg)

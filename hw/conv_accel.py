@@ -391,7 +391,9 @@ class ConvAccel(wiring.Component):
         core, port = self.core, self._port
         counters = core.counters
         live = {
-            "busy_cycles": counters.layer.busy_cycles,
+            # The core counts from the edge that takes start; that edge comes
+            # WRITE_LATENCY - 1 edges after the start write's handshake.
+            "busy_cycles": counters.layer.busy_cycles + (AxiLiteRegisterFile.WRITE_LATENCY - 1),
             "active_cycles": counters.engine.active_cycles,
             "macs_lo": counters.layer.macs[:32], "macs_hi": counters.layer.macs[32:],
             "input_stall": counters.engine.input_stall,

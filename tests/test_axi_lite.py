@@ -175,7 +175,8 @@ def test_write_address_and_data_in_either_order(aw_at, w_at):
                                      w_at=w_at, max_cycles=12)
         assert (events["aw"], events["w"]) == (aw_at, w_at)
         done = max(aw_at, w_at)
-        assert events["bvalid"] == done + 1 == events["b"]  # 1-cycle latency, bready high
+        latency = dut.WRITE_LATENCY
+        assert events["bvalid"] == done + latency == events["b"]  # bready high
         assert events["bresp"] == RESP_OKAY
         # Each channel is accepted once: its ready stays low until B is taken.
         for channel in ("aw", "w"):
@@ -184,7 +185,7 @@ def test_write_address_and_data_in_either_order(aw_at, w_at):
             assert lows == [0] * len(lows), (channel, lows)
         # The fields change together with BVALID, not before.
         changes = [c for c in range(len(log)) if log[c]["threshold_low"] == 0x5678]
-        assert changes[0] == done + 1 and log[-1]["threshold_high"] == 0x12
+        assert changes[0] == done + latency and log[-1]["threshold_high"] == 0x12
         assert ctx.get(dut.s_axil_awready) and ctx.get(dut.s_axil_wready)
 
     simulate(dut, testbench)
@@ -195,9 +196,9 @@ def test_b_response_is_held_under_back_pressure():
 
     async def testbench(ctx):
         events, log = await transfer(ctx, dut, write=(0x0c, 1, 0xF), bready_at=7)
-        assert (events["bvalid"], events["b"]) == (1, 7)
-        held = [(log[c]["s_axil_bvalid"], log[c]["s_axil_bresp"]) for c in range(1, 8)]
-        assert held == [(1, RESP_SLVERR)] * 7
+        assert (events["bvalid"], events["b"]) == (dut.WRITE_LATENCY, 7)
+        held = [(log[c]["s_axil_bvalid"], log[c]["s_axil_bresp"]) for c in range(2, 8)]
+        assert held == [(1, RESP_SLVERR)] * 6
         assert [log[c]["s_axil_awready"] for c in range(1, 8)] == [0] * 7
         assert not ctx.get(dut.s_axil_bvalid)
 
@@ -213,11 +214,11 @@ def test_r_response_is_held_under_back_pressure_while_inputs_change():
     async def testbench(ctx):
         events, log = await transfer(ctx, dut, read=0x04, ar_at=2, rready_at=9,
                                      each_cycle=count_up)
-        assert (events["ar"], events["rvalid"], events["r"]) == (2, 3, 9)
-        # The value of the cycle the address was accepted (count 102), held.
+        assert (events["ar"], events["rvalid"], events["r"]) == (2, 2 + dut.READ_LATENCY, 9)
+        # The value of the cycle after the address was accepted (count 103), held.
         held = {(log[c]["s_axil_rvalid"], log[c]["s_axil_rdata"], log[c]["s_axil_rresp"])
-                for c in range(3, 10)}
-        assert held == {(1, (102 << 16) | 0x200, RESP_OKAY)}
+                for c in range(4, 10)}
+        assert held == {(1, (103 << 16) | 0x200, RESP_OKAY)}
         assert [log[c]["s_axil_arready"] for c in range(3, 10)] == [0] * 7
         assert not ctx.get(dut.s_axil_rvalid)
 
@@ -310,10 +311,10 @@ def test_w1c_set_by_hardware_cleared_by_writing_one_set_wins():
         await write(ctx, dut, 0x04, ~(1 << 8) & 0xffffffff)  # zeros leave it set
         await write(ctx, dut, 0x04, 1 << 8, strb=0b1101)     # byte 1 not enabled
         assert ctx.get(dut.status_done) == 1
-        # The write takes effect on the edge ending cycle 0, the set lands there too.
-        await write(ctx, dut, 0x04, 1 << 8, each_cycle=set_done_in_cycle(0))
-        assert ctx.get(dut.status_done) == 1, "set must win over a clear on the same edge"
+        # The write takes effect on the edge ending cycle 1, the set lands there too.
         await write(ctx, dut, 0x04, 1 << 8, each_cycle=set_done_in_cycle(1))
+        assert ctx.get(dut.status_done) == 1, "set must win over a clear on the same edge"
+        await write(ctx, dut, 0x04, 1 << 8, each_cycle=set_done_in_cycle(2))
         ctx.set(dut.status_done_set, 0)  # it was still high from the last cycle
         assert ctx.get(dut.status_done) == 1, "a set after the clear sets it again"
         await write(ctx, dut, 0x04, 1 << 8)

@@ -207,16 +207,20 @@ def check_trace(regmap: RegisterMap, hardware: HardwareSide, accesses: list[Acce
         by_edge[key] = access
     expected = model.outputs(set(), hardware.out_ports)
     assert hardware.outputs[0] == expected, f"cycle 0: outputs {hardware.outputs[0]} != {expected}"
+    # The register file acts on a request on the edge latency - 1 after its
+    # handshake (the request is registered first).
+    read_delay = AxiLiteRegisterFile.READ_LATENCY - 1
+    write_delay = AxiLiteRegisterFile.WRITE_LATENCY - 1
     for edge in range(1, len(hardware.outputs)):
         sampled = hardware.inputs[edge - 1]
-        read = by_edge.pop(("read", edge), None)
+        read = by_edge.pop(("read", edge - read_delay), None)
         if read is not None:
             data, resp = model.read(read.address, sampled)
             assert (read.data, read.resp) == (data, resp), (
                 f"{read}: expected data {data:#010x} resp {resp}, got {read.data:#010x} "
                 f"resp {read.resp}")
         pulses = set()
-        write = by_edge.pop(("write", edge), None)
+        write = by_edge.pop(("write", edge - write_delay), None)
         if write is not None:
             resp, pulses = model.write(write.address, write.data, write.strb)
             assert write.resp == resp, f"{write}: expected resp {resp}, got {write.resp}"
@@ -319,7 +323,11 @@ async def axil_back_to_back_without_stalls(dut):
     for kind in ("write", "read"):
         edges = [a.edge for a in tb.master.accesses if a.kind == kind]
         gaps = {later - earlier for earlier, later in zip(edges, edges[1:])}
-        assert gaps == {2}, f"{kind}s completed {gaps} edges apart, expected 2"
+        # A transfer every latency + 1 edges: the response, then the ready again.
+        latency = (AxiLiteRegisterFile.WRITE_LATENCY if kind == "write"
+                   else AxiLiteRegisterFile.READ_LATENCY)
+        assert gaps == {latency + 1}, f"{kind}s completed {gaps} edges apart, expected " \
+            f"{latency + 1}"
     # Hand-checked: the last write, 19 * 0x01010101, keeps bits 31:24 and 15:0.
     assert tb.master.accesses[-1].data == 0x13001313, tb.master.accesses[-1]
     await tb.finish()
