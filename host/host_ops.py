@@ -42,7 +42,8 @@ class QuantParams:
 
 
 def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
-    """Float32 values to int8-domain integers (onnxruntime's QuantizeLinear, then -128 for uint8)."""
+    """Float32 values to int8-domain integers: onnxruntime's QuantizeLinear (ties to even,
+    saturated), minus 128 for uint8."""
     stored = (np.rint(np.asarray(x, dtype=np.float32) / np.float32(params.scale))
               + (params.zero_point + params.offset))
     info = np.iinfo(params.dtype)

@@ -87,7 +87,6 @@ class Op:
     source: list = field(default_factory=list)
 
 
-_TYPES = {2: "uint8", 3: "int8"}
 #: Operators that keep the quantization of their input (they only move or pick values).
 _TRANSPARENT = {"MaxPool", "Flatten", "Reshape", "Identity"}
 #: QOperator-format operators (com.microsoft and ONNX): float operator and the input
@@ -228,15 +227,14 @@ def _output_shape(op: Op, shapes: list) -> tuple | None:
     return None
 
 
-def _params(graph: _Graph, node, scale_name: str, zero_name: str | None,
-            element_type: int | None = None) -> QuantParams:
-    """Per-tensor quantization from initializers (int8 domain)."""
+def _params(graph: _Graph, node, scale_name: str, zero_name: str | None) -> QuantParams:
+    """Per-tensor quantization from initializers (int8 domain; no zero point: uint8, 0)."""
     scale = graph.inits.get(scale_name)
     if scale is None or scale.size != 1:
         raise ModelError(f"node {node.name!r} ({node.op_type}): scale {scale_name!r} must be a "
                          "constant scalar (per-tensor activation quantization)")
     zero = graph.inits.get(zero_name) if zero_name else None
-    dtype = str(zero.dtype) if zero is not None else _TYPES.get(element_type, "uint8")
+    dtype = str(zero.dtype) if zero is not None else "uint8"
     if dtype not in ("int8", "uint8"):
         raise ModelError(f"node {node.name!r} ({node.op_type}): {dtype} activations are not "
                          "supported (int8 and uint8 are)")
@@ -329,9 +327,11 @@ def _normalize(graph: _Graph) -> list[Op]:
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
             raise ModelError(f"node {node.name!r} ({node.op_type}): operator domain "
                              f"{node.domain!r} is not supported")
-        ops.append(_qoperator(graph, node, quant) if kind.startswith("Q") and kind != "QuantizeLinear"
-                   else Op(kind, node.name, [operand(i, node) for i in node.input if i],
-                           [output_ref(node, node.output[0])], graph.attrs(node), [node.name]))
+        if kind.startswith("Q"):        # QLinearConv, QGemm, QLinearAdd, ...
+            ops.append(_qoperator(graph, node, quant))
+        else:
+            ops.append(Op(kind, node.name, [operand(i, node) for i in node.input if i],
+                          [output_ref(node, node.output[0])], graph.attrs(node), [node.name]))
         if len(node.output) > 1 and any(node.output[1:]):
             raise ModelError(f"node {node.name!r} ({kind}): only single-output operators are "
                              "supported")
@@ -432,13 +432,10 @@ class _Builder:
     def __init__(self, graph: _Graph, ops: list[Op], config: AccelConfig):
         self.graph, self.ops, self.config = graph, ops, config
         self.readers = defaultdict(list)
-        self.producer = {}
         for op in ops:
             for operand in op.inputs:
                 if isinstance(operand, Ref):
                     self.readers[operand.name].append(op)
-            for out in op.outputs:
-                self.producer[out.name] = op
         self.consumed: set[int] = set()
         self.constants: dict[str, tuple[np.ndarray, QuantParams | None]] = {}
 
