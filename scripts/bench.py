@@ -142,19 +142,12 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     layers = {key: spec_layer(fit_spec(ALL_LAYERS[key], config), config) for key in keys}
     for layer in layers.values():
         layer.check_fits(config)
-    options = {"shallow_trace": shallow_trace, "seed": seed} if backend == "cocotb" else {}
-    runner = session(backend, config, **options)
+    runner = session(backend, config, shallow_trace=shallow_trace, seed=seed)
     built = runner.built
-    steps = keys
-    if progress:
-        try:
-            from tqdm import tqdm
-            steps = tqdm(keys, desc="layers", unit="layer")
-        except ImportError:
-            pass
+    bar = progress_bar(progress, len(keys), "layers", "layer")
     pes = config.array_rows * config.array_cols
     results, run_dir = [], None
-    for key in steps:
+    for key in keys:
         layer = layers[key]
         run_dir = waves_root() / name
         vcd = run_dir / f"{name}.vcd" if waves else None
@@ -179,7 +172,29 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
             figures["gops_at_fmax"] = 2 * figures["real_macs"] / figures["seconds_at_fmax"] / 1e9
             figures["peak_gops"] = 2 * figures["pes"] * fmax_mhz / 1e3
         results.append(figures)
+        bar.update(1)
+    bar.close()
     return results, built, run_dir
+
+
+class _NoBar:
+    def update(self, count):
+        pass
+
+    def close(self):
+        pass
+
+
+def progress_bar(enabled: bool, total: int, desc: str, unit: str):
+    """A tqdm bar (the ``bench`` extra), or one that shows nothing without tqdm or when
+    ``enabled`` is false."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, desc=desc, unit=unit)
+        except ImportError:
+            pass
+    return _NoBar()
 
 
 def layer_traffic(figures: dict, config) -> dict:

@@ -36,7 +36,7 @@ def check_digits_fit(config) -> None:
 
 
 def digits_layer(net, name: str, x: np.ndarray, label: str):
-    """The :class:`~convaccel.sim.conv_driver.ConvLayer` of network layer ``name`` on input ``x``."""
+    """The :class:`~convaccel.host.layer.ConvLayer` of network layer ``name`` on input ``x``."""
     from ..golden.digits import LAYERS
     from ..sim.conv_driver import ConvLayer
 
@@ -71,23 +71,17 @@ def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
     from ..sim.layer_program import run_layers
     from ..sim.layer_suite import real_macs
     from ..sim.sessions import session
+    from .bench import progress_bar
 
     if count < 1:
         raise ValueError(f"the number of images must be at least 1, got {count}")
     check_digits_fit(config)
-    options = {"shallow_trace": shallow_trace, "seed": seed} if backend == "cocotb" else {}
-    runner = session(backend, config, **options)
+    runner = session(backend, config, shallow_trace=shallow_trace, seed=seed)
     runner.built    # build (or find) it before the progress bar starts
     chunk = chunk or (120 if backend == "fast" else 10)
     net = load_digits_cnn()
     pes = config.array_rows * config.array_cols
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=count, desc="images", unit="image")
-        except ImportError:
-            pass
+    bar = progress_bar(progress, count, "images", "image")
 
     def run(layers, **options):
         return run_layers(runner, layers, seed=seed, **options)[0]
@@ -121,10 +115,8 @@ def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
             results.append({"index": index, "label": int(net["test_y"][index]),
                             "prediction": int(np.argmax(x[:, 0, 0])), "layers": rows,
                             "bit_exact": True})
-        if bar is not None:
-            bar.update(len(indices))
-    if bar is not None:
-        bar.close()
+        bar.update(len(indices))
+    bar.close()
     return results
 
 

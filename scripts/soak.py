@@ -96,19 +96,13 @@ def run_soak(config, layers: int, *, seed: int = 1, backend: str = "fast",
     from ..sim.layer_program import add_chain, check_outcome, layer_outcome
     from ..sim.program import Program, Stalls
     from ..sim.sessions import session
+    from .bench import progress_bar
 
     rng = np.random.default_rng([seed, 7])
-    options = {"seed": seed} if backend == "cocotb" else {}
-    runner = session(backend, config, **options)
+    runner = session(backend, config, seed=seed)
     built = runner.built
     chains = soak_layers(config, rng, layers)
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=layers, desc="soak", unit="layer")
-        except ImportError:
-            pass
+    bar = progress_bar(progress, layers, "soak", "layer")
     start = time.perf_counter()
     passed = edges = 0
     simulating = 0.0
@@ -123,10 +117,8 @@ def run_soak(config, layers: int, *, seed: int = 1, backend: str = "fast",
         for job in jobs:
             check_outcome(layer_outcome(program, result, job), job.layer)
             passed += 1
-        if bar is not None:
-            bar.update(len(jobs))
-    if bar is not None:
-        bar.close()
+        bar.update(len(jobs))
+    bar.close()
     return {"layers": layers, "passed": passed, "seed": seed, "backend": backend,
             "simulated_cycles": edges, "wall_seconds": time.perf_counter() - start,
             "simulator_seconds": simulating, "build_seconds": built.build_seconds}

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,19 +159,22 @@ class FastSession:
         if program.config != self.config:
             raise ValueError("the program was made for another configuration")
         binary = self.built.binary
-        with tempfile.TemporaryDirectory(prefix="convaccel-fast-") as scratch:
-            run_dir = program.write_files(Path(folder) if folder else Path(scratch))
-            command = [str(binary)]
-            if vcd is not None:
-                Path(vcd).parent.mkdir(parents=True, exist_ok=True)
-                command.append(f"+vcd={Path(vcd).resolve()}")
-            start = time.perf_counter()
-            done = subprocess.run(command, cwd=run_dir, capture_output=True, text=True,
-                                  timeout=timeout_seconds)
-            wall = time.perf_counter() - start
-            if done.returncode != 0:
-                raise RuntimeError(f"the fast testbench exited with {done.returncode}: "
-                                   f"{(done.stdout + done.stderr).strip()[-2000:]}")
-            result = read_results(run_dir, program)
+        # A scratch folder is removed after a good run and kept after a failed one.
+        run_dir = program.write_files(Path(folder) if folder else
+                                      Path(tempfile.mkdtemp(prefix="convaccel-fast-")))
+        command = [str(binary)]
+        if vcd is not None:
+            Path(vcd).parent.mkdir(parents=True, exist_ok=True)
+            command.append(f"+vcd={Path(vcd).resolve()}")
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=run_dir, capture_output=True, text=True,
+                              timeout=timeout_seconds)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"the fast testbench exited with {done.returncode} (files in "
+                               f"{run_dir}): {(done.stdout + done.stderr).strip()[-2000:]}")
+        result = read_results(run_dir, program)
+        if folder is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
         result.wall_seconds = wall
         return result

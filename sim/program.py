@@ -171,6 +171,7 @@ class Program:
         self.weights: list[tuple[int, int]] = []
         self.layer_count = 0
         self.read_count = 0
+        self.last_timeout = 100_000
 
     # -- commands -------------------------------------------------------------------
 
@@ -203,6 +204,7 @@ class Program:
         control = self.regmap.register("control")
         if timeout is None:
             timeout = 200 * (len(pixels) + len(weights) + outputs) + 20_000
+        self.last_timeout = timeout
         self.commands.append((START, control.offset, control.pack({"start": 1}), len(pixels),
                               len(weights), outputs, stalls.packed(), seed & _MASK32, timeout,
                               int(hold)))
@@ -214,8 +216,9 @@ class Program:
     def release(self) -> None:
         self.commands.append((RELEASE,))
 
-    def wait_irq(self, timeout: int = 100_000) -> None:
-        self.commands.append((WAIT_IRQ, timeout))
+    def wait_irq(self, timeout: int | None = None) -> None:
+        """Wait for ``irq``, at most ``timeout`` cycles (default: the last started layer's)."""
+        self.commands.append((WAIT_IRQ, self.last_timeout if timeout is None else timeout))
 
     def sync(self, timeout: int = 10_000_000) -> None:
         """Wait until the last started layer's streams are through."""
@@ -231,7 +234,10 @@ class Program:
         """``(last, tdata)`` of beats given as lane lists or ``{"data", "last"}`` dicts."""
         words = []
         for beat in beats:
-            data, last = (beat["data"], beat.get("last", 0)) if isinstance(beat, dict) else (beat, 0)
+            if isinstance(beat, dict):
+                data, last = beat["data"], beat.get("last", 0)
+            else:
+                data, last = beat, 0
             words.append((int(last), self.streams.tdata(stream, [int(v) for v in data])))
         return words
 

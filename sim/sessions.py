@@ -81,10 +81,14 @@ class CocotbSession:
         return result
 
 
-def session(backend: str, config: AccelConfig, **options):
-    """A :class:`FastSession` or :class:`CocotbSession` for ``config``."""
+def session(backend: str, config: AccelConfig, *, shallow_trace: bool = True, seed: int = 1):
+    """A :class:`FastSession` or :class:`CocotbSession` for ``config``.
+
+    ``shallow_trace`` and ``seed`` are the cocotb session's (the fast build
+    always traces shallow; its stalls come from the programs' seeds).
+    """
     if backend == "fast":
         return FastSession(config)
     if backend == "cocotb":
-        return CocotbSession(config, **options)
+        return CocotbSession(config, shallow_trace=shallow_trace, seed=seed)
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
