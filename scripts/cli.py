@@ -422,8 +422,10 @@ def cmd_demo(args) -> int:
     print(f"convaccel demo: LeNet-5 conv1 through the AXI ports of the {_label(args)!r} "
           f"build, output in {out}")
     os.environ["CONVACCEL_WAVES_DIR"] = str(out / "waves")
+    # The README's main job stays on cocotb: Python drives the AXI ports.
     results, built, run_dir = run_layers(["lenet_conv1"], config, seed=args.seed, waves=True,
-                                         name="lenet_conv1", shallow_trace=True)
+                                         name="lenet_conv1", shallow_trace=True,
+                                         backend="cocotb")
     how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
     print(f"conv_accel: Verilator {how} ({built.build_dir})")
     # The Verilog that ran (the build's own copy) and its register map.

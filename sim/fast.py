@@ -82,6 +82,8 @@ class FastBuild:
     config: AccelConfig
     build_dir: Path
     binary: Path
+    #: The top's Verilog as compiled (with the testbench's timescale line).
+    verilog: Path
     key: str
     build_seconds: float
     cached: bool
@@ -103,7 +105,8 @@ def build_fast(config: AccelConfig, *, verbose: bool = False) -> FastBuild:
     marker = build_dir / "build.ok"
     with _locked(cache_root() / f".{TOP}-{key}.lock"):
         if marker.is_file() and marker.read_text().strip() == key:
-            return FastBuild(config, build_dir, binary, key, 0.0, True)
+            return FastBuild(config, build_dir, binary, build_dir / "conv_accel.v", key, 0.0,
+                             True)
         print(f"building the fast conv_accel testbench with Verilator (once for this "
               f"configuration; cached in {build_dir}) ...", file=sys.stderr, flush=True)
         start = time.monotonic()
@@ -127,7 +130,8 @@ def build_fast(config: AccelConfig, *, verbose: bool = False) -> FastBuild:
         marker.write_text(key + "\n")
         seconds = time.monotonic() - start
         print(f"built the fast testbench in {seconds:.0f} s", file=sys.stderr, flush=True)
-        return FastBuild(config, build_dir, binary, key, seconds, False)
+        return FastBuild(config, build_dir, binary, build_dir / "conv_accel.v", key, seconds,
+                         False)
 
 
 class FastSession:
