@@ -12,7 +12,7 @@ without a rebuild.
 
 :class:`FastSession` runs a :class:`~convaccel.sim.program.Program` on it
 and returns the same :class:`~convaccel.sim.program.ProgramResult` as the
-cocotb program player (:class:`convaccel.sim.player.CocotbSession`).
+cocotb program player (:class:`convaccel.sim.sessions.CocotbSession`).
 """
 
 from __future__ import annotations
