@@ -62,26 +62,24 @@ def load_program(path, config: AccelConfig | None) -> Program:
 
 
 class _Progress:
-    """One progress bar per layer (tqdm, when installed and writing to a terminal)."""
+    """One progress bar per hardware layer, counting its passes over all images."""
 
     def __init__(self, program: Program, images: int, enabled: bool):
-        self.program, self.images, self.bars = program, images, {}
-        self.tqdm = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-                self.tqdm = tqdm
-            except ImportError:
-                pass
+        self.images, self.enabled = images, enabled
+        self.bars, self.done = {}, {}
 
     def __call__(self, index: int, step, done: int, total: int) -> None:
-        if self.tqdm is None or step.kind != "hardware":
+        from .bench import progress_bar
+
+        if not self.enabled or step.kind != "hardware":
             return
-        bar = self.bars.get(index)
-        if bar is None:
-            bar = self.bars[index] = self.tqdm(total=total * self.images, unit="pass",
-                                               desc=f"{step.name[:28]:28s}", leave=True)
-        bar.update(1)
+        if index not in self.bars:
+            self.bars[index] = progress_bar(True, total * self.images, f"{step.name[:28]:28s}",
+                                            "pass")
+        # `done` counts the passes of this step for the current image.
+        last = self.done.get(index, 0)
+        self.bars[index].update(done - last if done > last else done)
+        self.done[index] = done % total
 
     def close(self) -> None:
         for bar in self.bars.values():
