@@ -225,8 +225,10 @@ def layers_table(results: list[dict]) -> str:
                 f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} |")
         if timed:
             line += f" {r['gops_at_fmax']:.2f} |"
-        lines.append(line + f" {r['wall_seconds']:.2f} | "
-                            f"{r['simulated_edges'] / r['wall_seconds']:.0f} |")
+        # Rows measured before the edge count was recorded have no speed.
+        speed = (f"{r['simulated_edges'] / r['wall_seconds']:.0f}"
+                 if r.get("simulated_edges") and r.get("wall_seconds") else "-")
+        lines.append(line + f" {r['wall_seconds']:.2f} | {speed} |")
     return "\n".join(lines)
 
 
