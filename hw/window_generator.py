@@ -22,7 +22,9 @@ Reduction index ``k = ((r * S + s) * ceil(C/lanes) + g) * lanes + lane``;
 weights must be laid out the same way.
 
 Storage: a ring of ``L = (R - 1) * Dh + 1`` input rows - exactly the rows
-the taps of one output row span - in one ``lib.memory.Memory`` (block RAM).
+the taps of one output row span - in a
+:class:`~convaccel.hw.banked_memory.BankedMemory` (block RAM banks whose
+outputs are registered before the bank is chosen).
 Row ``y`` lives in ring slot ``y mod L``. Physical size, for the generate-time
 maxima: ``Lmax * 2**ceil(log2 Wmax) * 2**ceil(log2 ceil(Cmax/lanes))`` words of
 ``lanes * act_width`` bits; in use at run time: ``L * W * ceil(C/lanes)``.
@@ -32,6 +34,8 @@ needs that it does not hold yet (``Uh`` new rows in steady state, fewer near
 the bottom padding; rows that no window touches are read and dropped), then
 emits the row's slices, one per cycle. Input and output do not overlap: a
 ring of ``L`` rows has no free slot while an output row is being emitted.
+Slices are read by a free-running pipeline into an output FIFO; a slice is
+issued only with a FIFO place reserved for it (a registered credit count).
 
 Frame control: ``start`` samples ``shape``. A bad shape (a zero or a value
 above its maximum, a kernel larger than the padded input) sets
@@ -42,12 +46,13 @@ dropped. In every case ``done`` is set and the unit returns to idle (an
 erroneous frame's output is incomplete). ``cancel`` returns to idle at once.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .banked_memory import BankedMemory
 from .config import AccelConfig
 from .frame_control import FrameControl
 from .helpers import above, address, bad_range, counter, times_small
@@ -137,9 +142,10 @@ class WindowGenerator(wiring.Component):
         cfg = self.config
         lanes, block = self.lanes, cfg.array_block
         word = data.ArrayLayout(signed(cfg.act_width), lanes)
-        m.submodules.line_buffer = line_buffer = Memory(
-            shape=word, depth=self.memory_depth, init=[])
-        write, read = line_buffer.write_port(), line_buffer.read_port()
+        # Banks of 512 words (one 512 x 36 block RAM per 36 bits of width):
+        # each bank's output is registered before the bank is chosen.
+        m.submodules.line_buffer = line_buffer = BankedMemory(
+            word, self.memory_depth, bank_depth=512)
 
         # Coordinates are signed: padding puts taps above and left of the image.
         span = max(cfg.max_height, cfg.max_width) + 2 * cfg.max_padding \
@@ -200,12 +206,13 @@ class WindowGenerator(wiring.Component):
         keep = Signal()                    # store the beat (vs. drop it)
         lane_ok = [(g_in != groups_last) | (lane < last_lanes) for lane in range(lanes)]
         m.d.comb += [
-            write.en.eq(accepted & keep),
-            write.addr.eq(address((g_in, self.group_bits), (x_in, self.x_bits),
-                                   (slot_in, self.slot_bits))),
+            line_buffer.write_en.eq(accepted & keep),
+            line_buffer.write_addr.eq(address((g_in, self.group_bits), (x_in, self.x_bits),
+                                              (slot_in, self.slot_bits))),
         ]
         for lane in range(lanes):
-            m.d.comb += write.data[lane].eq(Mux(lane_ok[lane], self.i.payload.data[lane], 0))
+            m.d.comb += line_buffer.write_data[lane].eq(
+                Mux(lane_ok[lane], self.i.payload.data[lane], 0))
 
         def step_input():
             with m.If(g_in != groups_last):
@@ -225,22 +232,44 @@ class WindowGenerator(wiring.Component):
         rows_left = Signal()
         below_fill = Signal()
 
-        # ---- output pipeline (one register stage after the memory) -------
-        advance = ~self.o.valid | self.o.ready
+        # ---- output pipeline: free-running reads into an output FIFO -------
+        # A slice issues only with a FIFO place reserved for it (a registered
+        # credit count), so the read pipeline never stalls and o.ready only
+        # reaches the FIFO.
+        fifo_depth = BankedMemory.READ_LATENCY + 4
+        # Emptied on cancel and held empty while idle: a frame that ended in
+        # an error may leave slices nobody will take (a normal frame is idle
+        # only once every slice has been taken).
+        clear = self.cancel | ~self.busy
+        m.submodules.out_fifo = out_fifo = ResetInserter(clear)(
+            SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=fifo_depth))
+        credits = Signal(range(fifo_depth + 1), init=fifo_depth)
         issue = Signal()
+        popped = self.o.valid & self.o.ready
+        with m.If(clear):
+            m.d.sync += credits.eq(fifo_depth)
+        with m.Else():
+            m.d.sync += credits.eq(credits - issue + popped)
         pad = (y_r < 0) | (y_r >= height) | (x_n < 0) | (x_n >= width)
         block_end = (r == kh_last) & (s == kw_last) & (g == groups_last) & (n == block_last)
         frame_last = block_end & (p == out_h_last) & (q_left == block_size)
-        out_pad = Signal()
+        tag = data.StructLayout({"valid": 1, "pad": 1, "last": 1})
+        tags = [Signal(tag, name=f"slice_tag{k}") for k in range(BankedMemory.READ_LATENCY)]
+        m.d.sync += [tags[0].valid.eq(issue & ~clear), tags[0].pad.eq(pad),
+                     tags[0].last.eq(frame_last)]
+        for earlier, later in zip(tags, tags[1:]):
+            m.d.sync += later.eq(Mux(clear, 0, earlier))
+        out_beat = Signal.like(self.o.payload)
         m.d.comb += [
-            read.en.eq(advance),
-            read.addr.eq(address((g, self.group_bits), (x_n, self.x_bits),
-                                  (slot_r, self.slot_bits))),
-            self.o.payload.data.eq(Mux(out_pad, 0, read.data)),
+            line_buffer.read_addr.eq(address((g, self.group_bits), (x_n, self.x_bits),
+                                             (slot_r, self.slot_bits))),
+            out_beat.data.eq(Mux(tags[-1].pad, 0, line_buffer.read_data)),
+            out_beat.last.eq(tags[-1].last),
+            out_fifo.w_en.eq(tags[-1].valid), out_fifo.w_data.eq(out_beat),
+            self.o.valid.eq(out_fifo.r_rdy), self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
         ]
-        with m.If(advance):
-            m.d.sync += [self.o.valid.eq(issue), out_pad.eq(pad),
-                         self.o.payload.last.eq(frame_last)]
+        pipeline_empty = credits == fifo_depth
 
         def start_block(x_first, positions_left):
             m.d.sync += [
@@ -354,7 +383,7 @@ class WindowGenerator(wiring.Component):
                 frame.leave_on_cancel()
 
             with m.State("EMIT"):
-                m.d.comb += issue.eq(advance)
+                m.d.comb += issue.eq(credits != 0)
                 with m.If(issue):
                     with m.If((r == 0) & (s == 0) & (g == 0) & (n == block_last)):
                         m.d.sync += next_x0.eq(x_n + shape.stride_w)
@@ -403,11 +432,9 @@ class WindowGenerator(wiring.Component):
 
             with m.State("DRAIN"):
                 # Rows below the last window are read and dropped (floor rule).
-                frame.drain_state(rows_left, step_input, ~self.o.valid)
+                frame.drain_state(rows_left, step_input, pipeline_empty)
 
             with m.State("DISCARD"):
                 frame.discard_state()
 
-        with m.If(self.cancel):
-            m.d.sync += self.o.valid.eq(0)
         return m
