@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,16 +239,47 @@ def test_digits_and_soak_commands_on_the_fast_backend(tmp_path):
 
 @pytest.mark.soak
 @pytest.mark.skipif(os.environ.get("SOAK", "0") in ("", "0"),
-                    reason="opt-in: SOAK=1 (layers: SOAK_LAYERS, default 1000; SOAK_SHARDS)")
+                    reason="opt-in: SOAK=1 (layers: SOAK_LAYERS, default 1000; SOAK_SHARDS; "
+                           "SOAK_PRESET, default 'default')")
 @pytest.mark.parametrize("shard", range(int(os.environ.get("SOAK_SHARDS", "1"))))
 def test_fast_soak(shard):
-    """SOAK_LAYERS random layers on default, split into SOAK_SHARDS seeds that pytest-xdist
-    spreads over its workers (``-n``)."""
+    """SOAK_LAYERS random layers on SOAK_PRESET (default: ``default``), split into
+    SOAK_SHARDS seeds that pytest-xdist spreads over its workers: local processes
+    (``-n``) or other machines (``--tx ssh=...``, see the README)."""
     from convaccel.hw.config import PRESETS
     from convaccel.scripts.soak import run_soak
 
     shards = int(os.environ.get("SOAK_SHARDS", "1"))
     layers = int(os.environ.get("SOAK_LAYERS", "1000")) // shards
-    figures = run_soak(PRESETS["default"], layers, seed=11 + shard, progress=False)
+    preset = os.environ.get("SOAK_PRESET", "default")
+    figures = run_soak(PRESETS[preset], layers, seed=11 + shard, progress=False)
     assert figures["passed"] == layers
-    print(f"fast soak shard {shard}: {figures}")
+    print(f"fast soak shard {shard} on {preset}: {figures}")
+
+
+@pytest.mark.cocotb
+def test_soak_shards_over_execnet_gateways():
+    """The README's recipe for other machines, with local gateways: pytest-xdist starts one
+    worker per ``--tx`` gateway and the soak's settings reach the workers only through the
+    gateways' ``env:`` entries (as they would over ``ssh=``); each worker runs one shard."""
+    from convaccel.sim.build import cache_root
+
+    root = Path(__file__).resolve().parents[1]
+    spec = (f"popen//python={sys.executable}//chdir={root}//env:SOAK=1//env:SOAK_SHARDS=2"
+            f"//env:SOAK_LAYERS=8//env:SOAK_PRESET=tiny//env:CONVACCEL_CACHE={cache_root()}")
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("SOAK", "PYTEST_XDIST", "CONVACCEL_CACHE"))}
+    # No test paths on the command line: a worker in another folder (chdir=) collects the
+    # project's own testpaths, which xdist would otherwise want rsync'ed.
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
+                           "-rP", "-m", "soak", "-k", "test_fast_soak", "-d", "--tx", spec,
+                           "--tx", spec],
+                          cwd=root, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    passed = sorted(line.split()[0] for line in done.stdout.splitlines()
+                    if "PASSED tests/test_fast_sim.py::test_fast_soak[" in line)
+    assert passed == ["[gw0]", "[gw1]"], done.stdout[-3000:]
+    assert "2 passed" in done.stdout
+    for shard in (0, 1):     # seeds 11 and 12, 4 layers each, all bit-exact
+        figures = f"{{'layers': 4, 'passed': 4, 'seed': {11 + shard}"
+        assert f"fast soak shard {shard} on tiny: {figures}" in done.stdout, done.stdout[-3000:]
