@@ -1,6 +1,6 @@
 // Program player for the generated conv_accel top: plain Verilog-2005 with
 // file I/O, accepted by Verilator (--binary --timing), Icarus Verilog
-// (-g2012) and commercial simulators.
+// (-g2005) and commercial simulators.
 //
 // It reads a layer program from hex files in the working folder:
 //   program.hex  one command per line (hex numbers):
@@ -174,6 +174,9 @@ module conv_accel_tb;
     end
   endtask
 
+  // Steps the bus generator: call it only as a statement's own condition, never as an
+  // operand of && or || (Verilog-2005 leaves short-circuiting to the simulator: Icarus
+  // calls it where Verilator does not, and the delays would differ).
   function bus_pause;
     input dummy;
     begin
@@ -369,9 +372,9 @@ module conv_accel_tb;
         FETCH: fetch;
         WRITE: begin
           if (awvalid && awready) begin aw_done = 1'b1; awvalid <= 1'b0; end
-          else if (!aw_done && !awvalid && !bus_pause(0)) awvalid <= 1'b1;
+          else if (!aw_done && !awvalid) begin if (!bus_pause(0)) awvalid <= 1'b1; end
           if (wvalid && wready) begin w_done = 1'b1; wvalid <= 1'b0; end
-          else if (!w_done && !wvalid && !bus_pause(0)) wvalid <= 1'b1;
+          else if (!w_done && !wvalid) begin if (!bus_pause(0)) wvalid <= 1'b1; end
           if (aw_done && w_done) begin
             bready <= !bus_pause(0);
             state = WRITE_RESPONSE;
@@ -391,8 +394,8 @@ module conv_accel_tb;
             arvalid <= 1'b0;
             rready <= !bus_pause(0);
             state = READ_RESPONSE;
-          end else if (!arvalid && !bus_pause(0)) begin
-            arvalid <= 1'b1;
+          end else if (!arvalid) begin
+            if (!bus_pause(0)) arvalid <= 1'b1;
           end
         end
         READ_RESPONSE: begin
