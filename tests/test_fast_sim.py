@@ -288,20 +288,22 @@ def test_fast_soak(shard):
 @pytest.mark.cocotb
 def test_soak_shards_over_execnet_gateways():
     """The README's recipe for other machines, with local gateways: pytest-xdist starts one
-    worker per ``--tx`` gateway and the soak's settings reach the workers only through the
-    gateways' ``env:`` entries (as they would over ``ssh=``); each worker runs one shard."""
+    worker per ``--tx`` gateway in a scratch folder of the clone and the soak's settings
+    reach the workers only through the gateways' ``env:`` entries (as they would over
+    ``ssh=``); each worker runs one shard, and nothing lands outside ``build/``."""
     from convaccel.sim.build import cache_root
 
     root = Path(__file__).resolve().parents[1]
-    spec = (f"popen//python={sys.executable}//chdir={root}//env:SOAK=1//env:SOAK_SHARDS=2"
-            f"//env:SOAK_LAYERS=8//env:SOAK_PRESET=tiny//env:CONVACCEL_CACHE={cache_root()}")
+    spec = (f"popen//python={sys.executable}//chdir={root}/build/xdist//env:SOAK=1"
+            f"//env:SOAK_SHARDS=2//env:SOAK_LAYERS=8//env:SOAK_PRESET=tiny"
+            f"//env:CONVACCEL_CACHE={cache_root()}")
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("SOAK", "PYTEST_XDIST", "CONVACCEL_CACHE"))}
-    # No test paths on the command line: a worker in another folder (chdir=) collects the
-    # project's own testpaths, which xdist would otherwise want rsync'ed.
+    (root / "build").mkdir(exist_ok=True)      # execnet makes only the last level
+    before = sorted(path.name for path in root.iterdir())
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
-                           "-rP", "-m", "soak", "-k", "test_fast_soak", "-d", "--tx", spec,
-                           "--tx", spec],
+                           "-rP", "-m", "soak", "-d", "--tx", spec, "--tx", spec,
+                           "../../tests/test_fast_sim.py::test_fast_soak"],
                           cwd=root, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     passed = sorted(line.split()[0] for line in done.stdout.splitlines()
@@ -311,3 +313,5 @@ def test_soak_shards_over_execnet_gateways():
     for shard in (0, 1):     # seeds 11 and 12, 4 layers each, all bit-exact
         figures = f"{{'layers': 4, 'passed': 4, 'seed': {11 + shard}"
         assert f"fast soak shard {shard} on tiny: {figures}" in done.stdout, done.stdout[-3000:]
+    # xdist copies pytest into each gateway's folder: there, not into the clone's root.
+    assert sorted(path.name for path in root.iterdir()) == before
