@@ -1,12 +1,16 @@
 """Bias, requantization and activation of accumulator streams.
 
 For each accumulator ``acc`` of output channel ``m`` the unit computes, exactly
-as the arithmetic contract (and ``convaccel.golden``) says::
+as the arithmetic contract (docs/arithmetic.md, "Requantization" and
+"Activation"; ``convaccel.golden``) says, with the layer's output zero point
+``zo``::
 
     v = acc + bias[m]
-    y = saturate_to_act_width((v * M0[m] + 2**(sh[m] - 1)) >> sh[m])   # sh > 0
-    y = saturate_to_act_width(v * M0[m])                                # sh == 0
-    out = activation(y)      # none, ReLU, or clamp to [0, clamp_high] (ReLU6)
+    y = saturate_to_act_width(((v * M0[m] + 2**(sh[m] - 1)) >> sh[m]) + zo)   # sh > 0
+    y = saturate_to_act_width(v * M0[m] + zo)                                 # sh == 0
+    out = y                              # none
+    out = max(y, zo)                     # ReLU
+    out = min(max(y, zo), clamp_high)    # clamp (ReLU6); clamp_high includes zo
 
 ``>>`` is an arithmetic shift, so the rounding is half towards +infinity. The
 per-channel bias (signed, ``bias_width`` bits), multiplier ``M0`` (unsigned,
@@ -22,11 +26,18 @@ lane reads its own in the same cycle.
 Pipeline (:data:`RequantActivation.LATENCY` cycles, one beat per cycle, never
 stalled): parameter read; bias add; the multiply as partial products of
 17-bit slices of ``v`` (one DSP block each, registered on both sides); their
-sum; the rounding add; the saturation test and the shift; activation. The
-saturation test needs no full-width shifter: ``y`` overflows exactly when
-``v * M0 + 2**(sh-1)`` reaches ``+-2**(sh + act_width - 1)``, a masked test of
-the bits at and above that position, and only the ``act_width`` result bits
-are shifted out.
+sum; the rounding add; the saturation test and the shift; the zero-point
+add; saturation and activation. The first saturation, to ``act_width + 1``
+bits, needs no full-width shifter: the shifted value leaves that range
+exactly when ``v * M0 + 2**(sh-1)`` reaches ``+-2**(sh + act_width)``, a
+masked test of the bits at and above that position, and only the
+``act_width + 1`` result bits are shifted out. Adding ``zo`` to that value
+and saturating to ``act_width`` bits gives the same ``y`` as saturating the
+exact sum (a value beyond the wider range stays beyond the narrower one
+after any ``act_width``-bit ``zo``). The activation's comparisons are made
+on the value before ``zo`` is added (``y < zo`` is its sign, ``y >
+clamp_high`` a comparison with ``clamp_high - zo``, kept in a register), in
+the same stage as the add, so the last stage only selects.
 
 Flow control: the pipeline runs freely into an output FIFO; ``i.ready`` is a
 registered credit count (free FIFO places not claimed by beats in flight),
@@ -35,7 +46,8 @@ so there is no combinational path from ``o.ready`` to ``i.ready``.
 Error handling: a beat whose group is beyond ``max_out_channels`` is still
 passed on (so nothing is lost or reordered) with all values 0, and the sticky
 ``error`` output is set; so is a parameter write to such a channel, which is
-ignored. ``clear_error`` clears the flag.
+ignored. ``clear_error`` clears the flag. Lanes of the last group beyond
+``max_out_channels`` give 0 too, whatever the zero point.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -91,8 +103,10 @@ class RequantActivation(wiring.Component):
         Payload ``value`` (``lanes`` x signed ``act_width``), ``group``, ``last``.
     activation : In(Activation)
         Applied to every beat; change it only while the unit is empty.
-    clamp_high : In(unsigned(act_width - 1))
-        Upper bound of ``Activation.CLAMP`` (0 .. act_max), same rule.
+    clamp_high : In(signed(act_width))
+        Upper bound of ``Activation.CLAMP`` (zero point included), same rule.
+    zero_point : In(signed(act_width))
+        Output zero point ``zo``, same rule (0: the symmetric case).
     param_en, param_addr, param_data : In
         Write port of the parameters of channel ``param_addr`` (``bias``,
         ``multiplier``, ``shift``). Power-up contents: bias 0, multiplier 1,
@@ -104,7 +118,7 @@ class RequantActivation(wiring.Component):
     """
 
     #: Register stages from the accepted beat to the output FIFO's input.
-    STAGES = 7
+    STAGES = 8
     #: Cycles from a beat accepted on ``i`` to it being valid on ``o`` with no stalls.
     LATENCY = STAGES + 2
 
@@ -133,7 +147,8 @@ class RequantActivation(wiring.Component):
             "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(out_layout)),
             "activation": In(Activation),
-            "clamp_high": In(unsigned(config.act_width - 1)),
+            "clamp_high": In(signed(config.act_width)),
+            "zero_point": In(signed(config.act_width)),
             "param_en": In(1),
             "param_addr": In(channel),
             "param_data": In(channel_params_layout(config)),
@@ -175,6 +190,15 @@ class RequantActivation(wiring.Component):
         for earlier, later in zip(tags, tags[1:]):
             m.d.sync += later.eq(earlier)
 
+        # Derived from the static inputs for the activation's comparisons
+        # (a beat reaches them STAGES - 1 cycles after it is taken).
+        aw = cfg.act_width
+        high_over_zo = Signal(signed(aw + 2))     # clamp_high - zo
+        zo_over_high = Signal()                   # zo > clamp_high: clamp gives clamp_high
+        m.d.sync += [high_over_zo.eq(self.clamp_high - self.zero_point),
+                     zo_over_high.eq(self.zero_point > self.clamp_high)]
+        limits = (high_over_zo, zo_over_high)
+
         acc = Signal.like(self.i.payload.acc)
         bad_group = Signal()
         m.d.sync += [acc.eq(self.i.payload.acc),
@@ -187,7 +211,7 @@ class RequantActivation(wiring.Component):
             if lane >= cfg.max_out_channels - (self.groups - 1) * lanes:
                 missing = missing | (tags[0].group == self.groups - 1)
             m.d.comb += result.value[lane].eq(
-                self._lane(m, lane, acc[lane], reads[lane].data, missing))
+                self._lane(m, lane, acc[lane], reads[lane].data, missing, limits))
         last_tag = tags[-1]
         m.d.comb += [
             result.group.eq(last_tag.group), result.last.eq(last_tag.last),
@@ -226,7 +250,7 @@ class RequantActivation(wiring.Component):
             reads.append(read)
         return reads
 
-    def _lane(self, m, lane, acc, params, missing):
+    def _lane(self, m, lane, acc, params, missing, limits):
         """The lane's pipeline from the parameter read on; returns its final register."""
         cfg = self.config
         aw = cfg.act_width
@@ -242,6 +266,8 @@ class RequantActivation(wiring.Component):
         v = stage(Mux(missing, 0, acc + params.bias), "biased", signed(v_width))
         multiplier = stage(params.multiplier, "multiplier")
         shift = stage(params.shift, "shift")
+        # A missing lane gives 0: v = 0 here, no zero point nor clamp later.
+        gone = stage(missing, "missing")
 
         # Stage 3: partial products of 17-bit slices of v (the top one signed).
         slices = -(-v_width // SLICE_BITS)
@@ -253,6 +279,7 @@ class RequantActivation(wiring.Component):
                 part = part.as_signed()
             partials.append(stage(part * multiplier, f"partial{index}_"))
         shift3 = stage(shift, "shift3_")
+        gone = stage(gone, "missing3_")
 
         # Stage 4: the exact product; the rounding term 2**(sh-1) (0 for sh = 0).
         product_width = v_width + cfg.mult_width + 1
@@ -263,27 +290,45 @@ class RequantActivation(wiring.Component):
         round_term = stage((Const(1, 1) << shift3) >> 1, "round_term",
                            unsigned(min(cfg.max_shift, product_width)))
         shift4 = stage(shift3, "shift4_")
+        gone = stage(gone, "missing4_")
 
         # Stage 5: rounded = product + 2**(sh-1). For sh > product_width the
         # exact result is 0 (|product| < 2**(sh-1)); the term would not fit.
         rounded = stage(product + round_term, "rounded", signed(product_width + 1))
         zero = stage(shift4 > product_width if cfg.max_shift > product_width else Const(0, 1),
                      "zero")
-        # Bits at and above sh + act_width - 1 decide the saturation.
-        high_mask = stage(Cat(*(shift4 + aw - 1 <= bit for bit in range(product_width + 1))),
+        # Bits at and above sh + act_width decide the saturation to act_width + 1 bits.
+        # (Written as sh + act_width - 1 < bit: yosys maps this signed form to carry
+        # chains, the equal sh + act_width <= bit to 60 % more LUTs on ECP5.)
+        high_mask = stage(Cat(*(shift4 + aw - 1 < bit for bit in range(product_width + 1))),
                           "high_mask")
         shift5 = stage(shift4, "shift5_")
+        gone = stage(gone, "missing5_")
 
-        # Stage 6: saturate above / below, and the in-range result bits.
+        # Stage 6: beyond the act_width + 1-bit range above / below, and the
+        # in-range result bits.
         negative = rounded[-1]
         over = stage(~zero & ~negative & (rounded & high_mask).any(), "over")
         under = stage(~zero & negative & (~rounded & high_mask).any(), "under")
-        low_bits = stage(Mux(zero, 0, (rounded >> shift5)[:aw]), "low_bits", signed(aw))
+        low_bits = stage(Mux(zero, 0, (rounded >> shift5)[:aw + 1]), "low_bits",
+                         signed(aw + 1))
+        gone = stage(gone, "missing6_")
 
-        # Stage 7: saturated value, then the activation.
+        # Stage 7: w = the shifted value saturated to act_width + 1 bits;
+        # w + zo, and the activation's tests on w: y < zo is w < 0, y >
+        # clamp_high is w > clamp_high - zo (saturation keeps both).
+        high_over_zo, zo_over_high = limits
         activation = self.activation
-        saturated = Mux(over, cfg.act_max, Mux(under, cfg.act_min, low_bits))
-        below = (activation != Activation.NONE) & (saturated < 0)
-        above = (activation == Activation.CLAMP) & (saturated > self.clamp_high)
-        return stage(Mux(below, 0, Mux(above, self.clamp_high, saturated)), "value",
+        wide = Mux(over, (1 << aw) - 1, Mux(under, -(1 << aw), low_bits))
+        shifted = stage(wide + Mux(gone, 0, self.zero_point), "shifted", signed(aw + 2))
+        below = stage((activation != Activation.NONE) & wide[-1], "below")
+        above = stage((activation == Activation.CLAMP) & ~gone
+                      & ((wide > high_over_zo) | zo_over_high), "above")
+
+        # Stage 8: y = shifted saturated to act_width bits (in range when its
+        # top three bits agree), then min(max(y, zo), clamp_high).
+        sign, top = shifted[-1], shifted[aw - 1:aw + 1]
+        y = Mux(~sign & (top != 0), cfg.act_max,
+                Mux(sign & (top != 0b11), cfg.act_min, shifted[:aw]))
+        return stage(Mux(above, self.clamp_high, Mux(below, self.zero_point, y)), "value",
                      signed(aw))

@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 from convaccel.golden import clamp_activation, relu, requantize
 from convaccel.hw import PRESETS, Activation, RequantActivation
 from convaccel.sim.regression import REGRESSION_CONFIGS
+from convaccel.sim.requant_streams import golden_requant
 
 
 async def write_params(ctx, dut, params):
@@ -20,7 +21,7 @@ async def write_params(ctx, dut, params):
 
 
 def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, max_cycles=None,
-                   clamp_high=0):
+                   clamp_high=0, zero_point=0):
     """Write ``params`` (channel: (bias, multiplier, shift)) then push ``beats``
     (dicts with a scalar ``acc`` and a ``channel``, one lane) with random
     gaps/back-pressure; return the outputs as dicts with ``value``, ``channel``."""
@@ -30,6 +31,7 @@ def stream_through(dut, params, beats, activation, *, rng, idle=0.3, stall=0.3, 
     async def testbench(ctx):
         ctx.set(dut.activation, activation)
         ctx.set(dut.clamp_high, clamp_high)
+        ctx.set(dut.zero_point, zero_point)
         await write_params(ctx, dut, params)
         sent = 0
         for _ in range(max_cycles):
@@ -125,13 +127,74 @@ def test_random_beats_match_golden_in_amaranth_sim(preset, activation):
     assert [b["value"] for b in out] == expected.tolist()
 
 
+def test_hand_checked_output_zero_point():
+    """Worked by hand: zo is added after the rounding shift and before saturation;
+    ReLU clamps at zo, the clamp at [zo, clamp_high] (clamp_high below zo wins)."""
+    dut = RequantActivation(PRESETS["tiny"])
+    params = {0: (0, 1, 1), 1: (0, 1, 0)}
+    accs = [5, -5, 300, -300, 0, -60, 100, 200]
+    channels = [0, 0, 0, 0, 1, 1, 1, 1]
+    beats = [{"acc": a, "channel": c, "last": 0} for a, c in zip(accs, channels)]
+    cases = [
+        # (activation, zo, clamp_high, hand values)
+        (Activation.NONE, 10, 0, [13, 8, 127, -128, 10, -50, 110, 127]),
+        (Activation.NONE, -100, 0, [-97, -102, 50, -128, -100, -128, 0, 100]),
+        (Activation.RELU, -100, 0, [-97, -100, 50, -100, -100, -100, 0, 100]),
+        (Activation.CLAMP, -100, -70, [-97, -100, -70, -100, -100, -100, -70, -70]),
+        (Activation.CLAMP, 20, 5, [5] * 8),        # clamp_high < zo: min(max(y, zo), 5)
+    ]
+    for activation, zo, high, hand in cases:
+        out = stream_through(dut, params, beats, activation, rng=np.random.default_rng(2),
+                             clamp_high=high, zero_point=zo)
+        values = [b["value"] for b in out]
+        expected = golden_requant(accs, [params[c][1] for c in channels],
+                                  [params[c][2] for c in channels], bits=8,
+                                  activation=activation, zero_point=zo, clamp_high=high)
+        assert values == hand == expected.tolist(), (activation, zo, high, values)
+
+
+@pytest.mark.parametrize("activation", [Activation.NONE, Activation.RELU, Activation.CLAMP])
+@pytest.mark.parametrize("preset", ["tiny", "odd"])
+def test_random_beats_with_zero_points_match_golden(preset, activation):
+    """Random output zero points and signed clamp bounds (some below zo), random
+    parameters and accumulators including the range ends, against golden.conv_layer."""
+    cfg = REGRESSION_CONFIGS[preset]
+    rng = np.random.default_rng(21)
+    params = {c: (int(rng.integers(-1000, 1001)), int(rng.integers(0, cfg.max_multiplier + 1)),
+                  int(rng.integers(0, cfg.max_shift + 1)))
+              for c in range(cfg.max_out_channels)}
+    params[0] = (0, 1, 0)                  # acc straight through: saturation with zo
+    low, high = cfg.acc_low + 1000, cfg.acc_high - 1000
+    for zo in (int(rng.integers(cfg.act_min, 0)), int(rng.integers(1, cfg.act_max + 1)),
+               cfg.act_min, cfg.act_max):
+        dut = RequantActivation(cfg)
+        accs = np.concatenate([[low, high, 0, -1, cfg.act_max - zo, cfg.act_max - zo + 1,
+                                cfg.act_min - zo, cfg.act_min - zo - 1],
+                               rng.integers(low, high + 1, 60),
+                               rng.integers(2 * cfg.act_min, 2 * cfg.act_max, 60)])
+        channels = rng.integers(0, cfg.max_out_channels, len(accs))
+        channels[:8] = 0
+        beats = [{"acc": int(a), "channel": int(c), "last": int(i % 5 == 0)}
+                 for i, (a, c) in enumerate(zip(accs, channels))]
+        clamp_high = int(rng.integers(cfg.act_min, cfg.act_max + 1))
+        out = stream_through(dut, params, beats, activation, rng=rng, clamp_high=clamp_high,
+                             zero_point=zo)
+        bias = np.array([params[c][0] for c in channels])
+        expected = golden_requant(accs + bias, [params[c][1] for c in channels],
+                                  [params[c][2] for c in channels], bits=cfg.act_width,
+                                  activation=activation, zero_point=zo, clamp_high=clamp_high)
+        assert [b["value"] for b in out] == expected.tolist(), (zo, clamp_high)
+
+
 @pytest.mark.cocotb
 def test_requant_cocotb_regression(run_bench, sim_config, sim_seed):
     run_bench("requant_activation", REGRESSION_CONFIGS[sim_config], sim_seed)
 
 
-def test_several_lanes_read_their_own_channel_parameters():
-    """lanes=3, 8 channels: banks by lane, the missing lane of group 2 gives 0."""
+@pytest.mark.parametrize("zero_point", [0, -7])
+def test_several_lanes_read_their_own_channel_parameters(zero_point):
+    """lanes=3, 8 channels: banks by lane, the missing lane of group 2 gives 0 (also with
+    an output zero point)."""
     cfg = PRESETS["tiny"].replace(max_out_channels=8)
     dut = RequantActivation(cfg, lanes=3)
     rng = np.random.default_rng(12)
@@ -142,6 +205,7 @@ def test_several_lanes_read_their_own_channel_parameters():
     received = []
 
     async def testbench(ctx):
+        ctx.set(dut.zero_point, zero_point)
         await write_params(ctx, dut, params)
         ctx.set(dut.o.ready, 1)
         for beat in beats + [None] * (dut.LATENCY + 2):
@@ -165,7 +229,8 @@ def test_several_lanes_read_their_own_channel_parameters():
                 row.append(0)
                 continue
             bias, multiplier, shift = params[channel]
-            row.append(int(requantize(acc + bias, multiplier, shift, bits=8)))
+            row.append(int(requantize(acc + bias, multiplier, shift, bits=8,
+                                      zero_point=zero_point)))
         expected.append(row)
     assert received == expected
 

@@ -3,10 +3,12 @@
 Per-channel biases, multipliers and shifts are written through the parameter
 port, then thousands of accumulator vectors - random, the extremes of the
 accumulator range, and values that land exactly on a rounding half - stream
-through with random input gaps and random output back-pressure. The
-scoreboard compares every output beat with ``golden.requantize(acc + bias)``
-followed by ``golden.relu``. The design is generated with
-``lanes = array_cols`` (one beat = one systolic-engine result).
+through with random input gaps and random output back-pressure, with each
+activation, random output zero points and random (signed) clamp bounds. The
+scoreboard compares every output beat with the requantization and
+activation of ``golden.conv_layer`` (``sim/requant_streams.py``). The design
+is generated with ``lanes = array_cols`` (one beat = one systolic-engine
+result).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from ...golden import clamp_activation, relu, requantize
 from ...hw.requant_activation import Activation, RequantActivation, channel_params_layout
+from ..requant_streams import golden_requant
 from ..streams import (LayoutCodec, Scoreboard, StreamDriver, StreamMonitor, bench_rng,
                        start_clock_and_reset)
 from . import bench_config
@@ -46,6 +48,8 @@ class RequantBench:
         dut.activation.value = Activation.NONE.value
         self.clamp_high = cfg.act_max // 2
         dut.clamp_high.value = self.clamp_high
+        self.zero_point = 0
+        dut.zero_point.value = 0
 
     async def write_params(self, channel, bias, multiplier, shift):
         """Write one channel's parameters (call right after a rising edge)."""
@@ -103,16 +107,19 @@ class RequantBench:
             safe = np.where(real, channels, 0)
             accs = np.array(beat["acc"], dtype=np.int64) + self.bias[safe]
             # Each lane is its own "channel" for the per-element golden call.
-            values = requantize(accs, self.multiplier[safe], self.shift[safe],
-                                bits=cfg.act_width)
-            if activation == Activation.RELU:
-                values = relu(values)
-            if activation == Activation.CLAMP:
-                values = clamp_activation(values, 0, self.clamp_high)
+            values = golden_requant(accs, self.multiplier[safe], self.shift[safe],
+                                    bits=cfg.act_width, activation=activation,
+                                    zero_point=self.zero_point, clamp_high=self.clamp_high)
             values = np.where(real, values, 0)
             out.append({"value": [int(v) for v in values], "group": beat["group"],
                         "last": beat["last"]})
         return out
+
+    def set_zero_point(self, zero_point, clamp_high):
+        """Output zero point and clamp bound of the next streams (the unit is empty)."""
+        self.zero_point, self.clamp_high = int(zero_point), int(clamp_high)
+        self.dut.zero_point.value = self.zero_point
+        self.dut.clamp_high.value = self.clamp_high
 
     async def stream(self, beats, activation):
         """Send ``beats`` and check every output against the golden model."""
@@ -153,6 +160,26 @@ async def requant_random_streams_match_golden(dut):
     for activation in (Activation.NONE, Activation.RELU, Activation.CLAMP):
         await tb.stream(tb.random_beats(600), activation)
     assert tb.scoreboard.checked == 1800
+
+
+@cocotb.test()
+async def requant_random_output_zero_points(dut):
+    """Random output zero points (the range ends included) and signed clamp bounds, some
+    below the zero point, with every activation; gaps and back-pressure."""
+    tb = RequantBench(dut, bench_rng(5))
+    cfg, rng = tb.config, tb.rng
+    await start_clock_and_reset(dut)
+    await tb.randomize_params()
+    zero_points = [cfg.act_min, cfg.act_max] + [int(v) for v in
+                                                rng.integers(cfg.act_min, cfg.act_max + 1, 4)]
+    for zero_point in zero_points:
+        high = int(rng.integers(cfg.act_min, cfg.act_max + 1))
+        if rng.random() < 0.7:       # mostly a ReLU6-like bound above the zero point
+            high = int(rng.integers(zero_point, cfg.act_max + 1))
+        tb.set_zero_point(zero_point, high)
+        for activation in (Activation.NONE, Activation.RELU, Activation.CLAMP):
+            await tb.stream(tb.random_beats(150), activation)
+    assert tb.scoreboard.checked == len(zero_points) * 3 * 150
 
 
 @cocotb.test()
