@@ -17,7 +17,10 @@ order :class:`~convaccel.hw.systolic_engine.SystolicEngine` consumes
         for r < R: for s < S: for g < ceil(C / lanes):
           for q in block: beat = x[g*lanes : g*lanes+lanes, Uh*p + Dh*r - pt, Uw*q + Dw*s - pl]
 
-with zeros wherever the tap falls in the padding (generated, never stored).
+with the input zero point ``zero_point`` wherever the tap falls in the
+padding (generated, never stored; docs/arithmetic.md, "Zero points": padding
+reads as ``zx``, 0 in the symmetric case). Lanes beyond ``C`` in the last
+group are 0 in every slice, padded or not (their weights are 0).
 Reduction index ``k = ((r * S + s) * ceil(C/lanes) + g) * lanes + lane``;
 weights must be laid out the same way.
 
@@ -37,7 +40,7 @@ ring of ``L`` rows has no free slot while an output row is being emitted.
 Slices are read by a free-running pipeline into an output FIFO; a slice is
 issued only with a FIFO place reserved for it (a registered credit count).
 
-Frame control: ``start`` samples ``shape``. A bad shape (a zero or a value
+Frame control: ``start`` samples ``shape`` and ``zero_point``. A bad shape (a zero or a value
 above its maximum, a kernel larger than the padded input) sets
 ``error.config``; a ``last`` before the frame's final beat sets
 ``error.short_frame``; a final beat without ``last`` sets
@@ -46,7 +49,7 @@ dropped. In every case ``done`` is set and the unit returns to idle (an
 erroneous frame's output is incomplete). ``cancel`` returns to idle at once.
 """
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -94,6 +97,8 @@ class WindowGenerator(wiring.Component):
     o : Out(stream.Signature(StructLayout({"data": lanes x act, "last": 1})))
         Window slices; ``last`` on the frame's final slice.
     shape : In(layer_shape_layout(config))
+    zero_point : In(signed(act_width))
+        Input zero point: the value of padded taps (sampled at ``start``).
     start, cancel : In(1)
     busy, done : Out(1)
         ``done`` stays set until the next ``start``.
@@ -126,6 +131,7 @@ class WindowGenerator(wiring.Component):
             "i": In(stream.Signature(beat)),
             "o": Out(stream.Signature(beat)),
             "shape": In(layer_shape_layout(config)),
+            "zero_point": In(signed(config.act_width)),
             "start": In(1),
             "cancel": In(1),
             "busy": Out(1),
@@ -164,6 +170,9 @@ class WindowGenerator(wiring.Component):
         span_w = Signal(range((cfg.max_kernel - 1) * cfg.max_dilation + 2))
         groups = self.groups                             # ceil(C / lanes)
         last_lanes = Signal(range(lanes + 1))            # valid lanes of the last group
+        zero_point = Signal.like(self.zero_point)        # padded taps read as this
+        # Lanes beyond C in the last group: 0 in padded slices too.
+        unused_lane = Signal(lanes)
         out_h = self.out_height
         out_w = self.out_width
 
@@ -253,22 +262,27 @@ class WindowGenerator(wiring.Component):
         pad = (y_r < 0) | (y_r >= height) | (x_n < 0) | (x_n >= width)
         block_end = (r == kh_last) & (s == kw_last) & (g == groups_last) & (n == block_last)
         frame_last = block_end & (p == out_h_last) & (q_left == block_size)
-        tag = data.StructLayout({"valid": 1, "pad": 1, "last": 1})
+        tag = data.StructLayout({"valid": 1, "pad": 1, "last_group": 1, "last": 1})
         tags = [Signal(tag, name=f"slice_tag{k}") for k in range(BankedMemory.READ_LATENCY)]
         m.d.sync += [tags[0].valid.eq(issue & ~clear), tags[0].pad.eq(pad),
-                     tags[0].last.eq(frame_last)]
+                     tags[0].last_group.eq(g == groups_last), tags[0].last.eq(frame_last)]
         for earlier, later in zip(tags, tags[1:]):
             m.d.sync += later.eq(Mux(clear, 0, earlier))
         out_beat = Signal.like(self.o.payload)
         m.d.comb += [
             line_buffer.read_addr.eq(address((g, self.group_bits), (x_n, self.x_bits),
                                              (slot_r, self.slot_bits))),
-            out_beat.data.eq(Mux(tags[-1].pad, 0, line_buffer.read_data)),
             out_beat.last.eq(tags[-1].last),
             out_fifo.w_en.eq(tags[-1].valid), out_fifo.w_data.eq(out_beat),
             self.o.valid.eq(out_fifo.r_rdy), self.o.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.o.ready),
         ]
+        # A padded slice is the zero point (the pad value is worked out from
+        # registers beside the read, so the read data sees one multiplexer).
+        for lane in range(lanes):
+            pad_value = Mux(tags[-1].last_group & unused_lane[lane], 0, zero_point)
+            m.d.comb += out_beat.data[lane].eq(
+                Mux(tags[-1].pad, pad_value, line_buffer.read_data[lane]))
         pipeline_empty = credits == fifo_depth
 
         def start_block(x_first, positions_left):
@@ -297,7 +311,8 @@ class WindowGenerator(wiring.Component):
                            | bad_range(self.shape.dilation_w, cfg.max_dilation))
                     for side in ("pad_top", "pad_bottom", "pad_left", "pad_right"):
                         bad = bad | above(getattr(self.shape, side), cfg.max_padding)
-                    m.d.sync += [shape.eq(self.shape), self.done.eq(0), self.error.eq(0),
+                    m.d.sync += [shape.eq(self.shape), zero_point.eq(self.zero_point),
+                                 self.done.eq(0), self.error.eq(0),
                                  self.geometry_valid.eq(0)]
                     with m.If(bad):
                         m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
@@ -358,6 +373,7 @@ class WindowGenerator(wiring.Component):
                 # state register, not these enables.
                 m.d.sync += [
                     last_lanes.eq(rest_c),
+                    unused_lane.eq(Cat(rest_c <= lane for lane in range(lanes))),
                     y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0),
                     p.eq(0), y0.eq(0 - shape.pad_top),
                     fill_end.eq(ring - shape.pad_top), rows_left.eq(1),

@@ -53,13 +53,17 @@ async def drive_streams(ctx, dut, inputs, output, take, *, rng, idle, stall, max
 def run_frames(dut, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000) -> list[dict]:
     """Run ``(shape_fields, input_beats)`` frames back to back through ``dut``.
 
-    Returns, per frame, ``out`` (the output beats), ``sent`` (input beats
+    A frame may have a third item, ``{port name: value}`` of other inputs
+    set with ``shape`` before ``start`` (e.g. the window generator's
+    ``zero_point``). Returns, per frame, ``out`` (the output beats), ``sent`` (input beats
     accepted), ``cycles`` and ``error`` (dict of the error bits).
     """
     results = []
 
     async def testbench(ctx):
-        for fields, beats in frames:
+        for fields, beats, *settings in frames:
+            for name, value in (settings[0] if settings else {}).items():
+                ctx.set(getattr(dut, name), value)
             ctx.set(dut.shape, fields)
             ctx.set(dut.start, 1)
             await ctx.tick()

@@ -3,6 +3,9 @@
 ``pixel_beats`` turns a ``(C, H, W)`` feature map into the generator's input
 beats, ``window_beats`` the golden windows (``golden.extract_windows``) into
 the output beats it must produce, in the orders the module docstring gives.
+With an input zero point ``zx`` the windows are those of ``x - zx`` (zero
+padded) plus ``zx``: padding reads as ``zx``, as ``golden.conv_layer`` does
+it (docs/arithmetic.md, "Zero points").
 """
 
 from __future__ import annotations
@@ -59,10 +62,13 @@ def pixel_beats(config: AccelConfig, x: np.ndarray) -> list[dict]:
     return raster_beats(config.array_rows, x)
 
 
-def window_beats(config: AccelConfig, shape: ConvShape, x: np.ndarray) -> list[dict]:
-    """The golden windows of ``x`` in the generator's output order."""
+def window_beats(config: AccelConfig, shape: ConvShape, x: np.ndarray,
+                 zero_point: int = 0) -> list[dict]:
+    """The golden windows of ``x`` in the generator's output order, padding read as
+    ``zero_point``; lanes beyond ``C`` are 0."""
     lanes, block = config.array_rows, config.array_block
-    win = shape.windows(x)                         # (P, Q, R, S, C)
+    x = np.asarray(x, dtype=np.int64)
+    win = shape.windows(x - zero_point) + zero_point       # (P, Q, R, S, C)
     p_count, q_count, r_count, s_count, c = win.shape
     groups = _groups(config, c)
     padded = np.zeros(win.shape[:4] + (groups * lanes,), dtype=np.int64)

@@ -11,9 +11,12 @@ from convaccel.sim.window_streams import ConvShape, pixel_beats, window_beats
 
 
 def run_frames(config, frames, **kwargs):
-    """``frames`` of (ConvShape, input beats) through a fresh window generator."""
+    """``frames`` of (ConvShape, input beats[, input zero point]) through a fresh window
+    generator."""
     return run_unit_frames(WindowGenerator(config),
-                           [(shape.port_fields(), beats) for shape, beats in frames], **kwargs)
+                           [(shape.port_fields(), beats, {"zero_point": zx})
+                            for shape, beats, zx in ((*frame, 0)[:3] for frame in frames)],
+                           **kwargs)
 
 
 
@@ -40,6 +43,40 @@ def test_windows_match_golden(shape):
     assert len(result["out"]) == len(expected)
     for index, (want, got) in enumerate(zip(expected, result["out"])):
         assert got == want, f"beat {index}: expected {want}, got {got}"
+
+
+@pytest.mark.parametrize("zero_point", [-128, -37, 5, 127])
+def test_padding_reads_the_input_zero_point(zero_point):
+    """Padded taps carry the input zero point; lanes beyond C stay 0 (3 channels on a
+    2-lane build: the last group has one unused lane)."""
+    config = PRESETS["tiny"].replace(array_block=3)
+    rng = np.random.default_rng(200 + zero_point)
+    for shape in (SHAPES[0], SHAPES[3], SHAPES[4], ConvShape(3, 4, 3, kernel=(3, 3),
+                                                             padding=(2, 0, 1, 2))):
+        x = rng.integers(-128, 128, (shape.channels, shape.height, shape.width))
+        (result,) = run_frames(config, [(shape, pixel_beats(config, x), zero_point)], rng=rng)
+        assert result["error"] == NO_ERROR
+        # window_beats gives the unused lanes 0, padded or not.
+        assert result["out"] == window_beats(config, shape, x, zero_point)
+        # By hand: the first slice of a top-left-padded frame is all padding.
+        if shape.padding[0] and shape.padding[2]:
+            real = min(config.array_rows, shape.channels)
+            assert result["out"][0]["data"] == ([zero_point] * real
+                                                + [0] * (config.array_rows - real))
+
+
+def test_zero_point_is_sampled_at_start_per_frame():
+    """Back-to-back frames with different zero points (and 0 again)."""
+    config = PRESETS["tiny"].replace(array_block=4)
+    rng = np.random.default_rng(41)
+    frames, expected = [], []
+    for shape, zx in ((SHAPES[0], -90), (SHAPES[2], 0), (SHAPES[6], 77), (SHAPES[0], 0)):
+        x = rng.integers(-128, 128, (shape.channels, shape.height, shape.width))
+        frames.append((shape, pixel_beats(config, x), zx))
+        expected.append(window_beats(config, shape, x, zx))
+    results = run_frames(config, frames, rng=rng)
+    assert [result["out"] for result in results] == expected
+    assert all(result["error"] == NO_ERROR for result in results)
 
 
 def test_back_to_back_frames_with_new_shapes():

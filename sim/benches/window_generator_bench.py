@@ -2,8 +2,8 @@
 
 Random convolution shapes covering every run-time parameter (kernel 1..max
 and non-square, stride and dilation per axis, asymmetric padding, H or W of
-1, kernel equal to the padded image, stride larger than the kernel), plus
-the named corner cases, back-to-back frames with new shapes, a truncated
+1, kernel equal to the padded image, stride larger than the kernel, a random
+input zero point in the padding on half of them), plus the named corner cases, back-to-back frames with new shapes, a truncated
 and an over-long frame. Input gaps and output back-pressure are random; every
 output slice is compared with ``golden.extract_windows`` in stream order.
 Each test logs how many configurations it covered.
@@ -81,15 +81,18 @@ class WindowBench(FrameUnitBench):
         self.config = cfg = bench_config()
         super().__init__(dut, WindowGenerator(cfg), layer_shape_layout(cfg), "window_generator",
                          rng, **kwargs)
+        dut.zero_point.value = 0
 
-    async def frame(self, shape: ConvShape, x=None):
-        """Run one good frame and check every slice against the golden windows."""
+    async def frame(self, shape: ConvShape, x=None, zero_point: int = 0):
+        """Run one good frame (padding reads as ``zero_point``) and check every slice
+        against the golden windows."""
         cfg = self.config
         if x is None:
             x = self.rng.integers(cfg.act_min, cfg.act_max + 1,
                                   (shape.channels, shape.height, shape.width))
-        expected = window_beats(cfg, shape, x)
+        expected = window_beats(cfg, shape, x, zero_point)
         beats = pixel_beats(cfg, x)
+        self.dut.zero_point.value = int(zero_point)     # sampled at start
         await self.check_frame(shape.port_fields(), beats, expected,
                                budget=20 * (len(expected) + len(beats)) + 2000)
 
@@ -107,11 +110,17 @@ async def windows_of_named_corner_cases(dut):
 
 @cocotb.test()
 async def windows_of_random_shapes_back_to_back(dut):
-    """Random shapes over the whole parameter space, frames back to back."""
+    """Random shapes over the whole parameter space, frames back to back; half of them
+    with a random input zero point (the range ends included)."""
     tb = WindowBench(dut, bench_rng(2))
+    cfg, rng = tb.config, tb.rng
     await start_clock_and_reset(dut)
-    for _ in range(RANDOM_FRAMES):
-        await tb.frame(random_shape(tb.config, tb.rng))
+    for index in range(RANDOM_FRAMES):
+        zero_point = 0
+        if index % 2:
+            zero_point = int(rng.choice([cfg.act_min, cfg.act_max,
+                                         int(rng.integers(cfg.act_min, cfg.act_max + 1))]))
+        await tb.frame(random_shape(cfg, rng), zero_point=zero_point)
     dut._log.info("configurations covered: %d", tb.frames)
 
 
