@@ -197,6 +197,8 @@ class ConvLayer:
             "activation": {"none": Activation.NONE, "relu": Activation.RELU,
                            "clamp": Activation.CLAMP}[self.activation],
             "clamp_high": self.clamp_high or 0,
+            "input_zero_point": int(self.input_zero_point),
+            "output_zero_point": int(self.output_zero_point),
             "pool_enable": int(self.pool is not None),
             "pool_kernel": kernel, "pool_stride": stride,
             "pool_mode": PoolMode.AVG if mode == "avg" else PoolMode.MAX,

@@ -20,7 +20,7 @@ Ports (one clock ``clk``, one synchronous active-high reset ``rst``):
 (inputs) or 0 (outputs).
 
 Programming model: write the layer registers (``shape``, ``channels``,
-``kernel``, ``padding``, ``mode``, ``groups``), the per-channel parameters
+``kernel``, ``padding``, ``mode``, ``groups``, ``zero_points``), the per-channel parameters
 (``param_channel``, ``param_bias``, ``param_multiplier``, ``param_shift``,
 then ``param_write.write``), then ``control.start``; stream the pixels and
 weights; ``status.done`` (write 1 to clear; ``irq`` while ``irq_enable``)
@@ -48,6 +48,11 @@ says why it failed (one bit per cause, :data:`ERROR_BITS`).
   the pixel and weight streams is not consumed: the host drops it.
 * Output lanes of channels ``>= out_channels`` (the last channel group's
   unused lanes) are 0.
+* Zero points (docs/arithmetic.md, "Zero points"): ``zero_points.input`` is
+  the value padded taps read as, ``zero_points.output`` is added to the
+  requantized value before saturation and is where ReLU and the clamp start;
+  both two's complement ``act_width``-bit. The hardware sums ``x * w``: the
+  host writes ``bias - input * sum(w)`` as the bias.
 """
 
 from amaranth.hdl import Module, Signal
@@ -66,7 +71,7 @@ __all__ = ["ConvAccel", "conv_accel_register_map", "COUNTERS", "ERROR_BITS", "MA
 #: ``id.magic``: ASCII "CNVA".
 MAGIC = 0x434E5641
 #: ``version`` (major, minor) of the register map.
-VERSION = (2, 0)
+VERSION = (2, 1)
 #: ``error`` register bits, bit 0 first: name -> meaning (of the last layer that ended).
 ERROR_BITS = {
     "shape": "a zero size, or the kernel is larger than the padded input",
@@ -164,13 +169,22 @@ def conv_accel_register_map(config: AccelConfig) -> RegisterMap:
         Register("padding", 0x3C, (_rw("top", 0, 8), _rw("bottom", 8, 8), _rw("left", 16, 8),
                                    _rw("right", 24, 8))),
         Register("mode", 0x40, (
-            _rw("activation", 0, 2, doc="0 none, 1 ReLU, 2 clamp to [0, clamp_high] (ReLU6)"),
+            _rw("activation", 0, 2, doc="0 none, 1 ReLU max(y, zero_points.output), 2 clamp "
+                                        "min(max(y, zero_points.output), clamp_high) (ReLU6)"),
             _rw("pool_enable", 2, 1),
             _rw("pool_mode", 3, 1, doc="0 max, 1 average"), _rw("pool_kernel", 8, 4, 1),
             _rw("pool_stride", 12, 4, 1),
-            _rw("clamp_high", 16, c.act_width - 1, doc="upper bound of activation 2"))),
+            _rw("clamp_high", 16, c.act_width, doc="upper bound of activation 2, two's "
+                                                   "complement, output zero point included"))),
         Register("groups", 0x44, (_rw("groups", 0, 16, 1, doc="channel groups; in_channels "
                                                               "for depthwise"),)),
+        Register("zero_points", 0x48, (
+            _rw("input", 0, c.act_width, doc="input zero point, two's complement: the value "
+                                             "of padded taps (fold -input * sum(w) into the "
+                                             "bias)"),
+            _rw("output", c.act_width, c.act_width,
+                doc="output zero point, two's complement: added before saturation")),
+            "activation zero points (0 for symmetric activations)"),
         Register("param_channel", 0x50, (_rw("channel", 0, 16),), "output channel to write"),
         Register("param_bias", 0x54, (_rw("bias", 0, 32, doc="two's complement"),)),
         Register("param_multiplier", 0x58, (_rw("multiplier", 0, c.mult_width),)),
@@ -307,6 +321,8 @@ class ConvAccel(wiring.Component):
             core.layer.groups.eq(port("groups", "groups")),
             core.layer.activation.eq(port("mode", "activation")),
             core.layer.clamp_high.eq(port("mode", "clamp_high")),
+            core.layer.input_zero_point.eq(port("zero_points", "input")),
+            core.layer.output_zero_point.eq(port("zero_points", "output")),
             core.layer.pool_enable.eq(port("mode", "pool_enable")),
             core.layer.pool_mode.eq(port("mode", "pool_mode")),
             core.layer.pool_kernel.eq(port("mode", "pool_kernel")),

@@ -17,11 +17,16 @@
   engine's block order into raster order.
 
 Arithmetic: exactly ``golden.conv_layer``: conv -> + bias -> requantize ->
-activation -> pool. Groups (including depthwise): the weight matrix is block
-diagonal; :class:`~convaccel.hw.group_tiles.GroupTileMap` works out which
-output tiles each input chunk feeds and the engine skips the all-zero tiles
-(the weight stream leaves them out, see ``convaccel.sim.conv_driver``). Within
-a visited tile the weights between groups are zero.
+activation -> pool, with the layer's zero points (docs/arithmetic.md, "Zero
+points"): padded taps read as ``input_zero_point`` (the window generator),
+``output_zero_point`` is added before saturation and is where the
+activations clamp (the requantization unit). The sum is ``x * w``; the host
+folds ``-input_zero_point * sum(w)`` into the bias. Groups (including
+depthwise): the weight matrix is block diagonal;
+:class:`~convaccel.hw.group_tiles.GroupTileMap` works out which output tiles
+each input chunk feeds and the engine skips the all-zero tiles (the weight
+stream leaves them out, see ``convaccel.sim.conv_driver``). Within a visited
+tile the weights between groups are zero.
 
 Control: ``start`` samples ``layer``; the window generator works out
 ``P, Q`` and the group map its tile ranges first, then the engine and pooling
@@ -44,7 +49,7 @@ Counters: :class:`~convaccel.hw.layer_counters.LayerCounters` (cycles from
 engine's own issue and stall counters.
 """
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,7 +85,9 @@ def conv_layer_layout(config: AccelConfig) -> data.StructLayout:
         "out_channels": range(config.max_out_channels + 1),
         "groups": range(config.max_in_channels + 1),
         "activation": Activation,
-        "clamp_high": config.act_width - 1,
+        "clamp_high": signed(config.act_width),        # output zero point included
+        "input_zero_point": signed(config.act_width),  # the value of padded taps
+        "output_zero_point": signed(config.act_width),
         "pool_enable": 1,
         "pool_kernel": range(config.max_pool_kernel + 1),
         "pool_stride": range(config.max_pool_stride + 1),
@@ -250,7 +257,8 @@ class ConvCore(wiring.Component):
         layer = Signal(conv_layer_layout(cfg))
         conv = layer.conv
         m.d.comb += [requant.activation.eq(layer.activation),
-                     requant.clamp_high.eq(layer.clamp_high)]
+                     requant.clamp_high.eq(layer.clamp_high),
+                     requant.zero_point.eq(layer.output_zero_point)]
         pool_shape = Signal(pool_shape_layout(cfg))
         m.d.comb += [
             pool_shape.height.eq(window.out_height),
@@ -262,6 +270,7 @@ class ConvCore(wiring.Component):
             pool_shape.in_block.eq(cfg.array_block),
             pool.shape.eq(pool_shape),
             window.shape.eq(self.layer.conv),
+            window.zero_point.eq(self.layer.input_zero_point),   # sampled at its start
             engine.n_vectors.eq(setup.n_vectors),
             engine.row_length.eq(window.out_width),
             engine.k_terms.eq(setup.k_terms),

@@ -22,6 +22,21 @@ def test_register_map_reads_back_the_build():
     assert regmap.field("param_multiplier", "multiplier").width == PRESETS["default"].mult_width
 
 
+@pytest.mark.parametrize("act_width", [6, 8, 16])
+def test_zero_points_register_holds_two_signed_activations(act_width):
+    """Map 2.1: zero_points at 0x48, input then output, each act_width bits (two's
+    complement, as the host writes them); clamp_high is a signed act_width-bit field."""
+    regmap = conv_accel_register_map(PRESETS["tiny"].replace(act_width=act_width))
+    register = regmap.register("zero_points")
+    assert register.offset == 0x48 and register.reset == 0
+    assert [(f.name, f.lsb, f.width, f.access) for f in register.fields] == [
+        ("input", 0, act_width, "rw"), ("output", act_width, act_width, "rw")]
+    assert regmap.field("mode", "clamp_high").width == act_width
+    assert (regmap.field("version", "major").reset, regmap.field("version", "minor").reset) == (
+        2, 1)
+    assert regmap.register_at(0x48) is register
+
+
 def test_wide_bias_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="bias_width <= 32 .* got 40"):
         ConvAccel(PRESETS["tiny"].replace(bias_width=40))

@@ -10,10 +10,11 @@ import pytest
 from convaccel.golden import conv_layer
 from convaccel.hw import PRESETS
 from convaccel.hw.conv_accel import MAGIC, conv_accel_register_map
-from convaccel.hw.register_map import Field, Register, RegisterMap
+from convaccel.hw.register_map import RegisterMap
 from convaccel.hw.stream_format import Element, StreamFormat, StreamLayer
 from convaccel.host import (Accelerator, ConvLayer, DeviceError, TilingError, assemble, lower,
                             pass_layer, plan_passes)
+from convaccel.host.layer import hardware_zero_points
 from convaccel.host.program import Program, TensorInfo, hardware_step
 from convaccel.host.runtime import GoldenRunner, run_program
 from convaccel.host.scales import ScaleError, multiplier_shift
@@ -109,18 +110,21 @@ def test_zero_points_register_is_written_when_the_build_has_one():
     layer = ConvLayer(x=None, input_shape=(1, 4, 4), w=np.ones((1, 1, 1, 1), dtype=np.int64),
                       activation="clamp", clamp_high=-3, input_zero_point=-5,
                       output_zero_point=-100)
-    # A map with the register (the hardware's layout): two's complement fields.
-    mode = regmap.register("mode")
-    with_register = RegisterMap(regmap.name, tuple(
-        Register(r.name, r.offset, tuple(
-            dataclasses.replace(f, width=TINY.act_width) if f.name == "clamp_high" else f
-            for f in r.fields)) if r.name == "mode" else r for r in regmap.registers) + (
-        Register("zero_points", 0x48, (Field("input", 0, 8, "rw"), Field("output", 8, 8, "rw"))),
-    ))
-    fields = layer.register_fields(with_register)
+    # The build's register: two's complement act_width-bit fields side by side.
+    assert hardware_zero_points(regmap)
+    register = regmap.register("zero_points")
+    assert register.offset == 0x48
+    assert [(f.name, f.lsb, f.width) for f in register.fields] == [("input", 0, 8),
+                                                                     ("output", 8, 8)]
+    assert regmap.field("mode", "clamp_high").width == TINY.act_width
+    fields = layer.register_fields(regmap)
     assert fields["zero_points"] == {"input": 251, "output": 156}
     assert fields["mode"]["clamp_high"] == 253
-    assert mode.field("clamp_high").width in (TINY.act_width - 1, TINY.act_width)
+    assert register.pack(fields["zero_points"]) == 0x9CFB
+    # A map without the register (before version 2.1) gets no zero_points write.
+    without = RegisterMap(regmap.name, tuple(r for r in regmap.registers
+                                             if r.name != "zero_points"))
+    assert "zero_points" not in layer.register_fields(without)
 
 
 def test_lowering_writes_the_layer_registers_and_every_channel():

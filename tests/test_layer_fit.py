@@ -41,7 +41,7 @@ def test_a_layer_within_every_maximum_fits():
     (dict(bias=np.array([2 ** 31, 0])), "bias values 0..2147483648 outside"),
     (dict(multiplier=-1), "multiplier values -1..-1 outside 0..65535"),
     (dict(shift=64), "shift values 64..64 outside 0..63"),
-    (dict(activation="clamp", clamp_high=200), "clamp_high 200 outside 0..127"),
+    (dict(activation="clamp", clamp_high=200), "clamp_high 200 outside -128..127"),
     (dict(groups=2, w=np.ones((2, 2, 3, 3), dtype=np.int64)), "groups 2 do not split"),
     (dict(x=np.ones((2, 2, 2), dtype=np.int64), pool=None), "kernel height 3 (dilation 1, "
                                                              "span 3) is larger than the padded"),
