@@ -22,7 +22,8 @@ __all__ = ["load_layers", "save_layers", "testbench_files"]
 
 #: ConvLayer fields stored per layer in a layer file.
 _ARRAYS = ("x", "w", "bias", "multiplier", "shift")
-_SETTINGS = ("stride", "padding", "dilation", "groups", "activation", "clamp_high", "pool", "name")
+_SETTINGS = ("stride", "padding", "dilation", "groups", "activation", "clamp_high", "pool", "name",
+             "input_zero_point", "output_zero_point")
 
 
 def save_layers(layers) -> bytes:

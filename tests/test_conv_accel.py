@@ -92,7 +92,7 @@ def test_conv_accel_cocotb_regression(run_bench, sim_config, sim_seed):
     # The named layers (the slow part) run with the first seed only.
     others = ["accel_build_registers_read_back", "accel_bad_configurations_then_a_good_layer",
               "accel_reset_in_the_middle_of_a_layer", "accel_interrupt_follows_done",
-              "accel_frame_and_parameter_errors"]
+              "accel_frame_and_parameter_errors", "accel_random_zero_points"]
     first = sim_seed == regression_seeds()[0]
     run_bench("conv_accel", REGRESSION_CONFIGS[sim_config], sim_seed,
               testcase=None if first else others)

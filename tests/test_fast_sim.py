@@ -65,6 +65,19 @@ def test_program_files_and_result_records(tmp_path):
         read_results(folder, program)
 
 
+def test_layer_files_keep_the_zero_points(tmp_path):
+    from convaccel.scripts.testbench import load_layers, save_layers
+    from convaccel.sim.benches.conv_core_bench import random_layer
+
+    layer = random_layer(TINY, np.random.default_rng(5), "asymmetric", zero_points=True)
+    path = tmp_path / "layers.npz"
+    path.write_bytes(save_layers([layer]))
+    (loaded,) = load_layers(path)
+    assert (loaded.input_zero_point, loaded.output_zero_point) == (
+        layer.input_zero_point, layer.output_zero_point) != (0, 0)
+    assert np.array_equal(loaded.golden(TINY.act_width), layer.golden(TINY.act_width))
+
+
 def _layers(cfg, rng):
     from convaccel.sim.benches.conv_core_bench import named_layers, random_layer
 

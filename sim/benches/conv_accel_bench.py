@@ -5,8 +5,8 @@ host driver users get - with random delays on the AXI4-Lite bus, random gaps
 on both AXI4-Stream inputs and random back-pressure on the output: build
 registers read back, the named layers of the conv core bench bit-exact
 against ``golden.conv_layer``, bad configurations setting their documented
-error bits (then a good layer), a reset in the middle of a layer, and the
-interrupt.
+error bits (then a good layer), a reset in the middle of a layer, the
+interrupt, and random layers with random input and output zero points.
 """
 
 from __future__ import annotations
@@ -465,6 +465,27 @@ async def accel_next_layer_started_on_the_interrupt(dut):
         check_run(run)
         dut._log.info("%s: bit-exact; the next layer started %s cycles after its irq; "
                       "counters %s", layer.name, run.get("delay", "-"), run["counters"])
+
+
+@cocotb.test()
+async def accel_random_zero_points(dut):
+    """Random layers with random input and output zero points (every third one symmetric),
+    each started on the interrupt of the one before with its registers (zero_points
+    included) written while that one runs: padding reads as zx, zo is added before
+    saturation, ReLU and the clamp start at zo. Every layer bit-exact with
+    golden.conv_layer, busy_cycles and macs exact."""
+    driver = await fresh_driver(dut, 13)
+    cfg = driver.config
+    rng = np.random.default_rng([bench_seed(), 13])
+    layers = [random_layer(cfg, rng, f"zero points {index}", zero_points=index % 3 != 2)
+              for index in range(6)]
+    assert (await driver.read("zero_points")) == {"input": 0, "output": 0}   # reset value
+    for run in await run_started_on_interrupt(driver, layers, rng):
+        layer = run["layer"]
+        check_run(run)
+        dut._log.info("%s (zx %d, zo %d, %s, padding %s): bit-exact", layer.name,
+                      layer.input_zero_point, layer.output_zero_point, layer.activation,
+                      layer.padding)
 
 
 @cocotb.test()

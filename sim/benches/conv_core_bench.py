@@ -2,10 +2,10 @@
 
 Named layers scaled to the build (a LeNet-style 5x5 conv with 2x2 max-pool,
 a VGG-style 3x3 same-padded conv, a depthwise 3x3 + pointwise 1x1 pair, a
-fully connected layer, an overlapping 3x3/2 pool) and random layers stream
-through with random gaps on the pixel and weight streams and random
-back-pressure on the output; every output beat is compared with
-``golden.conv_layer``.
+fully connected layer, an overlapping 3x3/2 pool) and random layers (half of
+them with random input and output zero points) stream through with random
+gaps on the pixel and weight streams and random back-pressure on the output;
+every output beat is compared with ``golden.conv_layer``.
 """
 
 from __future__ import annotations
@@ -73,16 +73,28 @@ def alexnet_style(cfg, rng) -> ConvLayer:
                       pool=("max", 3, 2) if overlapping else None)
 
 
-def random_activation(cfg, rng) -> dict:
-    """``activation`` (and ``clamp_high`` for "clamp") for a random layer."""
+def random_activation(cfg, rng, zero_point: int = 0) -> dict:
+    """``activation`` (and ``clamp_high`` for "clamp", from the output zero point up to
+    ``act_max``) for a random layer."""
     activation = str(rng.choice(["none", "relu", "clamp"]))
     if activation == "clamp":
-        return {"activation": activation, "clamp_high": int(rng.integers(0, cfg.act_max + 1))}
+        return {"activation": activation,
+                "clamp_high": int(rng.integers(zero_point, cfg.act_max + 1))}
     return {"activation": activation}
 
 
-def random_layer(cfg, rng, name) -> ConvLayer:
-    """A random valid layer: shape, stride, dilation, padding, groups, activation, pool."""
+def random_zero_points(cfg, rng) -> dict:
+    """Random input and output zero points, the ends of the range included."""
+    def one():
+        return int(rng.choice([cfg.act_min, cfg.act_max,
+                               int(rng.integers(cfg.act_min, cfg.act_max + 1))],
+                              p=[0.1, 0.1, 0.8]))
+    return {"input_zero_point": one(), "output_zero_point": one()}
+
+
+def random_layer(cfg, rng, name, *, zero_points: bool | None = None) -> ConvLayer:
+    """A random valid layer: shape, stride, dilation, padding, groups, activation, pool,
+    and random zero points when ``zero_points`` is true (``None``: half of the time)."""
     while True:
         c = int(rng.integers(1, min(cfg.max_in_channels, 2 * cfg.array_rows) + 1))
         m = int(rng.integers(1, min(cfg.max_out_channels, 2 * cfg.array_cols) + 1))
@@ -97,13 +109,17 @@ def random_layer(cfg, rng, name) -> ConvLayer:
             kernel = int(rng.integers(1, min(cfg.max_pool_kernel, 2) + 1))
             pool = (str(rng.choice(["max", "avg"])), kernel,
                     int(rng.integers(1, cfg.max_pool_stride + 1)))
+        asymmetric = rng.random() < 0.5 if zero_points is None else zero_points
+        zeros = random_zero_points(cfg, rng) if asymmetric else {}
         layer = layer_from(cfg, rng, name, c, h, w, m, r, s, groups=groups, stride=stride,
-                           dilation=dilation, padding=padding, pool=pool,
-                           **random_activation(cfg, rng))
+                           dilation=dilation, padding=padding, pool=pool, **zeros,
+                           **random_activation(cfg, rng, zeros.get("output_zero_point", 0)))
         try:
             layer.golden(cfg.act_width)
         except ValueError:
             continue  # kernel larger than the padded input, or pool larger than the output
+        if layer.misfits(cfg):
+            continue  # e.g. a folded bias beyond bias_width
         return layer
 
 
@@ -192,7 +208,8 @@ async def conv_core_named_layers(dut):
 
 @cocotb.test()
 async def conv_core_random_layers(dut):
-    """Random shapes, strides, dilations, paddings, groups, activations and pools."""
+    """Random shapes, strides, dilations, paddings, groups, activations, pools and zero
+    points."""
     tb = ConvCoreBench(dut, bench_rng(2))
     cfg, rng = tb.config, tb.rng
     await start_clock_and_reset(dut)
