@@ -14,9 +14,14 @@ the activation moves on to the right-hand neighbour::
               wload_out  psum_out = psum_in + product
 
 The multiply and the add are pipelined: the activation is registered next
-to the multiplier, ``product = activation * weight`` is registered (the DSP
-block's output register), and the partial sum arriving two cycles *after*
-the activation is added to it. Every output
+to the multiplier, ``product = activation * weight`` is registered, and the
+partial sum arriving two cycles *after* the activation is added to it. The
+activation, active-weight and product registers form a
+:class:`~.registered_multiplier.RegisteredMultiplier` (on ECP5 the DSP
+block's own input and output registers); only the domain's reset clears
+them (a ``flush`` of the engine does not reach into a DSP block), which the
+array never needs: every tile starts with a swap, and a product of a stale
+activation only meets partial sums nobody collects. Every output
 is a register, so neighbours only ever see registered values and no wire
 crosses more than one cell.
 
@@ -44,6 +49,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
+from .registered_multiplier import RegisteredMultiplier
 
 __all__ = ["MacPE", "weight_load_layout"]
 
@@ -108,27 +114,26 @@ class MacPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        weight = signed(self.config.weight_width)
-        shadow = Signal(weight)
-        active = Signal(weight)
-
-        product = Signal(signed(self.config.act_width + self.config.weight_width),
-                         name="product")
-        # Local copies of the activation and the swap flag sit next to the
-        # multiplier: the neighbour's register may be placed far away.
-        act_local = Signal.like(self.act_in)
+        shadow = Signal(signed(self.config.weight_width))
+        # The activation's local copy, the active weight and the product are
+        # the three registers of a RegisteredMultiplier (a DSP block's own
+        # registers on ECP5): the neighbour's register may be placed far
+        # away, and no fabric path touches the multiplier.
+        m.submodules.multiplier = multiplier = RegisteredMultiplier(
+            self.config.act_width, self.config.weight_width)
         swap_local = Signal()
+        m.d.comb += [
+            multiplier.a.eq(self.act_in), multiplier.a_en.eq(self.en),
+            multiplier.b.eq(shadow), multiplier.b_en.eq(self.en & swap_local),
+            multiplier.p_en.eq(self.en),
+        ]
         with m.If(self.en):
             m.d.sync += [
                 self.act_out.eq(self.act_in),
                 self.swap_out.eq(self.swap_in),
-                act_local.eq(self.act_in),
                 swap_local.eq(self.swap_in),
-                product.eq(act_local * active),
-                self.psum_out.eq(self.psum_in + product),
+                self.psum_out.eq(self.psum_in + multiplier.p),
             ]
-            with m.If(swap_local):
-                m.d.sync += active.eq(shadow)
 
         m.d.sync += self.wload_out.eq(self.wload_in)
         with m.If(self.wload_in.valid & (self.wload_in.row == self.row)):
