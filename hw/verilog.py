@@ -14,6 +14,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .config import AccelConfig
+from .fpga_target import FPGATarget
 from .conv_accel import ConvAccel
 from .conv_core import ConvCore
 from .mac_pe import MacPE
@@ -58,11 +59,14 @@ def build_design(name: str, config: AccelConfig) -> wiring.Component:
     return factory(config)
 
 
-def generate_verilog(component: wiring.Component, name: str) -> str:
+def generate_verilog(component: wiring.Component, name: str, family: str | None = None) -> str:
     """Convert ``component`` to Verilog with top module ``name``.
 
     Source-location attributes are left out: they carry absolute paths, which
     would make the text (and so the simulation cache key) differ between
-    checkouts of the same design.
+    checkouts of the same design. ``family`` (e.g. ``"ecp5"``) instantiates
+    that FPGA family's block RAM and multiplier primitives with their
+    registers on (see :mod:`.fpga_target`); ``None`` gives portable Verilog.
     """
-    return verilog.convert(component, name=name, emit_src=False)
+    platform = FPGATarget(family) if family is not None else None
+    return verilog.convert(component, name=name, emit_src=False, platform=platform)

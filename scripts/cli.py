@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..hw.config import PRESETS, AccelConfig
+from ..hw.fpga_target import FAMILIES as TARGET_FAMILIES
 from ..hw.verilog import DESIGNS, build_design, generate_verilog
 
 #: The cocotb bench of each simulated design (module under convaccel.sim.benches).
@@ -172,11 +173,12 @@ def _write_report(path, text: str) -> None:
 # -- generate ------------------------------------------------------------------
 
 
-def design_files(config: AccelConfig, names: list[str]) -> dict[str, str]:
+def design_files(config: AccelConfig, names: list[str],
+                 family: str | None = None) -> dict[str, str]:
     """Verilog of ``names`` (and the register map with ``conv_accel``) plus config.json."""
     files = {"config.json": config.to_json()}
     for name in names:
-        files[f"{name}.v"] = generate_verilog(build_design(name, config), name)
+        files[f"{name}.v"] = generate_verilog(build_design(name, config), name, family)
     if "conv_accel" in names:
         files.update(register_map_files(config))
     return files
@@ -200,7 +202,7 @@ def cmd_generate(args) -> int:
     config = _config(args)
     out = writable_folder(args.out)
     names = _designs(args.design)
-    files = design_files(config, names)
+    files = design_files(config, names, args.family)
     write_folder(out, files)
     for name in files:
         print(f"wrote {out / name}")
@@ -515,7 +517,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synth import synth_table, synthesize
+    from .synth import seed_summary, synth_table, synthesize
 
     _check_report_paths(args, "json")
     writable_folder(args.out)
@@ -532,12 +534,18 @@ def cmd_synth(args) -> int:
                 print(f"synthesizing {design} ({_label(args)}, {config.array_rows}x"
                       f"{config.array_cols}, {config.act_width}-bit) for {family} ...",
                       flush=True)
-                figures = synthesize(design, config, family, out_dir=Path(args.out),
-                                     freq_mhz=args.freq, seed=args.seed)
-                if "pnr_error" in figures:
-                    print(f"  place & route failed: {figures['pnr_error'].splitlines()[-2:]}")
-                results.append(figures)
+                for seed in args.seed:
+                    figures = synthesize(design, config, family, out_dir=Path(args.out),
+                                         freq_mhz=args.freq, seed=seed)
+                    if "pnr_error" in figures:
+                        print(f"  place & route failed: {figures['pnr_error'].splitlines()[-2:]}")
+                    results.append(figures)
     print(synth_table(results))
+    if len(args.seed) > 1:
+        for design in designs:
+            for family in args.family or ["ecp5", "ice40"]:
+                rows = [r for r in results if r["design"] == design and r["family"] == family]
+                print(f"{design} on {family}: {seed_summary(rows)}")
     if args.json:
         _write_report(args.json, json.dumps(results, indent=2) + "\n")
     return 0
@@ -670,6 +678,9 @@ def make_parser() -> argparse.ArgumentParser:
     command.add_argument("--out", required=True, help="output folder")
     command.add_argument("--design", action="append", default=[],
                          help=f"only this design (repeatable): {', '.join(DESIGNS)}")
+    command.add_argument("--family", choices=list(TARGET_FAMILIES), default=None,
+                         help="instantiate this FPGA family's block RAM and DSP primitives "
+                              "with their registers on (default: portable Verilog)")
 
     command = add("simulate", cmd_simulate, "run cocotb benches under Verilator",
                   default_config="tiny")
@@ -750,7 +761,8 @@ def make_parser() -> argparse.ArgumentParser:
                          help="FPGA family (repeatable, default both)")
     command.add_argument("--freq", type=positive_mhz, default=150.0,
                          help="target clock in MHz for place & route (default: %(default)s)")
-    command.add_argument("--seed", type=int, default=1, help="nextpnr seed (default: 1)")
+    command.add_argument("--seed", type=int, nargs="+", default=[1],
+                         help="nextpnr seeds (one run each; default: 1)")
     command.add_argument("--arrays", type=positive_int, nargs="+",
                          help="scaling study: square array sizes (the config otherwise)")
     command.add_argument("--widths", type=positive_int, nargs="+",

