@@ -21,12 +21,20 @@ from pathlib import Path
 from ..hw.config import PRESETS
 from .bench import (array_table, bench_array, layers_table, plot_layers, run_layers,
                     save_figure)
-from .synth import synth_table, synthesize
+from .synth import seed_summary, synth_table, synthesize, xilinx_resources, xilinx_table
 
 __all__ = ["BEGIN", "END", "render_results", "run_results", "splice_readme"]
 
 BEGIN = "<!-- results:begin (written by `convaccel results`; do not edit by hand) -->"
 END = "<!-- results:end -->"
+
+#: Extra nextpnr seeds of the ``default`` top (seed 1 is in the main table).
+EXTRA_SEEDS = (2, 3)
+#: Units synthesized alone (out of context) on ``default``.
+UNITS = ("window_generator", "systolic_engine", "requant_activation", "pool_unit", "conv_core")
+#: Layer figures measured before the timing work (commit 1c83505, 30.5 MHz):
+#: the cycle counts and GOPS the new ones are compared with.
+BASELINE_LAYERS = "baseline_layers.json"
 
 #: Scaling study: square array sizes at 8 bits, and widths on a 4x4 array.
 SCALING_ARRAYS = (4, 8)
@@ -92,6 +100,40 @@ def machine_description() -> str:
     return f"{os.cpu_count()} cores{memory}{model}"
 
 
+def _dsp_outside_array(units: list[dict]) -> str:
+    """Per-unit DSP blocks that are not PE multipliers (the engine's are)."""
+    default = PRESETS["default"]
+    pes = default.array_rows * default.array_cols
+    parts = []
+    for r in units:
+        if r["design"] in ("conv_core",) or not isinstance(r.get("dsp"), int):
+            continue
+        outside = r["dsp"] - (pes if r["design"] == "systolic_engine" else 0)
+        parts.append(f"{r['design']} {outside}")
+    total = sum(int(p.rsplit(" ", 1)[1]) for p in parts)
+    return f"{total} ({', '.join(parts)}; the engine's {pes} PE multipliers not counted)"
+
+
+def _before_after(out: Path, layers: list[dict]) -> str:
+    """Cycles and GOPS per named layer: the baseline run against this one."""
+    path = out / BASELINE_LAYERS
+    if not path.exists():
+        return f"(no {BASELINE_LAYERS})"
+    before = {r["key"]: r for r in json.loads(path.read_text())}
+    lines = ["| layer | cycles before | cycles now | change | GOPS before (MHz) | "
+             "GOPS now (MHz) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in layers:
+        old = before.get(r["key"])
+        if old is None:
+            continue
+        change = 100 * (r["cycles"] - old["cycles"]) / old["cycles"]
+        now = (f"{r['gops_at_fmax']:.2f} ({r['fmax_mhz']:.1f})"
+               if r.get("gops_at_fmax") is not None else "-")
+        lines.append(f"| {r['layer']} | {old['cycles']} | {r['cycles']} | {change:+.1f} % | "
+                     f"{old['gops_at_fmax']:.2f} ({old['fmax_mhz']:.1f}) | {now} |")
+    return "\n".join(lines)
+
+
 def run_results(out: Path, *, log=print) -> str:
     """Run everything; return the Markdown (also written to ``out/results.md``)."""
     out = Path(out)
@@ -99,13 +141,14 @@ def run_results(out: Path, *, log=print) -> str:
     synth_dir = out / "synth"
     started = time.perf_counter()
 
-    def synth(config, family):
-        log(f"synth: {config.array_rows}x{config.array_cols} {config.act_width}-bit, {family}")
+    def synth(config, family, design="conv_accel", seed=1):
+        log(f"synth: {design} {config.array_rows}x{config.array_cols} {config.act_width}-bit, "
+            f"{family}, seed {seed}")
         try:
-            figures = synthesize("conv_accel", config, family, out_dir=synth_dir)
+            figures = synthesize(design, config, family, out_dir=synth_dir, seed=seed)
         except RuntimeError as error:     # a tool failure is a result too; keep going
             log(f"  failed: {error}")
-            figures = {"design": "conv_accel", "family": family, "device": family,
+            figures = {"design": design, "family": family, "device": family, "seed": seed,
                        "array": f"{config.array_rows}x{config.array_cols}",
                        "act_width": config.act_width, "weight_width": config.weight_width,
                        "fold_ffs": 0, "synth_error": str(error)[-500:],
@@ -117,6 +160,10 @@ def run_results(out: Path, *, log=print) -> str:
     tiny, default = PRESETS["tiny"], PRESETS["default"]
     main = [synth(tiny, "ecp5"), synth(tiny, "ice40"), synth(default, "ecp5")]
     fmax = main[2].get("fmax_mhz")
+    seeds = [main[2]] + [synth(default, "ecp5", seed=seed) for seed in EXTRA_SEEDS]
+    units = [synth(default, "ecp5", design=unit) for unit in UNITS]
+    log("synth_xilinx: resource counts")
+    xilinx = [xilinx_resources(design, default) for design in ("conv_accel",) + UNITS]
     arrays = []
     for size in SCALING_ARRAYS:
         if size == default.array_rows == default.array_cols:
@@ -137,6 +184,7 @@ def run_results(out: Path, *, log=print) -> str:
     layers, _, _ = run_layers(list(BENCH_LAYERS) + list(SWEEP_LAYERS), default,
                               progress=True, fmax_mhz=fmax)
     for name, data in (("synth", main), ("scaling_arrays", arrays), ("scaling_widths", widths),
+                       ("seeds", seeds), ("units", units), ("xilinx", xilinx),
                        ("array", array_figures), ("layers", layers)):
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "meta.json").write_text(json.dumps(
@@ -153,6 +201,9 @@ def render_results(out: Path) -> str:
         return json.loads((out / f"{name}.json").read_text())
 
     main, arrays, widths = load("synth"), load("scaling_arrays"), load("scaling_widths")
+    # Tables added later than the first published run; absent from older runs.
+    seeds, units, xilinx = (load(name) if (out / f"{name}.json").exists() else []
+                            for name in ("seeds", "units", "xilinx"))
     array_figures, layers = load("array"), load("layers")
     default = PRESETS["default"]
     fmax = next((r.get("fmax_mhz") for r in main
@@ -169,11 +220,27 @@ def render_results(out: Path) -> str:
         f"Produced by `convaccel results` ({took}tables and plots). Tools: "
         f"{tools['yosys'].split(' (')[0]}, {tools['nextpnr'].split('(')[-1].rstrip(')')}; "
         "ECP5 = LFE5U-85F-6BG381 out of context, iCE40 = UP5K-SG48 with the ports folded "
-        "(see `scripts/synth.py`); target clock 150 MHz, nextpnr seed 1.",
+        "(see `scripts/synth.py`; ECP5 netlists use the block RAM and DSP primitives with "
+        "their registers on, hw/fpga_target.py); target clock 150 MHz, nextpnr seed 1 "
+        "unless a table says otherwise.",
         "",
         "#### FPGA resources and clock (`conv_accel`)",
         "",
         synth_table(main),
+        "",
+        "#### `default` top over three place & route seeds (ECP5)",
+        "",
+        seed_summary(seeds),
+        "",
+        "#### Each unit alone (`default`, ECP5, out of context, seed 1)",
+        "",
+        synth_table(units),
+        "",
+        "DSP blocks outside the PE array: " + _dsp_outside_array(units) + ".",
+        "",
+        "#### Xilinx 7-series resource counts (`default`, yosys `synth_xilinx`, no P&R)",
+        "",
+        xilinx_table(xilinx),
         "",
         "#### Scaling with the array size (ECP5, 8-bit, `default` otherwise)",
         "",
@@ -199,6 +266,10 @@ def render_results(out: Path) -> str:
         layers_table(layers),
         "",
         "![utilization and roofline](docs/results/layers.png)",
+        "",
+        "#### Named layers before and after the timing work",
+        "",
+        _before_after(out, layers),
         "",
     ])
     (out / "results.md").write_text(markdown)

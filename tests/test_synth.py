@@ -69,7 +69,7 @@ def test_synth_smoke_on_a_small_design(family, tmp_path):
     assert figures["ffs"] > 0 and figures["fmax_mhz"] > 0
     assert figures["tools"]["yosys"].startswith("Yosys")
     top = "mac_pe_folded" if family == "ice40" else "mac_pe"
-    assert (tmp_path / f"{top}-{family}-2x2-8x8b-{PRESETS['tiny'].digest()[:8]}.json").exists()
+    assert (tmp_path / f"{top}-{family}-2x2-8x8b-{PRESETS['tiny'].digest()[:8]}-seed1.json").exists()
     assert f"| mac_pe | 2x2 | 8 x 8 | {family}" in synth_table([figures])
 
 
@@ -146,4 +146,26 @@ def test_results_say_when_and_on_what_machine_they_were_measured(tmp_path):
         {"minutes": 23.0, "date": "2026-12-01", "machine": "2 cores, 24 GiB, AMD EPYC"}))
     markdown = render_results(tmp_path)
     assert "(23 minutes on 2 cores, 24 GiB, AMD EPYC on 2026-12-01; tables and plots)" in markdown
+    # Without a baseline file the before/after table says so instead of failing.
+    assert "(no baseline_layers.json)" in markdown
     assert machine_description().split(" cores")[0].isdigit()
+
+
+def test_seed_summary_and_before_after_tables_by_hand(tmp_path):
+    import json
+
+    from convaccel.scripts.results import _before_after
+    from convaccel.scripts.synth import seed_summary
+
+    rows = [{"seed": 2, "fmax_mhz": 130.0, "critical_path": "path two"},
+            {"seed": 1, "fmax_mhz": 126.5, "critical_path": "path one"},
+            {"seed": 3, "fmax_mhz": 141.2, "critical_path": "path three"}]
+    text = seed_summary(rows)
+    assert "seed 1: 126.5, seed 2: 130.0, seed 3: 141.2 MHz" in text
+    assert "min 126.5, median 130.0, max 141.2 MHz" in text and "path one" in text
+    assert "path two" not in text
+    before = [{"key": "a", "layer": "A", "cycles": 1000, "gops_at_fmax": 1.0, "fmax_mhz": 30.5}]
+    (tmp_path / "baseline_layers.json").write_text(json.dumps(before))
+    now = [{"key": "a", "layer": "A", "cycles": 1015, "gops_at_fmax": 4.0, "fmax_mhz": 125.0}]
+    table = _before_after(tmp_path, now)
+    assert "| A | 1000 | 1015 | +1.5 % | 1.00 (30.5) | 4.00 (125.0) |" in table
