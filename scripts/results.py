@@ -1,7 +1,9 @@
 """``convaccel results``: every published figure, from one command.
 
 Runs, in order: FPGA synthesis and place & route (``tiny`` on ECP5 and
-iCE40, ``default`` on ECP5), the scaling study (array size at 8 bits, data
+iCE40, ``default`` on ECP5 over three nextpnr seeds, each unit of
+``default`` alone, Xilinx 7-series counts; one tool process per core), the
+scaling study (array size at 8 bits, data
 width on a 4x4 array, ECP5), the systolic-array utilization benchmark and
 the layer benchmark (named layers plus the sweep, GOPS at the default
 build's Fmax). It writes ``docs/results/results.md`` (tables, commands,
@@ -16,6 +18,7 @@ import datetime
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..hw.config import PRESETS
@@ -141,7 +144,7 @@ def run_results(out: Path, *, log=print) -> str:
     synth_dir = out / "synth"
     started = time.perf_counter()
 
-    def synth(config, family, design="conv_accel", seed=1):
+    def synth_one(config, family, design, seed):
         log(f"synth: {design} {config.array_rows}x{config.array_cols} {config.act_width}-bit, "
             f"{family}, seed {seed}")
         try:
@@ -157,26 +160,37 @@ def run_results(out: Path, *, log=print) -> str:
         figures["pes"] = config.array_rows * config.array_cols
         return figures
 
+    # The tool runs are independent processes: one per core at a time, the
+    # longest (the default top's seeds) first.
+    pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+
+    def synth(config, family, design="conv_accel", seed=1):
+        return pool.submit(synth_one, config, family, design, seed)
+
     tiny, default = PRESETS["tiny"], PRESETS["default"]
-    main = [synth(tiny, "ecp5"), synth(tiny, "ice40"), synth(default, "ecp5")]
-    fmax = main[2].get("fmax_mhz")
-    seeds = [main[2]] + [synth(default, "ecp5", seed=seed) for seed in EXTRA_SEEDS]
-    units = [synth(default, "ecp5", design=unit) for unit in UNITS]
-    log("synth_xilinx: resource counts")
-    xilinx = [xilinx_resources(design, default) for design in ("conv_accel",) + UNITS]
-    arrays = []
-    for size in SCALING_ARRAYS:
-        if size == default.array_rows == default.array_cols:
-            arrays.append(main[2])
-        else:
-            arrays.append(synth(default.replace(array_rows=size, array_cols=size), "ecp5"))
-    widths = []
+    top = synth(default, "ecp5")
+    seed_jobs = [top] + [synth(default, "ecp5", seed=seed) for seed in EXTRA_SEEDS]
+    unit_jobs = [synth(default, "ecp5", design=unit) for unit in UNITS]
+    main_jobs = [synth(tiny, "ecp5"), synth(tiny, "ice40"), top]
+    array_jobs = {size: top if size == default.array_rows == default.array_cols else
+                  synth(default.replace(array_rows=size, array_cols=size), "ecp5")
+                  for size in SCALING_ARRAYS}
     base = default.replace(array_rows=WIDTH_STUDY_ARRAY, array_cols=WIDTH_STUDY_ARRAY)
-    for width in SCALING_WIDTHS:
-        match = [r for r in arrays if r["array"] == f"{WIDTH_STUDY_ARRAY}x{WIDTH_STUDY_ARRAY}"
-                 and r["act_width"] == width]
-        widths.append(match[0] if match else
-                      synth(base.replace(act_width=width, weight_width=width), "ecp5"))
+    width_jobs = [array_jobs[WIDTH_STUDY_ARRAY]
+                  if width == default.act_width == default.weight_width
+                  and WIDTH_STUDY_ARRAY in array_jobs else
+                  synth(base.replace(act_width=width, weight_width=width), "ecp5")
+                  for width in SCALING_WIDTHS]
+    xilinx_jobs = [pool.submit(xilinx_resources, design, default)
+                   for design in ("conv_accel",) + UNITS]
+    main = [job.result() for job in main_jobs]
+    fmax = main[2].get("fmax_mhz")
+    seeds = [job.result() for job in seed_jobs]
+    units = [job.result() for job in unit_jobs]
+    arrays = [array_jobs[size].result() for size in SCALING_ARRAYS]
+    widths = [job.result() for job in width_jobs]
+    xilinx = [job.result() for job in xilinx_jobs]
+    pool.shutdown()
     log("bench: systolic array utilization")
     array_figures = bench_array([4, 8, 16])
     log("bench: layers")
