@@ -299,7 +299,7 @@ class RequantActivation(wiring.Component):
                      "zero")
         # Bits at and above sh + act_width decide the saturation to act_width + 1 bits.
         # (Written as sh + act_width - 1 < bit: yosys maps this signed form to carry
-        # chains, the equal sh + act_width <= bit to 60 % more LUTs on ECP5.)
+        # chains, the equal sh + act_width <= bit to 57 % more LUTs on ECP5.)
         high_mask = stage(Cat(*(shift4 + aw - 1 < bit for bit in range(product_width + 1))),
                           "high_mask")
         shift5 = stage(shift4, "shift5_")
