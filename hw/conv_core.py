@@ -176,7 +176,7 @@ class ConvCore(wiring.Component):
             "out_width": Out(self.pool.out_width.shape()),
         })
 
-    def _datapath(self, m, flush):
+    def _datapath(self, m, flush, closing):
         """The units' streams, with a registered stage wherever a ``ready`` is
         combinational (so no path crosses a unit boundary): in front of the
         window generator and the engine's weights (the core's inputs),
@@ -208,7 +208,10 @@ class ConvCore(wiring.Component):
         values = stage("value_stage", requant.o, flush)
         wiring.connect(m, pixels, window.i)
         wiring.connect(m, weights, engine.weights)
-        wiring.connect(m, pool.o, wiring.flipped(self.out))
+        # While `closing`, the output port offers nothing (see elaborate()).
+        m.d.comb += [self.out.valid.eq(pool.o.valid & ~closing),
+                     self.out.payload.eq(pool.o.payload),
+                     pool.o.ready.eq(self.out.ready & ~closing)]
         m.d.comb += [
             engine.act.valid.eq(slices.valid),
             engine.act.payload.eq(slices.payload.data),
@@ -231,7 +234,12 @@ class ConvCore(wiring.Component):
         group_map = self.group_map
         # `flush` returns the units after the window generator to their reset
         # state (their memories keep their contents) after an error or cancel.
-        flush = Signal()
+        # It is the register `closing`, set once no output beat is left
+        # waiting at the port: from then on the port offers nothing, so the
+        # reset can withdraw nothing, and no port signal drives the units'
+        # reset through logic.
+        closing = Signal()
+        flush = closing
         m.submodules.window = window
         m.submodules.engine = ResetInserter(flush)(engine)
         m.submodules.requant = ResetInserter(flush)(requant)
@@ -240,7 +248,7 @@ class ConvCore(wiring.Component):
         m.submodules.layer_counters = counters = self.layer_counters
         m.submodules.setup = setup = self.setup
 
-        self._datapath(m, flush)
+        self._datapath(m, flush, closing)
         m.d.comb += [
             requant.param_en.eq(self.param_en),
             requant.param_addr.eq(self.param_addr),
@@ -281,8 +289,7 @@ class ConvCore(wiring.Component):
             group_map.out_channels.eq(self.layer.out_channels),
             group_map.groups.eq(self.layer.groups),
         ]
-        out_free = ~pool.o.valid | self.out.ready   # no output beat left waiting
-        flushed = Signal()
+        out_free = ~self.out.valid | self.out.ready   # no output beat left waiting
         unit_failed = (window.error.as_value().any() | engine.error
                        | pool.error.as_value().any())
         # The conv output must fit the pooling unit's and the engine's sizing.
@@ -366,25 +373,26 @@ class ConvCore(wiring.Component):
                 # Hold the later units in reset until the window generator is
                 # idle: it ends a bad input frame itself (a long frame is read
                 # up to `last`); after an engine or pool error it is cancelled.
-                # A beat already offered on `out` is never withdrawn: reset
-                # only in cycles where none is waiting.
+                # A beat already offered on `out` is never withdrawn: the
+                # port closes (and the reset starts) after a cycle in which
+                # none was left waiting.
                 # A cancel here also stops a long frame's discarding.
-                m.d.comb += [flush.eq(out_free),
-                             window.cancel.eq(~self.error.window.as_value().any()
-                                              | self.cancel)]
+                m.d.comb += window.cancel.eq(~self.error.window.as_value().any() | self.cancel)
                 with m.If(self.cancel):
                     m.d.sync += self.error.cancelled.eq(1)
                 with m.If(out_free):
-                    m.d.sync += flushed.eq(1)
-                with m.If(~window.busy & (flushed | out_free)):
+                    m.d.sync += closing.eq(1)
+                with m.If(~window.busy & closing):
                     m.d.comb += finish.eq(1)
-                    m.d.sync += flushed.eq(0)
+                    m.d.sync += closing.eq(0)
                     m.next = "IDLE"
             with m.State("CANCEL"):
                 m.d.comb += self.state.eq(CoreState.CANCEL)
-                m.d.comb += [flush.eq(out_free), window.cancel.eq(1)]
+                m.d.comb += window.cancel.eq(1)
                 with m.If(out_free):
+                    m.d.sync += closing.eq(1)
+                with m.If(closing):
                     m.d.comb += finish.eq(1)
-                    m.d.sync += [self.error.cancelled.eq(1), flushed.eq(0)]
+                    m.d.sync += [self.error.cancelled.eq(1), closing.eq(0)]
                     m.next = "IDLE"
         return m
