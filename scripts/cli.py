@@ -404,7 +404,7 @@ def cmd_demo(args) -> int:
     from .network import cmd_demo_onnx
 
     network_options = [option for option, value in (
-        ("--model", args.model), ("--size", args.size),
+        ("--model", args.model), ("--size", args.size), ("--activations", args.activations),
         ("--backend", None if args.which == "digits" else args.backend)) if value is not None]
     if args.which == "onnx":
         if args.fmax is not None or args.waves:
@@ -700,6 +700,10 @@ def make_parser() -> argparse.ArgumentParser:
                          help="onnx: the example model (default: mobilenet)")
     command.add_argument("--size", type=positive_int,
                          help="onnx: the MobileNet-style model's image size (default: 96)")
+    command.add_argument("--activations", choices=["asymmetric", "symmetric"],
+                         help="onnx: how onnxruntime quantizes the activations (default: "
+                              "asymmetric, its own default, where the build has the "
+                              "zero_points register; symmetric otherwise)")
     command.add_argument("--backend", choices=["fast", "cocotb", "golden"],
                          help="onnx and digits: where the layers run (default: fast, the "
                               "compiled testbench; cocotb: the same program played from "

@@ -353,7 +353,7 @@ def cmd_demo_onnx(args) -> int:
     from ..host.onnx_check import agreement, onnxruntime_outputs
     from ..host.onnx_import import compile_onnx
     from . import onnx_models
-    from .cli import _config, _label, writable_folder
+    from .cli import UserError, _config, _label, writable_folder
 
     logging.getLogger().setLevel(logging.ERROR)      # the quantizer's advice
     config = _config(args)
@@ -362,7 +362,11 @@ def cmd_demo_onnx(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     count = args.images or 1
     # Asymmetric activations (onnxruntime's default) need the zero_points register.
-    symmetric = not hardware_zero_points(conv_accel_register_map(config))
+    zero_points = hardware_zero_points(conv_accel_register_map(config))
+    if args.activations == "asymmetric" and not zero_points:
+        raise UserError("--activations asymmetric needs the zero_points register (register "
+                        "map 2.1); this build has none")
+    symmetric = (args.activations == "symmetric" if args.activations else not zero_points)
     if which == "digits":
         model = onnx_models.digits_model()
         calibration, _, test, _ = onnx_models.digits_data()

@@ -147,6 +147,8 @@ def test_a_read_only_output_folder_is_refused(tmp_path):
     (["demo", "--images", "3", "--fmax", "100"], ["--images and --fmax apply only to 'demo "
                                                   "digits'"]),
     (["demo", "lenet", "--images", "3"], ["--images applies only to 'demo digits'"]),
+    (["demo", "digits", "--activations", "symmetric"],
+     ["--activations apply only to 'demo onnx'"]),
     (["bench", "windows", "--preset", "nope"], ["unrecognized arguments: --preset nope"]),
     (["bench", "array", "--preset", "tiny"], ["unrecognized arguments: --preset tiny"]),
     (["bench", "layers", "--fmax", "100", "--synth-json", "x.json"], ["not allowed with"]),

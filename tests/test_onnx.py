@@ -214,3 +214,33 @@ def test_too_many_input_channels_name_the_parameter_to_raise(tmp_path):
     assert_one_line_error(run_cli("compile", path, "-o", tmp_path / "wide.program"),
                           "node 'wide' (Conv)", "raise max_in_channels to at least 80")
     assert not (tmp_path / "wide.program").exists()
+
+
+def activation_zero_points(path):
+    """The zero points of every activation QuantizeLinear in a QDQ model (weights excluded:
+    onnxruntime stores them already quantized)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [int(values[node.input[2]].reshape(-1)[0]) for node in model.graph.node
+            if node.op_type == "QuantizeLinear" and node.input[0] not in values]
+
+
+@needs_zero_points
+def test_demo_onnx_activations_option_picks_the_quantization(tmp_path):
+    """`demo onnx --activations`: asymmetric (onnxruntime's default) gives activation zero
+    points other than 0, symmetric gives 0 everywhere; both agree with onnxruntime."""
+    figures = {}
+    for activations in ("asymmetric", "symmetric"):
+        out = tmp_path / activations
+        assert main(["demo", "onnx", "--model", "digits", "--images", "20", "--backend",
+                     "golden", "--activations", activations, "--out", str(out)]) == 0
+        points = activation_zero_points(out / "digits.onnx")
+        assert points and (any(points) if activations == "asymmetric" else not any(points))
+        report = json.loads((out / "report.json").read_text())
+        assert [step["name"] for step in report["steps"] if step["kind"] == "hardware"] == [
+            "conv1", "conv2", "fc"]
+        figures[activations] = report["onnxruntime"]["logits"]
+        assert figures[activations]["worse"] == 0, figures[activations]
+        assert figures[activations]["top1_same"] == 20
