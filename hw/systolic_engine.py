@@ -69,9 +69,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
-from .group_tiles import tile_range_layout
 from .helpers import above, times_constant, times_small
-from .tile_sequencer import TileSequencer
+from .tile_sequencer import TileSequencer, layer_size_members
 from .systolic_array import SystolicArray
 
 __all__ = ["SystolicEngine", "engine_counters_layout"]
@@ -147,12 +146,7 @@ class SystolicEngine(wiring.Component):
             "weights": In(stream.Signature(
                 data.ArrayLayout(signed(config.weight_width), self.cols))),
             "result": Out(stream.Signature(result)),
-            "n_vectors": In(range(config.max_vectors + 1)),
-            "row_length": In(range(config.max_vectors + 1)),
-            "k_terms": In(range(config.max_reduction + 1)),
-            "m_outputs": In(range(config.max_out_channels + 1)),
-            "chunks": In(range(self.chunk_max + 1)),
-            "tile_map": In(data.ArrayLayout(tile_range_layout(config), self.chunk_max)),
+            **layer_size_members(config, self.chunk_max),
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),

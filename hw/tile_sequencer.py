@@ -37,7 +37,19 @@ from .config import AccelConfig
 from .group_tiles import tile_range_layout
 from .helpers import above, times_constant
 
-__all__ = ["TileSequencer"]
+__all__ = ["TileSequencer", "layer_size_members"]
+
+
+def layer_size_members(config: AccelConfig, chunk_max: int) -> dict:
+    """The layer-size inputs the engine takes and hands to its sequencer."""
+    return {
+        "n_vectors": In(range(config.max_vectors + 1)),
+        "row_length": In(range(config.max_vectors + 1)),
+        "k_terms": In(range(config.max_reduction + 1)),
+        "m_outputs": In(range(config.max_out_channels + 1)),
+        "chunks": In(range(chunk_max + 1)),
+        "tile_map": In(data.ArrayLayout(tile_range_layout(config), chunk_max)),
+    }
 
 
 class TileSequencer(wiring.Component):
@@ -83,12 +95,7 @@ class TileSequencer(wiring.Component):
         self.chunk_max = -(-config.max_in_channels // self.rows)
         super().__init__({
             "start": In(1),
-            "k_terms": In(range(config.max_reduction + 1)),
-            "m_outputs": In(range(config.max_out_channels + 1)),
-            "n_vectors": In(range(config.max_vectors + 1)),
-            "row_length": In(range(config.max_vectors + 1)),
-            "chunks": In(range(self.chunk_max + 1)),
-            "tile_map": In(data.ArrayLayout(tile_range_layout(config), self.chunk_max)),
+            **layer_size_members(config, self.chunk_max),
             "issue": In(1),
             "n": Out(range(max(2, self.block))),
             "mt": Out(max(1, ceil_log2(self.mt_max))),
