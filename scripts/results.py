@@ -107,14 +107,12 @@ def _dsp_outside_array(units: list[dict]) -> str:
     """Per-unit DSP blocks that are not PE multipliers (the engine's are)."""
     default = PRESETS["default"]
     pes = default.array_rows * default.array_cols
-    parts = []
-    for r in units:
-        if r["design"] in ("conv_core",) or not isinstance(r.get("dsp"), int):
-            continue
-        outside = r["dsp"] - (pes if r["design"] == "systolic_engine" else 0)
-        parts.append(f"{r['design']} {outside}")
-    total = sum(int(p.rsplit(" ", 1)[1]) for p in parts)
-    return f"{total} ({', '.join(parts)}; the engine's {pes} PE multipliers not counted)"
+    outside = {r["design"]: r["dsp"] - (pes if r["design"] == "systolic_engine" else 0)
+               for r in units
+               if r["design"] != "conv_core" and isinstance(r.get("dsp"), int)}
+    parts = ", ".join(f"{design} {count}" for design, count in outside.items())
+    return (f"{sum(outside.values())} ({parts}; the engine's {pes} PE multipliers "
+            "not counted)")
 
 
 def _before_after(out: Path, layers: list[dict]) -> str:

@@ -169,3 +169,14 @@ def test_seed_summary_and_before_after_tables_by_hand(tmp_path):
     now = [{"key": "a", "layer": "A", "cycles": 1015, "gops_at_fmax": 4.0, "fmax_mhz": 125.0}]
     table = _before_after(tmp_path, now)
     assert "| A | 1000 | 1015 | +1.5 % | 1.00 (30.5) | 4.00 (125.0) |" in table
+
+
+def test_dsps_outside_the_array_by_hand():
+    from convaccel.scripts.results import _dsp_outside_array
+
+    units = [{"design": "window_generator", "dsp": 0}, {"design": "systolic_engine", "dsp": 64},
+             {"design": "requant_activation", "dsp": 16}, {"design": "pool_unit", "dsp": 1},
+             {"design": "conv_core", "dsp": 81}, {"design": "broken", "dsp": "-"}]
+    assert _dsp_outside_array(units) == (
+        "17 (window_generator 0, systolic_engine 0, requant_activation 16, pool_unit 1; "
+        "the engine's 64 PE multipliers not counted)")
