@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 from convaccel.hw.banked_memory import BankedMemory
 from convaccel.hw.fpga_target import ECP5, FPGATarget, primitive_family
 from convaccel.hw.registered_multiplier import RegisteredMultiplier
-from convaccel.sim.fast import FAST_ARGS
+from convaccel.sim.fast import FAST_ARGS, TIMESCALE_LINE
 from convaccel.sim.toolchain import setup_verilator
 from convaccel.sim.primitive_models import ECP5_MODELS
 
@@ -133,15 +133,10 @@ def run_side_by_side(tmp_path, component_factory, bench, **defines):
     """Simulate the plain and the ECP5 netlist of one component together."""
     plain = verilog.convert(component_factory(), name="plain", emit_src=False)
     ecp5 = verilog.convert(component_factory(), name="ecp5", platform=ECP5, emit_src=False)
-    for name, text in (("plain.v", plain), ("ecp5.v", ecp5)):
-        (tmp_path / name).write_text(text)
     for key, value in defines.items():
         bench = bench.replace(key, str(value))
-    (tmp_path / "bench.v").write_text("`timescale 1ns/1ps\n" + bench)
-    timescale = "`timescale 1ns/1ps\n"
-    for name in ("plain.v", "ecp5.v"):
-        path = tmp_path / name
-        path.write_text(timescale + path.read_text())
+    for name, text in (("plain.v", plain), ("ecp5.v", ecp5), ("bench.v", bench)):
+        (tmp_path / name).write_text(TIMESCALE_LINE + text)
     command = [str(setup_verilator()), *FAST_ARGS, "--top-module", "bench",
                "-Wno-MULTIDRIVEN", "--Mdir", str(tmp_path / "obj"), "-o", "bench",
                str(ECP5_MODELS), str(tmp_path / "plain.v"), str(tmp_path / "ecp5.v"),
