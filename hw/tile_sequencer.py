@@ -23,9 +23,12 @@ two cycles after it began (``settled``): steps of one or two vectors (rows of
 one or two outputs, fully connected layers) wait up to two cycles, which
 their weight-tile loads hide.
 
-``spaced`` (the accumulator write-back rule) is computed from the issue
-counts since each tile's last visit as they stand a cycle before the
-transition, which can only under-count them: the rule stays safe.
+``spaced`` (the accumulator write-back rule) counts clock cycles since each
+tile's last issue, not issues: the array never stalls, so a partial sum is
+written back a fixed number of cycles after its vector issued, whatever
+happened in between. Stage B reads the count a cycle before the transition,
+when it is exactly one less than at the transition; a step whose first
+vector waits (for its weight tile) re-checks the rule every cycle.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -128,12 +131,15 @@ class TileSequencer(wiring.Component):
         block_size = Signal.like(self.n_vectors)
         remaining = Signal.like(self.n_vectors)     # vectors of the step still to issue
         seen = Signal(self.mt_max)                  # tiles with sums in this block (before mt)
+        # Cycles since each tile's last issue (saturating at writeback).
         since = Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max))
         settle = Signal(range(3))
         m.d.comb += self.settled.eq(settle == 0)
-        # Issues since a tile's last visit must reach writeback - block_size:
-        # since + 1 >= that at the transition, i.e. since >= spacing_m1.
-        spacing_m1 = Signal(range(-self.block - 1, self.writeback + 1))
+        # The next visit's vector n comes at least since + 1 + block_size
+        # cycles after the last visit's vector n, and must come writeback
+        # cycles after it: since >= writeback - 1 - block_size at the
+        # transition, i.e. since >= spacing_m2 a cycle before it.
+        spacing_m2 = Signal(range(-self.block - 2, self.writeback + 1))
         big_block = Signal()          # block_size >= writeback: no wait at all
 
         # ---- stage A: the next step's position ---------------------------
@@ -170,7 +176,7 @@ class TileSequencer(wiring.Component):
         after_next = self.tile_map[Mux(a.chunk == chunk_total - 1, 0, a.chunk + 1)]
         # The write-back rule for the next visit: it shares this block's size
         # (a new block has no sums to wait for), so the threshold is a register.
-        spaced_next = Mux(a.mt == self.mt, big_block, since[a.mt] >= spacing_m1)
+        spaced_next = Mux(a.mt == self.mt, big_block, since[a.mt] >= spacing_m2)
         m.d.sync += [
             b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
             b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
@@ -188,12 +194,18 @@ class TileSequencer(wiring.Component):
         ]
 
         # ---- the current step ------------------------------------------
+        for tile in range(self.mt_max):
+            with m.If(self.issue & (self.mt == tile)):
+                m.d.sync += since[tile].eq(0)
+            with m.Elif(since[tile] < self.writeback):
+                m.d.sync += since[tile].eq(since[tile] + 1)
+        # A step waiting for its first issue (for weights, say) becomes
+        # spaced once enough cycles have passed: the new visit's vector n
+        # issues at t + n or later and needs since + block_size >= writeback
+        # at t, i.e. since > spacing_m2 a cycle before.
+        with m.If(self.first & ~self.spaced):
+            m.d.sync += self.spaced.eq(since[self.mt] > spacing_m2)
         with m.If(self.issue):
-            for tile in range(self.mt_max):
-                with m.If(self.mt == tile):
-                    m.d.sync += since[tile].eq(0)
-                with m.Elif(since[tile] < self.writeback):
-                    m.d.sync += since[tile].eq(since[tile] + 1)
             with m.If(~self.step_end):
                 m.d.sync += [self.n.eq(self.n + 1), remaining.eq(remaining - 1),
                              self.first.eq(0), self.step_end.eq(remaining == 2)]
@@ -212,7 +224,7 @@ class TileSequencer(wiring.Component):
                     self.spaced.eq(b.spaced),
                     seen.eq(Mux(b.kind == 2, 0, seen | (1 << self.mt))),
                     settle.eq(2),
-                    spacing_m1.eq(self.writeback - 1 - b.block_size),
+                    spacing_m2.eq(self.writeback - 2 - b.block_size),
                     big_block.eq(b.block_size >= self.writeback),
                 ]
         with m.If(settle != 0):
@@ -221,11 +233,11 @@ class TileSequencer(wiring.Component):
         with m.If(self.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                         n_left, row_left, block_size, remaining, seen, since, settle,
-                        spacing_m1, big_block)
+                        spacing_m2, big_block)
         return m
 
     def _begin(self, m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
-               n_left, row_left, block_size, remaining, seen, since, settle, spacing_m1,
+               n_left, row_left, block_size, remaining, seen, since, settle, spacing_m2,
                big_block):
         """The problem's first step; its facts are worked out like stage B's."""
         rows, cols, block = self.rows, self.cols, self.block
@@ -249,5 +261,5 @@ class TileSequencer(wiring.Component):
                                   self.k_terms <= rows)),
             self.from_stream.eq(1), self.has_sums.eq(0), self.spaced.eq(1),
             seen.eq(0), since.eq(0), settle.eq(2), self.done.eq(0),
-            spacing_m1.eq(self.writeback - 1 - size), big_block.eq(size >= self.writeback),
+            spacing_m2.eq(self.writeback - 2 - size), big_block.eq(size >= self.writeback),
         ]

@@ -178,6 +178,32 @@ def test_compute_bound_problem_keeps_the_array_busy():
     assert report["busy_cycles"] == ideal + 2 + 5 + 4, report
 
 
+@pytest.mark.parametrize("block", [5, 6, 7, 8])
+def test_a_tile_revisit_waits_exactly_until_its_write_back(block):
+    # 1x2 array: sums are written back rows + cols + 4 = 7 cycles after their
+    # vector issues; a weight tile loads in 4 cycles, so these blocks never
+    # wait for weights. One output tile and 4 reduction tiles: each of the 3
+    # revisits brings vector n back `block` cycles after its last read, so it
+    # must wait 7 - block cycles (by hand), and not one more.
+    config = PRESETS["tiny"].replace(array_rows=1, array_cols=2, array_block=block,
+                                     max_out_channels=8)
+    writeback = SystolicEngine(config).latency + 2
+    assert writeback == 7
+    report = check_problem(config, block, 4, 2, seed=block, idle=0.0, stall=0.0)
+    assert report["drain_stall"] == 3 * max(0, writeback - block), report
+    assert report["weight_stall"] == 1, report      # the first tile's load only
+
+
+def test_single_vector_steps_do_not_wait_for_write_back():
+    # One vector per step (a fully connected layer): each step waits for its
+    # weight tile (2 rows + a 3-cycle guard), so a tile comes back long after
+    # its sums were written; write-back is counted in cycles, not issues.
+    config = PRESETS["tiny"].replace(array_rows=2, array_cols=3, array_block=4,
+                                     max_out_channels=8)
+    report = check_problem(config, 1, 8, 6, seed=7, idle=0.0, stall=0.0)
+    assert report["drain_stall"] == 0 and report["weight_stall"] > 0, report
+
+
 @pytest.mark.parametrize("problem, what", [
     ((0, 3, 3), "n_vectors = 0"),
     ((3, 0, 3), "k_terms = 0"),
