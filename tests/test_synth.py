@@ -169,6 +169,10 @@ def test_seed_summary_and_before_after_tables_by_hand(tmp_path):
     now = [{"key": "a", "layer": "A", "cycles": 1015, "gops_at_fmax": 4.0, "fmax_mhz": 125.0}]
     table = _before_after(tmp_path, now)
     assert "| A | 1000 | 1015 | +1.5 % | 1.00 (30.5) | 4.00 (125.0) |" in table
+    # A cycle reference counted like today's replaces the baseline's cycles.
+    (tmp_path / "baseline_cycles.json").write_text(json.dumps([{"key": "a", "cycles": 1010}]))
+    table = _before_after(tmp_path, now)
+    assert "| A | 1010 | 1015 | +0.5 % | 1.00 (30.5) | 4.00 (125.0) |" in table
 
 
 def test_dsps_outside_the_array_by_hand():
