@@ -230,15 +230,21 @@ class TileSequencer(wiring.Component):
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
 
+        # The first step's rule registers come a cycle after start, from
+        # block_size (not from the inputs' compares); stage B needs them
+        # only from the second cycle on, and the first step has no sums.
+        begun = Signal()
+        m.d.sync += begun.eq(self.start)
+        with m.If(begun):
+            m.d.sync += [spacing_m2.eq(self.writeback - 2 - block_size),
+                         big_block.eq(block_size >= self.writeback)]
         with m.If(self.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
-                        n_left, row_left, block_size, remaining, seen, since, settle,
-                        spacing_m2, big_block)
+                        n_left, row_left, block_size, remaining, seen, since, settle)
         return m
 
     def _begin(self, m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
-               n_left, row_left, block_size, remaining, seen, since, settle, spacing_m2,
-               big_block):
+               n_left, row_left, block_size, remaining, seen, since, settle):
         """The problem's first step; its facts are worked out like stage B's."""
         rows, cols, block = self.rows, self.cols, self.block
         row_part = Mux(self.row_length < block, self.row_length, block)
@@ -261,5 +267,4 @@ class TileSequencer(wiring.Component):
                                   self.k_terms <= rows)),
             self.from_stream.eq(1), self.has_sums.eq(0), self.spaced.eq(1),
             seen.eq(0), since.eq(0), settle.eq(2), self.done.eq(0),
-            spacing_m2.eq(self.writeback - 2 - size), big_block.eq(size >= self.writeback),
         ]
