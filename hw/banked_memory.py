@@ -10,8 +10,12 @@ works on those registers one cycle later.
 Read: the data of the address presented in cycle ``t`` is on ``read_data``
 in cycle ``t + 2`` (the RAM's register, then the bank register); reads are
 issued every cycle (no enable: the users run free-running pipelines). Write:
-one per cycle, effective from the next cycle's read. A read of the address
-being written in the same cycle is undefined (the users never do it).
+one per cycle, registered before the RAMs (the bank's write enable is worked
+out a cycle ahead, so the write port starts from flip-flops however far the
+banks are placed from the logic that writes): a write presented in cycle
+``t`` is seen by reads presented from cycle ``t + 2`` on. A read presented in
+cycle ``t + 1`` of the address written in ``t`` is undefined (the users
+never do it).
 
 On ECP5 (see :mod:`.fpga_target`) each bank is a column of ``DP16KD`` block
 RAMs (1024 x 18 each) with the RAM's own output register on (``REGMODE_B =
@@ -53,6 +57,8 @@ class BankedMemory(wiring.Component):
     """
 
     READ_LATENCY = 2
+    #: Cycles from a write's presentation to the RAM write (see the module).
+    WRITE_LATENCY = 1
     #: Depth and width of one ECP5 block RAM in the 18-bit mode used here.
     ECP5_RAM_DEPTH, ECP5_RAM_WIDTH = 1024, 18
 
@@ -84,22 +90,33 @@ class BankedMemory(wiring.Component):
                 with m.Case(index):
                     m.d.comb += Value.cast(self.read_data).eq(registered)
 
+    def _registered_write(self, m, banks, low):
+        """Write address (low bits), data and one enable per bank, a cycle late."""
+        address = Signal(max(1, low), name="write_word")
+        data = Signal(len(Value.cast(self.write_data)), name="write_bits")
+        enables = Signal(banks, name="write_bank")
+        m.d.sync += [address.eq(self.write_addr[:low]), data.eq(self.write_data)]
+        for index in range(banks):
+            here = (self.write_addr[low:] == index) if banks > 1 else 1
+            m.d.sync += enables[index].eq(self.write_en & here)
+        return address, data, enables
+
     def elaborate(self, platform):
         if primitive_family(platform) == "ecp5":
             return self._ecp5()
         m = Module()
         low = ceil_log2(self.bank_depth)
         outputs = []
+        write_word, write_bits, write_bank = self._registered_write(m, self.banks, low)
         for index in range(self.banks):
             words = min(self.bank_depth, self.depth - index * self.bank_depth)
             bank = Memory(shape=self.shape, depth=words, init=[])
             m.submodules[f"bank{index}"] = bank
             write, read = bank.write_port(), bank.read_port()
-            here = self.write_addr[low:] == index if self.banks > 1 else 1
             m.d.comb += [
-                write.en.eq(self.write_en & here),
-                write.addr.eq(self.write_addr[:low]),
-                write.data.eq(self.write_data),
+                write.en.eq(write_bank[index]),
+                write.addr.eq(write_word),
+                write.data.eq(write_bits),
                 read.addr.eq(self.read_addr[:low]),
             ]
             registered = Signal(len(Value.cast(self.read_data)), name=f"bank{index}_data")
@@ -113,11 +130,10 @@ class BankedMemory(wiring.Component):
         depth, width = self.ECP5_RAM_DEPTH, self.ECP5_RAM_WIDTH
         low = min(ceil_log2(depth), len(self.read_addr))
         banks = -(-self.depth // depth)
-        write_data = Value.cast(self.write_data)
+        write_word, write_data, write_bank = self._registered_write(m, banks, low)
         bits = len(write_data)
         outputs = []
         for index in range(banks):
-            here = (self.write_addr[low:] == index) if banks > 1 else Const(1, 1)
             registered = Signal(bits, name=f"bank{index}_data")
             for first in range(0, bits, width):
                 count = min(width, bits - first)
@@ -126,7 +142,7 @@ class BankedMemory(wiring.Component):
                 # are the two byte-write enables.
                 for bit in range(14):
                     in_word = 4 <= bit < 4 + low
-                    ports[f"i_ADA{bit}"] = (self.write_addr[bit - 4] if in_word
+                    ports[f"i_ADA{bit}"] = (write_word[bit - 4] if in_word
                                             else Const(1 if bit < 2 else 0, 1))
                     ports[f"i_ADB{bit}"] = self.read_addr[bit - 4] if in_word else Const(0, 1)
                 for bit in range(width):
@@ -144,7 +160,7 @@ class BankedMemory(wiring.Component):
                     p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                     p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
                     i_CLKA=ClockSignal(), i_CEA=Const(1, 1), i_OCEA=Const(1, 1),
-                    i_WEA=self.write_en & here, i_RSTA=Const(0, 1),
+                    i_WEA=write_bank[index], i_RSTA=Const(0, 1),
                     i_CLKB=ClockSignal(), i_CEB=Const(1, 1), i_OCEB=Const(1, 1),
                     i_WEB=Const(0, 1), i_RSTB=Const(0, 1),
                     **ports)
