@@ -76,6 +76,7 @@ class CoreState(enum.Enum, shape=3):
     RUN = 2
     FAILED = 3     # an error: later units held in reset until the input is done
     CANCEL = 4
+    LAUNCH = 5     # set-up done: the output size check is read, the units start
 
 
 def conv_layer_layout(config: AccelConfig) -> data.StructLayout:
@@ -293,8 +294,11 @@ class ConvCore(wiring.Component):
         unit_failed = (window.error.as_value().any() | engine.error
                        | pool.error.as_value().any())
         # The conv output must fit the pooling unit's and the engine's sizing.
-        oversize = (above(window.out_height, cfg.max_height)
-                    | above(window.out_width, cfg.max_width))
+        # Registered (from registers that hold still once the geometry is
+        # valid), so the units' start comes from flip-flops and one gate.
+        oversize = Signal()
+        m.d.sync += oversize.eq(above(window.out_height, cfg.max_height)
+                                | above(window.out_width, cfg.max_width))
         finish = Signal()   # done is set at the next edge
 
         m.d.comb += [
@@ -349,10 +353,15 @@ class ConvCore(wiring.Component):
                 with m.Elif(group_map.error):
                     capture_errors()
                     m.next = "FAILED"
-                with m.Elif(window.geometry_valid & oversize):
+                with m.Elif(window.geometry_valid & group_map.ready & setup.ready):
+                    m.next = "LAUNCH"
+                leave_on_cancel()
+            with m.State("LAUNCH"):
+                m.d.comb += self.state.eq(CoreState.LAUNCH)
+                with m.If(oversize):
                     m.d.sync += self.error.conv_size.eq(1)
                     m.next = "FAILED"
-                with m.Elif(window.geometry_valid & group_map.ready & setup.ready):
+                with m.Else():
                     m.d.comb += [engine.start.eq(1), pool.start.eq(1)]
                     m.next = "RUN"
                 leave_on_cancel()
