@@ -58,7 +58,7 @@ stalls.
 
 Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum, a
 ``row_length`` of zero, or ``chunks`` above the maximum sets
-``error`` (and ``done``) at ``start`` and the engine stays idle.
+``error`` (and ``done``) the cycle after ``start`` and the engine stays idle.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -117,7 +117,8 @@ class SystolicEngine(wiring.Component):
         Output tiles visited by each chunk of a grouped problem (held for the
         whole problem; ignored when dense).
     start : In(1)
-        Begin a problem (ignored while busy).
+        Begin a problem (ignored while busy): the sizes are sampled, the
+        first vector can be taken two cycles later.
     busy, done, error : Out(1)
         ``done`` and ``error`` stay set until the next ``start``.
     counters : Out(engine_counters_layout())
@@ -179,17 +180,19 @@ class SystolicEngine(wiring.Component):
 
         # ---- step position (registered facts of the current step) ----------
         m.submodules.sequencer = seq = TileSequencer(cfg, writeback=lat + 2)
-        m.d.comb += [
-            seq.k_terms.eq(self.k_terms), seq.m_outputs.eq(self.m_outputs),
-            seq.n_vectors.eq(self.n_vectors), seq.row_length.eq(self.row_length),
-            seq.chunks.eq(self.chunks), seq.tile_map.eq(self.tile_map),
-        ]
+        # The sizes are sampled at start; the sequencer begins a cycle later
+        # from these registers (with the size check registered too), so its
+        # wide start fan-out comes from flip-flops, not from compares.
+        sizes = {name: Signal.like(getattr(self, name), name=f"{name}_held")
+                 for name in ("k_terms", "m_outputs", "n_vectors", "row_length", "chunks")}
+        m.d.comb += [getattr(seq, name).eq(held) for name, held in sizes.items()]
+        m.d.comb += seq.tile_map.eq(self.tile_map)
         running = Signal()
         issued_all = seq.done
         n, mt, first = seq.n, seq.mt, seq.first
         last_kt, last_mt, last_block = seq.last_kt, seq.last_mt, seq.last_block
         to_output, from_stream = seq.to_output, seq.from_stream
-        m_total = Signal.like(self.m_outputs)   # for the issued-MAC counter
+        m_total = sizes["m_outputs"]            # for the issued-MAC counter
 
         inflight_acc = Signal(range(block * mt_max * 2 + lat + 4))
         # Free output-FIFO places not claimed by a vector in flight.
@@ -329,12 +332,17 @@ class SystolicEngine(wiring.Component):
                | (self.row_length == 0) | above(self.chunks, self.chunk_max)
                | (self.k_terms == 0) | above(self.k_terms, cfg.max_reduction)
                | (self.m_outputs == 0) | above(self.m_outputs, cfg.max_out_channels))
-        m.d.comb += self.busy.eq(running)
-        with m.If(self.start & ~running):
-            m.d.sync += [self.done.eq(bad), self.error.eq(bad)]
-            m.d.comb += seq.start.eq(~bad)
-            with m.If(~bad):
-                m.d.sync += [running.eq(1), need_tile.eq(1), m_total.eq(self.m_outputs)]
+        begin, bad_held = Signal(), Signal()      # the cycle after start
+        m.d.comb += self.busy.eq(running | begin)
+        m.d.sync += begin.eq(0)
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [begin.eq(1), bad_held.eq(bad), self.done.eq(0), self.error.eq(0)]
+            m.d.sync += [held.eq(getattr(self, name)) for name, held in sizes.items()]
+        with m.If(begin):
+            m.d.sync += [self.done.eq(bad_held), self.error.eq(bad_held)]
+            m.d.comb += seq.start.eq(~bad_held)
+            with m.If(~bad_held):
+                m.d.sync += [running.eq(1), need_tile.eq(1)]
         with m.Elif(running & finished):
             m.d.sync += [running.eq(0), self.done.eq(1)]
 
@@ -365,7 +373,7 @@ class SystolicEngine(wiring.Component):
             issued.eq(times_small(issued_rows, issued_cols)),
         ]
         ctr = self.counters
-        with m.If(self.start & ~running & ~bad):
+        with m.If(begin & ~bad_held):
             m.d.sync += self.counters.eq(0)
         with m.Else():
             m.d.sync += [

@@ -151,6 +151,7 @@ async def engine_bad_sizes_set_error_then_next_problem_runs(dut):
     cfg = tb.config
     await start_clock_and_reset(dut)
     await tb.start(3, 3, 3, row_length=0)
+    await RisingEdge(dut.clk)        # the size check is registered: a cycle on
     await ReadOnly()
     assert int(dut.error.value) == 1, "no error for row_length 0"
     await RisingEdge(dut.clk)
@@ -160,6 +161,7 @@ async def engine_bad_sizes_set_error_then_next_problem_runs(dut):
         if k >= 1 << len(dut.k_terms) or m >= 1 << len(dut.m_outputs):
             continue  # not encodable on the port: cannot be requested at all
         await tb.start(n, k, m)
+        await RisingEdge(dut.clk)
         await ReadOnly()
         assert int(dut.error.value) == 1, f"no error for N={n} K={k} M={m}"
         assert int(dut.done.value) == 1 and int(dut.busy.value) == 0
