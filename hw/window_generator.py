@@ -59,22 +59,9 @@ from .banked_memory import BankedMemory
 from .config import AccelConfig
 from .frame_control import FrameControl
 from .helpers import above, address, bad_range, counter, times_small
+from .window_geometry import layer_shape_layout
 
 __all__ = ["WindowGenerator", "layer_shape_layout", "window_error_layout"]
-
-
-def layer_shape_layout(config: AccelConfig) -> data.StructLayout:
-    """Run-time shape of one convolution (sampled at ``start``)."""
-    size = lambda limit: range(limit + 1)  # noqa: E731 - a shape for 0..limit
-    return data.StructLayout({
-        "height": size(config.max_height), "width": size(config.max_width),
-        "channels": size(config.max_in_channels),
-        "kernel_h": size(config.max_kernel), "kernel_w": size(config.max_kernel),
-        "stride_h": size(config.max_stride), "stride_w": size(config.max_stride),
-        "dilation_h": size(config.max_dilation), "dilation_w": size(config.max_dilation),
-        "pad_top": size(config.max_padding), "pad_bottom": size(config.max_padding),
-        "pad_left": size(config.max_padding), "pad_right": size(config.max_padding),
-    })
 
 
 def window_error_layout() -> data.StructLayout:
