@@ -1,0 +1,126 @@
+"""The window generator's output side: a free-running read pipeline into a FIFO.
+
+A slice is issued with its line-buffer read address; its data comes back
+:attr:`BankedMemory.READ_LATENCY <convaccel.hw.banked_memory.BankedMemory.READ_LATENCY>`
+cycles later, with nothing able to stall it on the way. So a slice may
+issue only with a place in the output FIFO reserved for it: a registered
+credit count, one credit per place, taken by an issue and given back when the
+output stream takes a slice. The read pipeline never waits, and ``o.ready``
+reaches only the FIFO.
+
+A padded slice never reads the memory: its lanes are the input zero point,
+0 in the lanes beyond ``C`` of the last channel group (their weights are 0).
+"""
+
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .banked_memory import BankedMemory
+from .config import AccelConfig
+
+__all__ = ["SliceOutput", "slice_beat_layout", "slice_tag_layout"]
+
+
+def slice_beat_layout(config: AccelConfig) -> data.StructLayout:
+    """A beat of ``lanes`` activations and ``last`` (the window generator's streams)."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(config.act_width), config.array_rows), "last": 1})
+
+
+def slice_tag_layout() -> data.StructLayout:
+    """What an issued slice is, beside its read address."""
+    return data.StructLayout({"pad": 1, "last_group": 1, "last": 1})
+
+
+class SliceOutput(wiring.Component):
+    """Read pipeline and credit-counted output FIFO of window slices (see the module).
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``array_rows`` (lanes) and ``act_width``.
+
+    Attributes
+    ----------
+    issue : In(1)
+        A slice is issued: its read address is on the line buffer this cycle.
+        Only while ``space`` is set.
+    tag : In(slice_tag_layout())
+        The issued slice: all padding, of the last channel group, the frame's last.
+    read_data : In(ArrayLayout(signed(act_width), lanes))
+        The line buffer's read data (of the address issued ``READ_LATENCY`` cycles before).
+    zero_point : In(signed(act_width))
+        The value of padded lanes.
+    unused_lanes : In(lanes)
+        A bit per lane beyond ``C`` in the last channel group.
+    clear : In(1)
+        Drop every slice in the pipeline and the FIFO, and every issue of this cycle.
+    space : Out(1)
+        A FIFO place is free to reserve: a slice may issue.
+    empty : Out(1)
+        Every slice issued has been taken by ``o`` (or cleared).
+    o : Out(stream.Signature(slice_beat_layout(config)))
+        The slices, in issue order.
+    """
+
+    #: Output FIFO places: the read pipeline's slices plus a few, so that a
+    #: steady output stream never waits for credits.
+    FIFO_DEPTH = BankedMemory.READ_LATENCY + 4
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self.config = config
+        lanes = config.array_rows
+        super().__init__({
+            "issue": In(1),
+            "tag": In(slice_tag_layout()),
+            "read_data": In(data.ArrayLayout(signed(config.act_width), lanes)),
+            "zero_point": In(signed(config.act_width)),
+            "unused_lanes": In(lanes),
+            "clear": In(1),
+            "space": Out(1),
+            "empty": Out(1),
+            "o": Out(stream.Signature(slice_beat_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.FIFO_DEPTH
+        m.submodules.fifo = fifo = ResetInserter(self.clear)(
+            SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=depth))
+        credits = Signal(range(depth + 1), init=depth)
+        taken = self.o.valid & self.o.ready
+        with m.If(self.clear):
+            m.d.sync += credits.eq(depth)
+        with m.Else():
+            m.d.sync += credits.eq(credits - self.issue + taken)
+        m.d.comb += [self.space.eq(credits != 0), self.empty.eq(credits == depth)]
+
+        # The tags travel beside the reads, one register per cycle of latency.
+        in_flight = data.StructLayout({"valid": 1, **slice_tag_layout().members})
+        stages = [Signal(in_flight, name=f"slice_tag{k}")
+                  for k in range(BankedMemory.READ_LATENCY)]
+        m.d.sync += [stages[0].valid.eq(self.issue & ~self.clear),
+                     stages[0].pad.eq(self.tag.pad),
+                     stages[0].last_group.eq(self.tag.last_group),
+                     stages[0].last.eq(self.tag.last)]
+        for earlier, later in zip(stages, stages[1:]):
+            m.d.sync += later.eq(Mux(self.clear, 0, earlier))
+        arriving = stages[-1]
+
+        beat = Signal.like(self.o.payload)
+        # The pad value is worked out from registers beside the read, so the
+        # read data sees one multiplexer.
+        for lane in range(self.config.array_rows):
+            pad_value = Mux(arriving.last_group & self.unused_lanes[lane], 0, self.zero_point)
+            m.d.comb += beat.data[lane].eq(Mux(arriving.pad, pad_value, self.read_data[lane]))
+        m.d.comb += [
+            beat.last.eq(arriving.last),
+            fifo.w_en.eq(arriving.valid), fifo.w_data.eq(beat),
+            self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
+        return m
