@@ -110,9 +110,12 @@ def array_table(results: list[dict]) -> str:
 
 def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = "bench-layers",
                shallow_trace: bool = False, progress: bool = False,
-               fmax_mhz: float | None = None, backend: str = "fast"
+               fmax_mhz: float | None = None, backend: str = "fast", specs: dict | None = None
                ) -> tuple[list[dict], object, "Path"]:
     """Run named layers (:data:`~convaccel.sim.layer_suite.ALL_LAYERS`) through ``conv_accel``.
+
+    ``specs`` adds layers of one's own (``key: spec``, e.g. from
+    :func:`~convaccel.sim.layer_suite.parse_layer_spec`), run after ``keys``.
 
     No input gaps, no back-pressure; every output is checked bit-exactly, and
     ``busy_cycles`` against the edges counted at the ports.
@@ -136,10 +139,12 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     unknown = [key for key in keys if key not in ALL_LAYERS]
     if unknown:
         raise ValueError(f"unknown layer {unknown[0]!r}; choose from {', '.join(ALL_LAYERS)}")
-    # Scale every layer to the build and check it before anything is built:
-    # the hardware refuses a layer that does not fit, and waiting for its
-    # output would only end at the simulation's timeout.
-    layers = {key: spec_layer(fit_spec(ALL_LAYERS[key], config), config) for key in keys}
+    # Scale every layer to the build (the name says so) and check it before
+    # anything is built: the hardware refuses a layer that does not fit, and
+    # waiting for its output would only end at the simulation's timeout.
+    wanted = {**{key: ALL_LAYERS[key] for key in keys}, **(specs or {})}
+    layers = {key: spec_layer(fit_spec(spec, config), config) for key, spec in wanted.items()}
+    keys = list(layers)
     for layer in layers.values():
         layer.check_fits(config)
     runner = session(backend, config, shallow_trace=shallow_trace, seed=seed)

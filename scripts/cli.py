@@ -486,7 +486,7 @@ def _check_report_paths(args, *names) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..sim.layer_suite import BENCH_LAYERS, SWEEP_LAYERS
+    from ..sim.layer_suite import BENCH_LAYERS, SWEEP_LAYERS, parse_layer_spec
     from .bench import (array_table, bench_array, bench_windows, layers_table, plot_layers,
                         run_layers, windows_table)
 
@@ -496,10 +496,15 @@ def cmd_bench(args) -> int:
         print(array_table(results))
     elif args.target == "layers":
         config = _config(args)
-        keys = args.layer or list(BENCH_LAYERS) + (list(SWEEP_LAYERS) if args.sweep else [])
+        try:
+            specs = {f"spec:{text}": parse_layer_spec(text) for text in args.spec}
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        keys = args.layer or ([] if specs else list(BENCH_LAYERS)) + (
+            list(SWEEP_LAYERS) if args.sweep else [])
         fmax, _ = _clock(args, config) if (args.fmax or args.synth_json) else (None, "")
         results, built, _ = run_layers(keys, config, seed=args.seed, progress=True,
-                                       fmax_mhz=fmax, backend=args.backend)
+                                       fmax_mhz=fmax, backend=args.backend, specs=specs)
         how = "cached" if built.cached else f"{built.build_seconds:.1f} s"
         print(f"conv_accel {_label(args)}: Verilator build ({args.backend} backend) {how}")
         table = layers_table(results)
@@ -740,6 +745,10 @@ def make_parser() -> argparse.ArgumentParser:
     layers.add_argument("--layer", action="append", default=[],
                         help="only this layer (repeatable): a key of "
                              "convaccel.sim.layer_suite.ALL_LAYERS")
+    layers.add_argument("--spec", action="append", default=[], metavar="SPEC",
+                        help="a layer of your own (repeatable), e.g. 'c=1,h=28,w=28,m=3,k=5'; "
+                             "keys c h w m, k or r s, stride dilation pad groups pool act "
+                             "(defaults as in golden.conv_layer; see README)")
     layers.add_argument("--sweep", action="store_true",
                         help="add the 3x3 sweep over channels and image size")
     clock = layers.add_mutually_exclusive_group()

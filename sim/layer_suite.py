@@ -15,7 +15,8 @@ import numpy as np
 from ..golden import as_padding4, as_pair
 from .conv_driver import ConvLayer
 
-__all__ = ["ALL_LAYERS", "BENCH_LAYERS", "SWEEP_LAYERS", "fit_spec", "real_macs", "spec_layer"]
+__all__ = ["ALL_LAYERS", "BENCH_LAYERS", "SPEC_KEYS", "SWEEP_LAYERS", "fit_spec", "parse_layer_spec",
+           "real_macs", "spec_layer"]
 
 #: Seed of the random layer data in the layer benchmark (also used by spec_layer).
 LAYER_DATA_SEED = 2024
@@ -52,6 +53,91 @@ SWEEP_LAYERS = {
 
 #: Every layer ``convaccel bench layers`` knows.
 ALL_LAYERS = {**BENCH_LAYERS, **SWEEP_LAYERS}
+
+
+#: Keys of a typed layer spec (``convaccel bench layers --spec``) and what each takes.
+SPEC_KEYS = {
+    "c": "input channels", "h": "input height", "w": "input width", "m": "output channels",
+    "k": "kernel size (both sides)", "r": "kernel height", "s": "kernel width",
+    "stride": "N or HxW (default 1)", "dilation": "N or HxW (default 1)",
+    "pad": "N, or TxBxLxR (default 0)", "groups": "N (default 1)",
+    "pool": "max or avg, optionally :K[:U] (default none; K 2, U = K)",
+    "act": "none, relu or clamp:HIGH (default none)",
+}
+
+
+def parse_layer_spec(text: str) -> dict:
+    """A layer typed as ``"c=1,h=28,w=28,m=3,k=5"``: the benchmark's spec of it.
+
+    Keys: :data:`SPEC_KEYS`; ``c, h, w, m`` and either ``k`` or both ``r``
+    and ``s`` are required, the rest default as in ``golden.conv_layer``
+    (stride 1, dilation 1, no padding, one group, no pooling, no
+    activation). Raises ``ValueError`` naming the bad key or value.
+    """
+    fields = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or key not in SPEC_KEYS:
+            raise ValueError(f"layer spec {text!r}: {item!r} is not KEY=VALUE with KEY one of "
+                             f"{', '.join(SPEC_KEYS)}")
+        if key in fields:
+            raise ValueError(f"layer spec {text!r}: {key!r} given twice")
+        fields[key] = value
+
+    def number(key, value):
+        try:
+            result = int(value)
+        except ValueError:
+            raise ValueError(f"layer spec {text!r}: {key}={value!r} is not an integer") from None
+        if result < (0 if key == "pad" else 1):
+            raise ValueError(f"layer spec {text!r}: {key}={result} is out of range")
+        return result
+
+    def numbers(key, count):
+        parts = fields[key].lower().split("x")
+        if len(parts) not in (1, count):
+            raise ValueError(f"layer spec {text!r}: {key}={fields[key]!r}: give 1 or {count} "
+                             "numbers separated by 'x'")
+        values = [number(key, part) for part in parts]
+        return values * count if len(values) == 1 else values
+
+    missing = [key for key in ("c", "h", "w", "m") if key not in fields]
+    if "k" not in fields and not ("r" in fields and "s" in fields):
+        missing.append("k (or r and s)")
+    if missing:
+        raise ValueError(f"layer spec {text!r}: missing {', '.join(missing)}")
+    if "k" in fields and ("r" in fields or "s" in fields):
+        raise ValueError(f"layer spec {text!r}: give k or r and s, not both")
+    spec = {key: number(key, fields[key]) for key in ("c", "h", "w", "m")}
+    if "k" in fields:
+        spec["r"] = spec["s"] = number("k", fields["k"])
+    else:
+        spec["r"], spec["s"] = number("r", fields["r"]), number("s", fields["s"])
+    for key in ("stride", "dilation"):
+        if key in fields:
+            spec[key] = numbers(key, 2)
+    if "pad" in fields:
+        spec["padding"] = numbers("pad", 4)
+    if "groups" in fields:
+        spec["groups"] = number("groups", fields["groups"])
+    if "pool" in fields:
+        mode, *sizes = fields["pool"].lower().split(":")
+        if mode not in ("max", "avg") or len(sizes) > 2:
+            raise ValueError(f"layer spec {text!r}: pool={fields['pool']!r}: use max or avg, "
+                             "optionally :K or :K:U")
+        kernel = number("pool", sizes[0]) if sizes else 2
+        spec["pool"] = [mode, kernel, number("pool", sizes[1]) if len(sizes) > 1 else kernel]
+    if "act" in fields:
+        kind, _, high = fields["act"].lower().partition(":")
+        if kind not in ("none", "relu", "clamp") or (kind == "clamp") != bool(high):
+            raise ValueError(f"layer spec {text!r}: act={fields['act']!r}: use none, relu or "
+                             "clamp:HIGH")
+        spec["activation"] = kind
+        if high:
+            spec["clamp_high"] = number("act", high)
+    spec["name"] = f"typed layer ({', '.join(f'{k}={v}' for k, v in fields.items())})"
+    return spec
 
 
 def real_macs(layer: ConvLayer) -> int:

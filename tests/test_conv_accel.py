@@ -116,6 +116,7 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     """`convaccel bench layers` on one named layer (fast backend): fields, hand-counted MACs,
     counters, plot; the cocotb backend agrees."""
     from convaccel.scripts.bench import layers_table, plot_layers, run_layers
+    from convaccel.sim.layer_suite import parse_layer_spec
 
     config = PRESETS["default"]
     (figures,), built, _ = run_layers(["lenet_conv2"], config, fmax_mhz=100.0)
@@ -142,3 +143,8 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     assert "| LeNet-5 conv2" in table and "GOPS @ 100.0 MHz" in table
     png = plot_layers([figures], tmp_path / "layers.png", config)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A typed layer gives the same row: LeNet conv2 typed gives its figures.
+    typed = parse_layer_spec("c=6,h=14,w=14,m=16,k=5,act=relu,pool=max:2")
+    (mine,), _, _ = run_layers([], config, specs={"mine": typed})
+    assert mine["key"] == "mine" and mine["real_macs"] == figures["real_macs"]
+    assert (mine["cycles"], mine["counters"]) == (figures["cycles"], figures["counters"])

@@ -1,5 +1,7 @@
 """Host-side checks of a layer against the build, before any simulation starts."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,39 @@ def test_the_digits_network_is_refused_on_a_build_too_small_for_it(tmp_path, mon
     with pytest.raises(ValueError, match="at least 1, got 0"):
         run_digits(0, PRESETS["default"])
     assert not (tmp_path / "cache").exists()
+
+
+def test_typed_layer_specs_parse_with_golden_defaults():
+    from convaccel.sim.layer_suite import parse_layer_spec
+
+    spec = parse_layer_spec("c=1, h=28, w=28, m=3, k=5")
+    assert {k: spec[k] for k in ("c", "h", "w", "m", "r", "s")} == dict(
+        c=1, h=28, w=28, m=3, r=5, s=5)
+    assert not {"stride", "dilation", "padding", "groups", "pool", "activation"} & set(spec)
+    full = parse_layer_spec("c=4,h=9,w=7,m=8,r=3,s=1,stride=2x1,dilation=2,pad=1x0x2x0,"
+                            "groups=2,pool=avg:3:2,act=clamp:96")
+    assert (full["r"], full["s"], full["stride"], full["dilation"]) == (3, 1, [2, 1], [2, 2])
+    assert full["padding"] == [1, 0, 2, 0] and full["groups"] == 2
+    assert full["pool"] == ["avg", 3, 2]
+    assert (full["activation"], full["clamp_high"]) == ("clamp", 96)
+    assert parse_layer_spec("c=1,h=4,w=4,m=1,k=1,pool=max,pad=1")["pool"] == ["max", 2, 2]
+    assert parse_layer_spec("c=1,h=4,w=4,m=1,k=1,pad=1")["padding"] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("c=1,h=4,w=4,m=1", "missing k (or r and s)"),
+    ("h=4,w=4,m=1,k=3", "missing c"),
+    ("c=1,h=4,w=4,m=1,k=3,r=3", "give k or r and s, not both"),
+    ("c=1,h=4,w=4,m=1,k=three", "k='three' is not an integer"),
+    ("c=0,h=4,w=4,m=1,k=3", "c=0 is out of range"),
+    ("c=1,h=4,w=4,m=1,k=3,stride=1x2x3", "stride='1x2x3': give 1 or 2 numbers"),
+    ("c=1,h=4,w=4,m=1,k=3,pool=min", "pool='min': use max or avg"),
+    ("c=1,h=4,w=4,m=1,k=3,act=clamp", "act='clamp': use none, relu or clamp:HIGH"),
+    ("c=1,h=4,w=4,m=1,k=3,c=2", "'c' given twice"),
+    ("c=1,h=4,w=4,m=1,k=3,size=2", "'size=2' is not KEY=VALUE"),
+])
+def test_typed_layer_spec_errors_name_the_key(text, phrase):
+    from convaccel.sim.layer_suite import parse_layer_spec
+
+    with pytest.raises(ValueError, match=re.escape(phrase)):
+        parse_layer_spec(text)
