@@ -187,6 +187,9 @@ class SystolicEngine(wiring.Component):
                  for name in ("k_terms", "m_outputs", "n_vectors", "row_length", "chunks")}
         m.d.comb += [getattr(seq, name).eq(held) for name, held in sizes.items()]
         m.d.comb += seq.tile_map.eq(self.tile_map)
+        first_block = Signal.like(seq.first_block)
+        row_part = Mux(self.row_length < block, self.row_length, block)
+        m.d.comb += seq.first_block.eq(first_block)
         running = Signal()
         issued_all = seq.done
         n, mt, first = seq.n, seq.mt, seq.first
@@ -338,6 +341,7 @@ class SystolicEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += [begin.eq(1), bad_held.eq(bad), self.done.eq(0), self.error.eq(0)]
             m.d.sync += [held.eq(getattr(self, name)) for name, held in sizes.items()]
+            m.d.sync += first_block.eq(Mux(self.n_vectors < row_part, self.n_vectors, row_part))
         with m.If(begin):
             m.d.sync += [self.done.eq(bad_held), self.error.eq(bad_held)]
             m.d.comb += seq.start.eq(~bad_held)

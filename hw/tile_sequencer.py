@@ -70,6 +70,10 @@ class TileSequencer(wiring.Component):
     start : In(1)
         Load the problem (``k_terms``, ``m_outputs``, ``n_vectors``,
         ``row_length``, ``chunks``, ``tile_map``) and begin at its first step.
+    first_block : In(unsigned)
+        The first block's size, ``min(n_vectors, row_length, array_block)``,
+        worked out by the caller (a register, so ``start`` loads no compare
+        chain).
     issue : In(1)
         The current vector issued this cycle.
     n, mt : Out(unsigned)
@@ -99,6 +103,7 @@ class TileSequencer(wiring.Component):
         super().__init__({
             "start": In(1),
             **layer_size_members(config, self.chunk_max),
+            "first_block": In(range(self.block + 1)),
             "issue": In(1),
             "n": Out(range(max(2, self.block))),
             "mt": Out(max(1, ceil_log2(self.mt_max))),
@@ -247,8 +252,7 @@ class TileSequencer(wiring.Component):
                n_left, row_left, block_size, remaining, seen, since, settle):
         """The problem's first step; its facts are worked out like stage B's."""
         rows, cols, block = self.rows, self.cols, self.block
-        row_part = Mux(self.row_length < block, self.row_length, block)
-        size = Mux(self.n_vectors < row_part, self.n_vectors, row_part)
+        size = self.first_block
         grouped = above(self.chunks, 1)
         visits, after = self.tile_map[0], self.tile_map[Mux(grouped, 1, 0)]
         m.d.sync += [
