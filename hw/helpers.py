@@ -7,7 +7,8 @@ operand width already decides.
 
 from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 
-__all__ = ["above", "address", "bad_range", "counter", "times_constant", "times_small"]
+__all__ = ["above", "address", "bad_range", "counter", "smallest_of", "times_constant",
+           "times_small"]
 
 
 def counter(limit):
@@ -25,6 +26,18 @@ def above(value, limit):
     if limit >= (1 << len(value)) - 1:
         return Const(0, 1)
     return value > limit
+
+
+def smallest_of(first, second, limit: int):
+    """``(min(first, second, limit), first is the smallest)``, from parallel compares.
+
+    Nesting two ``min``s puts a compare behind a multiplexer behind a
+    compare; here all three compares start from the operands and one
+    selection follows.
+    """
+    first_least = (first <= second) & ~above(first, limit)
+    second_least = ~first_least & ~above(second, limit)
+    return Mux(first_least, first, Mux(second_least, second, limit)), first_least
 
 
 def bad_range(value, limit):

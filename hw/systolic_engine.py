@@ -69,7 +69,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
-from .helpers import above, times_constant, times_small
+from .helpers import above, smallest_of, times_constant, times_small
 from .tile_sequencer import TileSequencer, layer_size_members
 from .systolic_array import SystolicArray
 
@@ -188,7 +188,6 @@ class SystolicEngine(wiring.Component):
         m.d.comb += [getattr(seq, name).eq(held) for name, held in sizes.items()]
         m.d.comb += seq.tile_map.eq(self.tile_map)
         first_block = Signal.like(seq.first_block)
-        row_part = Mux(self.row_length < block, self.row_length, block)
         m.d.comb += seq.first_block.eq(first_block)
         running = Signal()
         issued_all = seq.done
@@ -341,7 +340,7 @@ class SystolicEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += [begin.eq(1), bad_held.eq(bad), self.done.eq(0), self.error.eq(0)]
             m.d.sync += [held.eq(getattr(self, name)) for name, held in sizes.items()]
-            m.d.sync += first_block.eq(Mux(self.n_vectors < row_part, self.n_vectors, row_part))
+            m.d.sync += first_block.eq(smallest_of(self.n_vectors, self.row_length, block)[0])
         with m.If(begin):
             m.d.sync += [self.done.eq(bad_held), self.error.eq(bad_held)]
             m.d.comb += seq.start.eq(~bad_held)

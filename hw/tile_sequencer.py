@@ -38,7 +38,7 @@ from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
 from .group_tiles import tile_range_layout
-from .helpers import above, times_constant
+from .helpers import above, smallest_of, times_constant
 
 __all__ = ["TileSequencer", "layer_size_members"]
 
@@ -152,8 +152,9 @@ class TileSequencer(wiring.Component):
             "kind": 2,            # 0: next tile, 1: next reduction tile, 2: next block
             "mt": mt_bits, "chunk": len(chunk), "k_left": len(self.k_left),
             "n_left": len(n_left), "row_left": len(row_left)}))
-        last_chunk = chunk == chunk_total - 1
-        next_chunk = Mux(last_chunk | ~grouped, 0, chunk + 1)
+        # The chunk after the current one is a register (worked out in stage
+        # B with the step), so the tile map is read straight from it.
+        next_chunk = Signal.like(chunk)
         next_lo = Mux(grouped, self.tile_map[next_chunk].lo, 0)
         with m.If(~self.last_mt):
             m.d.sync += [a.kind.eq(0), a.mt.eq(self.mt + 1), a.chunk.eq(chunk),
@@ -171,12 +172,13 @@ class TileSequencer(wiring.Component):
 
         # ---- stage B: the next step's size and facts ---------------------
         b = Signal(data.StructLayout({
-            "kind": 2, "mt": mt_bits, "chunk": len(chunk), "k_left": len(self.k_left),
-            "n_left": len(n_left), "row_left": len(row_left), "block_size": len(block_size),
+            "kind": 2, "mt": mt_bits, "chunk": len(chunk), "next_chunk": len(chunk),
+            "k_left": len(self.k_left), "n_left": len(n_left), "row_left": len(row_left),
+            "block_size": len(block_size),
             "last_mt": 1, "last_kt": 1, "last_block": 1, "to_output": 1, "has_sums": 1,
             "spaced": 1}))
-        row_part = Mux(a.row_left < block, a.row_left, block)
-        next_size = Mux(a.n_left < row_part, a.n_left, row_part)
+        # The next block: up to `block` positions, within the row and the problem.
+        next_size, block_is_last = smallest_of(a.n_left, a.row_left, block)
         visits = self.tile_map[a.chunk]
         after_next = self.tile_map[Mux(a.chunk == chunk_total - 1, 0, a.chunk + 1)]
         # The write-back rule for the next visit: it shares this block's size
@@ -184,12 +186,13 @@ class TileSequencer(wiring.Component):
         spaced_next = Mux(a.mt == self.mt, big_block, since[a.mt] >= spacing_m2)
         m.d.sync += [
             b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
+            b.next_chunk.eq(Mux((a.chunk == chunk_total - 1) | ~grouped, 0, a.chunk + 1)),
             b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
             b.block_size.eq(Mux(a.kind == 2, next_size, block_size)),
             b.last_mt.eq(Mux(grouped, a.mt == visits.hi,
                              times_constant(a.mt, cols) >= m_last_base)),
             b.last_kt.eq(a.k_left <= rows),
-            b.last_block.eq(Mux(a.kind == 2, (a.n_left <= a.row_left) & (a.n_left <= block),
+            b.last_block.eq(Mux(a.kind == 2, block_is_last,
                                 self.last_block)),
             b.to_output.eq(Mux(grouped, (a.k_left <= tap_terms)
                                & ((a.chunk == chunk_total - 1) | (after_next.lo > a.mt)),
@@ -220,6 +223,7 @@ class TileSequencer(wiring.Component):
                 # The next step, from stage B.
                 m.d.sync += [
                     self.n.eq(0), self.first.eq(1), self.mt.eq(b.mt), chunk.eq(b.chunk),
+                    next_chunk.eq(b.next_chunk),
                     self.k_left.eq(b.k_left), n_left.eq(b.n_left), row_left.eq(b.row_left),
                     block_size.eq(b.block_size), remaining.eq(b.block_size),
                     self.step_end.eq(b.block_size == 1),
@@ -246,6 +250,7 @@ class TileSequencer(wiring.Component):
         with m.If(self.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                         n_left, row_left, block_size, remaining, seen, since, settle)
+            m.d.sync += next_chunk.eq(above(self.chunks, 1))    # chunk 0's successor
         return m
 
     def _begin(self, m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
