@@ -10,18 +10,24 @@ works on those registers one cycle later.
 Read: the data of the address presented in cycle ``t`` is on ``read_data``
 in cycle ``t + 2`` (the RAM's register, then the bank register); reads are
 issued every cycle (no enable: the users run free-running pipelines). Write:
-one per cycle, registered before the RAMs (the bank's write enable is worked
-out a cycle ahead, so the write port starts from flip-flops however far the
-banks are placed from the logic that writes): a write presented in cycle
-``t`` is seen by reads presented from cycle ``t + 2`` on. A read presented in
-cycle ``t + 1`` of the address written in ``t`` is undefined (the users
-never do it).
+one per cycle, registered before the RAMs by default (the bank's write
+enable is worked out a cycle ahead, so the write port starts from
+flip-flops however far the banks are placed from the logic that writes): a
+write presented in cycle ``t`` is seen by reads presented from cycle ``t +
+2`` on, and a read presented in cycle ``t + 1`` of that address is
+undefined. With ``registered_write=False`` (for writers that are
+registers already) it is seen from ``t + 1`` on, and a read of the address
+being written in the same cycle is undefined. The users never do either.
 
 On ECP5 (see :mod:`.fpga_target`) each bank is a column of ``DP16KD`` block
-RAMs (1024 x 18 each) with the RAM's own output register on (``REGMODE_B =
-"OUTREG"``), which takes the bank register's place: the same latency, and
-the multiplexer starts from a register 1 ns after the clock instead of the
-RAM's 5.8 ns.
+RAMs with the RAM's own output register on (``REGMODE = "OUTREG"``), which
+takes the bank register's place: the same latency, and the multiplexer
+starts from a register 1 ns after the clock instead of the RAM's 5.8 ns.
+``ram_width`` picks the RAM's shape: 1024 x 18 (true dual port, port A
+writes, port B reads) or 512 x 36 (both ports' data pins form one 36-bit
+word: written through port A's clock and byte enables, read through port
+B's); 36 suits a shallow, wide memory (half the RAMs of 18 for 512 words or
+fewer).
 """
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, Value
@@ -47,6 +53,10 @@ class BankedMemory(wiring.Component):
     bank_depth : int
         Words per bank, a power of two (one block RAM's depth at the word
         width is the natural choice).
+    registered_write : bool
+        Register the write port (one more cycle before a write is seen).
+    ram_width : int
+        ECP5 only: 18 (1024 x 18 RAMs) or 36 (512 x 36 RAMs).
 
     Attributes
     ----------
@@ -57,17 +67,22 @@ class BankedMemory(wiring.Component):
     """
 
     READ_LATENCY = 2
-    #: Cycles from a write's presentation to the RAM write (see the module).
-    WRITE_LATENCY = 1
-    #: Depth and width of one ECP5 block RAM in the 18-bit mode used here.
-    ECP5_RAM_DEPTH, ECP5_RAM_WIDTH = 1024, 18
+    #: ECP5 block RAM shapes (width: depth) the memory can be built from.
+    ECP5_RAM_DEPTHS = {18: 1024, 36: 512}
 
-    def __init__(self, shape, depth: int, bank_depth: int):
+    def __init__(self, shape, depth: int, bank_depth: int, *, registered_write: bool = True,
+                 ram_width: int = 18):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"BankedMemory depth must be a positive integer, got {depth!r}")
         if not isinstance(bank_depth, int) or bank_depth < 1 or bank_depth & (bank_depth - 1):
             raise ValueError(f"BankedMemory bank_depth must be a power of two, got {bank_depth!r}")
+        if ram_width not in self.ECP5_RAM_DEPTHS:
+            raise ValueError(f"BankedMemory ram_width must be one of "
+                             f"{sorted(self.ECP5_RAM_DEPTHS)}, got {ram_width!r}")
         self.shape, self.depth = shape, depth
+        self.registered_write, self.ram_width = registered_write, ram_width
+        #: Cycles from a write's presentation to the RAM write (see the module).
+        self.write_latency = int(registered_write)
         self.bank_depth = min(bank_depth, 1 << ceil_log2(depth))
         self.banks = -(-depth // self.bank_depth)
         address = max(1, ceil_log2(depth))
@@ -91,14 +106,16 @@ class BankedMemory(wiring.Component):
                     m.d.comb += Value.cast(self.read_data).eq(registered)
 
     def _registered_write(self, m, banks, low):
-        """Write address (low bits), data and one enable per bank, a cycle late."""
+        """Write address (low bits), data and one enable per bank (a cycle late
+        with ``registered_write``)."""
         address = Signal(max(1, low), name="write_word")
         data = Signal(len(Value.cast(self.write_data)), name="write_bits")
         enables = Signal(banks, name="write_bank")
-        m.d.sync += [address.eq(self.write_addr[:low]), data.eq(self.write_data)]
+        domain = m.d.sync if self.registered_write else m.d.comb
+        domain += [address.eq(self.write_addr[:low]), data.eq(self.write_data)]
         for index in range(banks):
             here = (self.write_addr[low:] == index) if banks > 1 else 1
-            m.d.sync += enables[index].eq(self.write_en & here)
+            domain += enables[index].eq(self.write_en & here)
         return address, data, enables
 
     def elaborate(self, platform):
@@ -127,35 +144,44 @@ class BankedMemory(wiring.Component):
 
     def _ecp5(self):
         m = Module()
-        depth, width = self.ECP5_RAM_DEPTH, self.ECP5_RAM_WIDTH
+        width = self.ram_width
+        depth = self.ECP5_RAM_DEPTHS[width]
         low = min(ceil_log2(depth), len(self.read_addr))
         banks = -(-self.depth // depth)
         write_word, write_data, write_bank = self._registered_write(m, banks, low)
         bits = len(write_data)
+        # Word address pins: 13..4 (18-bit) or 13..5 (36-bit); below them the
+        # write port's byte enables (all on) and zeros on the read port.
+        first_pin = 14 - ceil_log2(depth)
         outputs = []
         for index in range(banks):
             registered = Signal(bits, name=f"bank{index}_data")
             for first in range(0, bits, width):
                 count = min(width, bits - first)
+                data_in = [write_data[first + bit] if bit < count else Const(0, 1)
+                           for bit in range(width)]
                 ports = {}
-                # 18-bit mode: address bits 4..13 select the word, ADA0/ADA1
-                # are the two byte-write enables.
-                for bit in range(14):
-                    in_word = 4 <= bit < 4 + low
-                    ports[f"i_ADA{bit}"] = (write_word[bit - 4] if in_word
-                                            else Const(1 if bit < 2 else 0, 1))
-                    ports[f"i_ADB{bit}"] = self.read_addr[bit - 4] if in_word else Const(0, 1)
-                for bit in range(width):
-                    ports[f"i_DIA{bit}"] = write_data[first + bit] if bit < count else Const(0, 1)
-                    ports[f"i_DIB{bit}"] = Const(0, 1)
-                    if bit < count:
-                        ports[f"o_DOB{bit}"] = registered[first + bit]
+                for pin in range(14):
+                    word_bit = pin - first_pin
+                    in_word = 0 <= word_bit < low
+                    enables = 2 if width == 18 else 4
+                    ports[f"i_ADA{pin}"] = (write_word[word_bit] if in_word
+                                            else Const(1 if pin < enables else 0, 1))
+                    ports[f"i_ADB{pin}"] = self.read_addr[word_bit] if in_word else Const(0, 1)
+                for pin in range(18):
+                    ports[f"i_DIA{pin}"] = data_in[pin]
+                    ports[f"i_DIB{pin}"] = data_in[18 + pin] if width == 36 else Const(0, 1)
+                    # 36-bit words read out on DOA (low half) and DOB (high half).
+                    for port, offset in ((("DOB", 0),) if width == 18
+                                         else (("DOA", 0), ("DOB", 18))):
+                        if offset + pin < count:
+                            ports[f"o_{port}{pin}"] = registered[first + offset + pin]
                 for cs in range(3):
                     ports[f"i_CSA{cs}"] = ports[f"i_CSB{cs}"] = Const(0, 1)
                 m.submodules[f"bank{index}_ram{first // width}"] = Instance(
                     "DP16KD",
                     p_DATA_WIDTH_A=width, p_DATA_WIDTH_B=width,
-                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                    p_REGMODE_A="NOREG" if width == 18 else "OUTREG", p_REGMODE_B="OUTREG",
                     p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
                     p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                     p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",

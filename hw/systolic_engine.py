@@ -68,6 +68,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .banked_memory import BankedMemory
 from .config import AccelConfig
 from .helpers import above, smallest_of, times_constant, times_small
 from .tile_sequencer import TileSequencer, layer_size_members
@@ -172,9 +173,11 @@ class SystolicEngine(wiring.Component):
         m.submodules.act_buffer = act_buffer = Memory(shape=act_layout, depth=block, init=[],
                                                       attrs={"ram_style": "distributed"})
         act_write, act_read = act_buffer.write_port(), act_buffer.read_port()
-        m.submodules.acc_buffer = acc_buffer = Memory(
-            shape=acc_layout, depth=block << mt_bits, init=[])
-        acc_write, acc_read = acc_buffer.write_port(), acc_buffer.read_port()
+        # Read latency 2 with the block RAM's own output register (on ECP5),
+        # so the array's psum input starts from a register, not from the
+        # RAM's slow output; writes come from registers already.
+        m.submodules.acc_buffer = acc_buffer = BankedMemory(
+            acc_layout, block << mt_bits, bank_depth=512, registered_write=False, ram_width=36)
         m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(
             width=len(self.result.payload.as_value()), depth=self.fifo_depth)
 
@@ -215,7 +218,7 @@ class SystolicEngine(wiring.Component):
             self.act.ready.eq(can_issue & from_stream),
             issue.eq(can_issue & (~from_stream | self.act.valid)),
             act_read.addr.eq(n),
-            acc_read.addr.eq((n << mt_bits) | mt),
+            acc_buffer.read_addr.eq((n << mt_bits) | mt),
         ]
 
         # ---- stage 1: array inputs ------------------------------------
@@ -247,15 +250,14 @@ class SystolicEngine(wiring.Component):
         ]
 
         # ---- stage 2: registered array inputs (the buffer reads end here) --
-        # The accumulator buffer's block RAM output goes straight into a
-        # register; the "start from zero" choice comes after it (the array's
-        # psum input is itself registered by the skew line).
+        # The accumulator buffer's read data is a register at this stage; the
+        # "start from zero" choice comes after it (the array's psum input is
+        # itself registered by the skew line).
         s2_act = Signal(act_layout)
-        s2_psum = Signal(acc_layout)
+        s2_psum = acc_buffer.read_data
         s2_valid, s2_zero = Signal(), Signal()
         m.d.sync += [
             s2_act.eq(Mux(s1_from_stream, s1_act, act_read.data)),
-            s2_psum.eq(acc_read.data),
             s2_zero.eq(s1_zero),
             s2_valid.eq(s1_valid),
         ]
@@ -276,9 +278,9 @@ class SystolicEngine(wiring.Component):
         to_fifo = meta.valid & meta.to_output
         to_acc = meta.valid & ~meta.to_output
         m.d.comb += [
-            acc_write.en.eq(to_acc),
-            acc_write.addr.eq(meta.addr),
-            acc_write.data.eq(array.psum_out),
+            acc_buffer.write_en.eq(to_acc),
+            acc_buffer.write_addr.eq(meta.addr),
+            acc_buffer.write_data.eq(array.psum_out),
             out_fifo.w_en.eq(to_fifo),
         ]
         result_in = Signal(self.result.payload.shape())

@@ -8,9 +8,10 @@ from amaranth.sim import Simulator
 from convaccel.hw.banked_memory import BankedMemory
 
 
+@pytest.mark.parametrize("registered_write", [True, False])
 @pytest.mark.parametrize("depth, bank_depth", [(100, 32), (64, 64), (70, 16), (5, 8)])
-def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth):
-    dut = BankedMemory(12, depth, bank_depth)
+def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth, registered_write):
+    dut = BankedMemory(12, depth, bank_depth, registered_write=registered_write)
     rng = np.random.default_rng(depth + bank_depth)
     model = [0] * depth
     problems = []
@@ -22,19 +23,25 @@ def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth):
             address = int(rng.integers(0, depth))
             if in_flight is not None and address == in_flight[0]:
                 address = (address + 1) % depth    # an undefined read: not asked
+            write = rng.random() < 0.5
+            waddr = int(rng.integers(0, depth))
+            if not registered_write and write and address == waddr:
+                address = (address + 1) % depth    # undefined without the register
             ctx.set(dut.read_addr, address)
             pending.append((cycle + dut.READ_LATENCY, address, model[address]))
-            write = rng.random() < 0.5
             ctx.set(dut.write_en, write)
             if write:
-                waddr, value = int(rng.integers(0, depth)), int(rng.integers(0, 1 << 12))
+                value = int(rng.integers(0, 1 << 12))
                 ctx.set(dut.write_addr, waddr)
                 ctx.set(dut.write_data, value)
             await ctx.tick()
-            # A write reaches the RAM a cycle after it is presented.
+            # A registered write reaches the RAM a cycle after it is presented.
             if in_flight is not None:
                 model[in_flight[0]] = in_flight[1]
             in_flight = (waddr, value) if write else None
+            if not registered_write and in_flight is not None:
+                model[waddr] = value
+                in_flight = None
             due = [item for item in pending if item[0] == cycle + 1]
             for _, addr, want in due:
                 got = ctx.get(dut.read_data)
@@ -48,6 +55,11 @@ def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth):
     sim.run()
     assert not problems, problems[:5]
     assert dut.banks == -(-depth // min(bank_depth, 1 << (depth - 1).bit_length()))
+
+
+def test_ram_width_must_be_an_ecp5_shape():
+    with pytest.raises(ValueError, match="ram_width must be one of \\[18, 36\\], got 9"):
+        BankedMemory(8, 100, 64, ram_width=9)
 
 
 def test_bank_depth_must_be_a_power_of_two():

@@ -67,6 +67,10 @@ def test_ecp5_netlists_switch_the_primitive_registers_on():
                              platform=ECP5, emit_src=False)
     assert memory.count("DP16KD #(") == 3 * 4       # 3 banks of 1024 x (4 x 18 bits)
     assert memory.count('"OUTREG"') == 12
+    wide = verilog.convert(BankedMemory(unsigned(64), 3000, 512, ram_width=36), name="w",
+                           platform=ECP5, emit_src=False)
+    assert wide.count("DP16KD #(") == 6 * 2         # 6 banks of 512 x (2 x 36 bits)
+    assert wide.count('"OUTREG"') == 2 * 12 and wide.count(".DATA_WIDTH_B(32'd36)") == 12
     # Operands wider than one multiplier block stay plain logic.
     assert "MULT18X18D" not in verilog.convert(RegisteredMultiplier(20, 8), name="w",
                                                platform=ECP5, emit_src=False)
@@ -157,10 +161,13 @@ def test_ecp5_multiplier_matches_plain_logic(tmp_path):
 
 
 @pytest.mark.cocotb
-def test_ecp5_banked_memory_matches_plain_logic(tmp_path):
+@pytest.mark.parametrize("ram_width, registered_write", [(18, True), (36, True), (36, False)])
+def test_ecp5_banked_memory_matches_plain_logic(tmp_path, ram_width, registered_write):
     depth = 3000
-    out = run_side_by_side(tmp_path, lambda: BankedMemory(unsigned(64), depth, 512),
-                           MEMORY_BENCH, CYCLES=CYCLES, DEPTH=depth)
+    out = run_side_by_side(
+        tmp_path, lambda: BankedMemory(unsigned(64), depth, 512, ram_width=ram_width,
+                                       registered_write=registered_write),
+        MEMORY_BENCH, CYCLES=CYCLES, DEPTH=depth)
     assert f"compared {CYCLES} cycles, 0 mismatches" in out, out
     nonzero = int(out.split("mismatches, ")[1].split()[0])
     assert nonzero > CYCLES // 4, out      # the reads really returned written data

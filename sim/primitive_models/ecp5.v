@@ -5,7 +5,11 @@
 // mode it does not describe:
 //   DP16KD     - 18-bit data on both ports (1024 words; address bits 13..4,
 //                ADA1/ADA0 are byte-write enables), port A writes, port B
-//                reads, REGMODE NOREG or OUTREG, chip selects unused.
+//                reads, REGMODE NOREG or OUTREG, chip selects unused; or
+//                36-bit data on both (512 words; address bits 13..5,
+//                ADA3..ADA0 byte-write enables): the word is {DIB, DIA},
+//                written on port A's clock (WEA), read on port B's clock
+//                onto {DOB, DOA}, REGMODE the same on both ports.
 //   MULT18X18D - signed 18 x 18, A/B input registers and the output
 //                register on CLK0 with their clock enables, pipeline
 //                register off, synchronous reset.
@@ -34,9 +38,12 @@ module DP16KD (
   parameter WRITEMODE_B = "NORMAL";
   parameter GSR = "ENABLED";
 
+  localparam WIDE = DATA_WIDTH_A == 36;
   initial begin
-    if (DATA_WIDTH_A != 18 || DATA_WIDTH_B != 18) begin
-      $display("DP16KD model: only 18-bit ports are modelled"); $finish;
+    if (!((DATA_WIDTH_A == 18 && DATA_WIDTH_B == 18)
+          || (DATA_WIDTH_A == 36 && DATA_WIDTH_B == 36 && REGMODE_A == REGMODE_B))) begin
+      $display("DP16KD model: only 18/18-bit ports or 36/36-bit with one REGMODE are modelled");
+      $finish;
     end
   end
 
@@ -50,15 +57,29 @@ module DP16KD (
   wire [17:0] din_b = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0};
 
   reg [17:0] latch_a = 18'd0, latch_b = 18'd0, out_a = 18'd0, out_b = 18'd0;
+  // 36-bit mode: words of {DIB, DIA}, written through port A, read through port B.
+  reg [35:0] wide [0:511];
+  initial for (i = 0; i < 512; i = i + 1) wide[i] = 36'd0;
+  reg [35:0] wide_latch = 36'd0, wide_out = 36'd0;
+  wire [35:0] wide_in = {din_b, din_a};
   always @(posedge CLKA) if (CEA) begin
-    if (WEA) begin
+    if (WIDE) begin
+      if (WEA) begin
+        if (ADA0) wide[addr_a[9:1]][8:0] <= wide_in[8:0];
+        if (ADA1) wide[addr_a[9:1]][17:9] <= wide_in[17:9];
+        if (ADA2) wide[addr_a[9:1]][26:18] <= wide_in[26:18];
+        if (ADA3) wide[addr_a[9:1]][35:27] <= wide_in[35:27];
+      end
+    end else if (WEA) begin
       if (ADA0) ram[addr_a][8:0] <= din_a[8:0];
       if (ADA1) ram[addr_a][17:9] <= din_a[17:9];
     end else
       latch_a <= ram[addr_a];
   end
   always @(posedge CLKB) if (CEB) begin
-    if (WEB) begin
+    if (WIDE)
+      wide_latch <= wide[addr_b[9:1]];
+    else if (WEB) begin
       if (ADB0) ram[addr_b][8:0] <= din_b[8:0];
       if (ADB1) ram[addr_b][17:9] <= din_b[17:9];
     end else
@@ -66,8 +87,10 @@ module DP16KD (
   end
   always @(posedge CLKA) if (OCEA) out_a <= RSTA ? 18'd0 : latch_a;
   always @(posedge CLKB) if (OCEB) out_b <= RSTB ? 18'd0 : latch_b;
-  wire [17:0] q_a = REGMODE_A == "OUTREG" ? out_a : latch_a;
-  wire [17:0] q_b = REGMODE_B == "OUTREG" ? out_b : latch_b;
+  always @(posedge CLKB) if (OCEB) wide_out <= RSTB ? 36'd0 : wide_latch;
+  wire [35:0] wide_q = REGMODE_B == "OUTREG" ? wide_out : wide_latch;
+  wire [17:0] q_a = WIDE ? wide_q[17:0] : REGMODE_A == "OUTREG" ? out_a : latch_a;
+  wire [17:0] q_b = WIDE ? wide_q[35:18] : REGMODE_B == "OUTREG" ? out_b : latch_b;
   assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = q_a;
   assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = q_b;
 endmodule
