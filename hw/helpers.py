@@ -7,7 +7,8 @@ operand width already decides.
 
 from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 
-__all__ = ["above", "address", "bad_range", "counter", "smallest_of", "times_constant",
+__all__ = ["above", "address", "bad_range", "count_step", "counter", "smallest_of",
+           "times_constant",
            "times_small"]
 
 
@@ -43,6 +44,15 @@ def smallest_of(first, second, limit: int):
 def bad_range(value, limit):
     """``value == 0`` or ``value > limit``: an invalid size or count."""
     return (value == 0) | above(value, limit)
+
+
+def count_step(m, running, rest, step, count):
+    """One cycle of a division by repeated subtraction: while ``running``,
+    ``rest -= step`` and ``count += 1``. Returns ``running``, so that a set-up
+    can tell when all its counts are done."""
+    with m.If(running):
+        m.d.sync += [rest.eq(rest - step), count.eq(count + 1)]
+    return running
 
 
 def times_constant(value, factor: int):

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig
-from .helpers import above, bad_range, counter, times_small
+from .helpers import above, bad_range, count_step, counter, times_small
 
 __all__ = ["WindowGeometry", "layer_shape_layout", "shape_out_of_range", "tap_coordinate",
            "window_geometry_layout"]
@@ -210,22 +210,16 @@ class WindowGeometry(wiring.Component):
     def _count(self, m, rest_c, rest_h, rest_w, pad_steps):
         """One ``COUNT`` cycle: every count still running takes a step; none left: PREPARE."""
         shape, geo, lanes = self.frame_shape, self.geometry, self.config.array_rows
-        counting = Signal()
-        with m.If(above(rest_c, lanes)):
-            m.d.sync += [rest_c.eq(rest_c - lanes), geo.groups.eq(geo.groups + 1)]
-            m.d.comb += counting.eq(1)
-        with m.If(rest_h >= shape.stride_h):
-            m.d.sync += [rest_h.eq(rest_h - shape.stride_h),
-                         geo.out_height.eq(geo.out_height + 1)]
-            m.d.comb += counting.eq(1)
-        with m.If(rest_w >= shape.stride_w):
-            m.d.sync += [rest_w.eq(rest_w - shape.stride_w), geo.out_width.eq(geo.out_width + 1)]
-            m.d.comb += counting.eq(1)
+        counting = (count_step(m, above(rest_c, lanes), rest_c, lanes, geo.groups)
+                    | count_step(m, rest_h >= shape.stride_h, rest_h, shape.stride_h,
+                                 geo.out_height)
+                    | count_step(m, rest_w >= shape.stride_w, rest_w, shape.stride_w,
+                                 geo.out_width)
+                    | (pad_steps != 0))
         with m.If(pad_steps != 0):
             # The slot of row -pad_top is (-pad_top) mod L: step back pad_top times.
             m.d.sync += [pad_steps.eq(pad_steps - 1),
                          geo.top_slot.eq(Mux(geo.top_slot == 0, geo.ring - 1, geo.top_slot - 1))]
-            m.d.comb += counting.eq(1)
         with m.If(~counting):
             m.next = "PREPARE"
 
