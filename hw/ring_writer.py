@@ -19,7 +19,8 @@ from .config import AccelConfig
 from .helpers import address, counter
 from .window_geometry import layer_shape_layout, tap_coordinate, window_geometry_layout
 
-__all__ = ["RingWriter", "line_address", "line_buffer_depth"]
+__all__ = ["RingWriter", "line_address", "line_buffer_depth", "ring_writer_signature",
+           "store_lanes_in_use"]
 
 
 def _field_bits(config: AccelConfig):
@@ -40,6 +41,37 @@ def line_address(config: AccelConfig, group, x, slot):
     """The line-buffer word of channel group ``group`` of pixel ``x`` of the row in ``slot``."""
     group_bits, x_bits, slot_bits = _field_bits(config)
     return address((group, group_bits), (x, x_bits), (slot, slot_bits))
+
+
+def ring_writer_signature(shape, geometry, word, row_top, depth) -> wiring.Signature:
+    """Ports of a line buffer's input side: the frame's ``shape`` and ``geometry``
+    layouts, the ``word`` layout of a beat, the shape of ``row_top`` and the
+    buffer's ``depth`` in words (see :class:`RingWriter`)."""
+    return wiring.Signature({
+        "shape": In(shape),
+        "geometry": In(geometry),
+        "restart": In(1),
+        "extend": In(1),
+        "accept": In(1),
+        "fill": In(1),
+        "data": In(word),
+        "row_top": In(row_top),
+        "write_en": Out(1),
+        "write_addr": Out(max(1, ceil_log2(depth))),
+        "write_data": Out(word),
+        "frame_end": Out(1),
+        "rows_left": Out(1),
+        "needed": Out(1),
+    })
+
+
+def store_lanes_in_use(m, writer, group):
+    """Drive ``writer.write_data`` from ``writer.data``, with the lanes beyond ``C`` in the
+    last channel group (``group == groups_last``) stored as 0."""
+    geo = writer.geometry
+    for lane in range(writer.data.shape().length):
+        in_use = (group != geo.groups_last) | (lane < geo.last_lanes)
+        m.d.comb += writer.write_data[lane].eq(Mux(in_use, writer.data[lane], 0))
 
 
 class RingWriter(wiring.Component):
@@ -84,23 +116,10 @@ class RingWriter(wiring.Component):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, got {config!r}")
         self.config = config
-        word = data.ArrayLayout(signed(config.act_width), config.array_rows)
-        super().__init__({
-            "shape": In(layer_shape_layout(config)),
-            "geometry": In(window_geometry_layout(config)),
-            "restart": In(1),
-            "extend": In(1),
-            "accept": In(1),
-            "fill": In(1),
-            "data": In(word),
-            "row_top": In(tap_coordinate(config)),
-            "write_en": Out(1),
-            "write_addr": Out(max(1, ceil_log2(line_buffer_depth(config)))),
-            "write_data": Out(word),
-            "frame_end": Out(1),
-            "rows_left": Out(1),
-            "needed": Out(1),
-        })
+        super().__init__(ring_writer_signature(
+            layer_shape_layout(config), window_geometry_layout(config),
+            data.ArrayLayout(signed(config.act_width), config.array_rows),
+            tap_coordinate(config), line_buffer_depth(config)))
 
     def elaborate(self, platform):
         m = Module()
@@ -120,9 +139,7 @@ class RingWriter(wiring.Component):
             self.write_en.eq(self.accept & self.fill & (y_in >= self.row_top)),
             self.write_addr.eq(line_address(cfg, g_in, x_in, slot_in)),
         ]
-        for lane in range(cfg.array_rows):
-            in_use = (g_in != geo.groups_last) | (lane < geo.last_lanes)
-            m.d.comb += self.write_data[lane].eq(Mux(in_use, self.data[lane], 0))
+        store_lanes_in_use(m, self, g_in)
 
         with m.If(self.restart):
             m.d.sync += [y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0), rows_left.eq(1),
