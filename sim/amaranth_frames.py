@@ -7,15 +7,28 @@ The window generator and the pooling unit share a control interface:
 simulator with seeded random input gaps and output back-pressure.
 :func:`drive_streams` is its inner loop, for any unit with input streams,
 one output stream and ``done``/``busy`` (the systolic engine, the conv core).
+:func:`run_testbench` runs one async testbench against a unit with a clock.
 """
 
 from __future__ import annotations
 
 from amaranth.sim import Simulator
 
-__all__ = ["drive_streams", "run_frames"]
+__all__ = ["drive_streams", "run_frames", "run_testbench"]
 
 ERROR_BITS = ("config", "short_frame", "long_frame")
+
+
+def run_testbench(dut, testbench):
+    """Simulate ``dut`` on a clock with ``await testbench(ctx, dut)`` as its testbench."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def bench(ctx):
+        await testbench(ctx, dut)
+
+    sim.add_testbench(bench)
+    sim.run()
 
 
 async def drive_streams(ctx, dut, inputs, output, take, *, rng, idle, stall, max_cycles):

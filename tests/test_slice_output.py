@@ -1,11 +1,11 @@
 """Slice output: the read pipeline and credit-counted FIFO, with a memory modelled in Python."""
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
 from convaccel.hw.banked_memory import BankedMemory
 from convaccel.hw.slice_output import SliceOutput
+from convaccel.sim.amaranth_frames import run_testbench
 
 CONFIG = PRESETS["tiny"]          # 2 lanes of 8 bits
 LATENCY = BankedMemory.READ_LATENCY
@@ -26,15 +26,7 @@ def expected_beat(word, pad, last_group, zero_point, unused_lanes):
 
 
 def simulate(testbench):
-    dut = SliceOutput(CONFIG)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-
-    async def bench(ctx):
-        await testbench(ctx, dut)
-
-    sim.add_testbench(bench)
-    sim.run()
+    run_testbench(SliceOutput(CONFIG), testbench)
 
 
 async def stream_slices(ctx, dut, slices, rng, *, issue_rate, ready_rate, max_cycles=2000):

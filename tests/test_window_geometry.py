@@ -1,10 +1,10 @@
 """Window generator set-up: the shape check and the geometry, against closed-form sizes."""
 
 import pytest
-from amaranth.sim import Simulator
 
 from convaccel.hw import PRESETS
 from convaccel.hw.window_geometry import WindowGeometry
+from convaccel.sim.amaranth_frames import run_testbench
 
 CONFIG = PRESETS["tiny"]          # 2 lanes, up to 4 channels, 12 x 12, kernel 3, dilation 3
 LANES = CONFIG.array_rows
@@ -36,15 +36,7 @@ def expected_geometry(f):
 
 
 def run(testbench):
-    dut = WindowGeometry(CONFIG)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-
-    async def bench(ctx):
-        await testbench(ctx, dut)
-
-    sim.add_testbench(bench)
-    sim.run()
+    run_testbench(WindowGeometry(CONFIG), testbench)
 
 
 async def start(ctx, dut, fields):
