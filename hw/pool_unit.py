@@ -34,7 +34,7 @@ errors as in :mod:`convaccel.hw.window_generator`.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,27 +44,10 @@ from .config import AccelConfig
 from .frame_control import FrameControl
 from .helpers import above, address, bad_range, counter
 from .pool_finish import PoolFinish, average_divider, pool_sum_shape
+from .pool_geometry import PoolMode, pool_shape_layout
 from .window_generator import window_error_layout
 
 __all__ = ["PoolMode", "PoolUnit", "pool_shape_layout", "average_divider"]
-
-
-class PoolMode(enum.Enum, shape=1):
-    """Pooling function."""
-
-    MAX = 0
-    AVG = 1
-
-
-def pool_shape_layout(config: AccelConfig) -> data.StructLayout:
-    """Run-time shape of one pooling layer (sampled at ``start``)."""
-    size = lambda limit: range(limit + 1)  # noqa: E731 - a shape for 0..limit
-    return data.StructLayout({
-        "height": size(config.max_height), "width": size(config.max_width),
-        "channels": size(config.max_out_channels),
-        "kernel": size(config.max_pool_kernel), "stride": size(config.max_pool_stride),
-        "mode": PoolMode, "in_block": size(config.array_block),
-    })
 
 
 class PoolUnit(wiring.Component):
