@@ -1,0 +1,143 @@
+"""The pooling unit's output side: taps folded into windows, finished, into a FIFO.
+
+A tap is issued with its line-buffer read address; its data comes back the
+next cycle and is registered before the fold, so it reaches the window's
+per-lane accumulators (the running max, or the sum) two cycles after its
+issue. A window's last tap hands the fold to
+:class:`~convaccel.hw.pool_finish.PoolFinish` (the max, or the rounded
+average), whose result goes into the output FIFO.
+
+Nothing on the way can stall, so a window may start only with a place in
+the FIFO reserved for it: a registered credit count, one credit per place,
+taken by a window's first tap and given back when the output stream takes a
+beat; ``o.ready`` reaches only the FIFO. When the finish's shared divider
+is slower than a window, a window also waits until the windows before it
+are through.
+"""
+
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig
+from .pool_finish import PoolFinish, pool_sum_shape
+
+__all__ = ["PoolOutput", "pool_beat_layout", "pool_tap_tag_layout"]
+
+
+def pool_beat_layout(config: AccelConfig) -> data.StructLayout:
+    """A beat of ``lanes = array_cols`` activations and ``last`` (the pooling unit's streams)."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(config.act_width), config.array_cols), "last": 1})
+
+
+def pool_tap_tag_layout() -> data.StructLayout:
+    """What an issued tap is, beside its read address."""
+    return data.StructLayout({"first": 1, "end": 1, "last": 1})
+
+
+class PoolOutput(wiring.Component):
+    """Fold, finish and credit-counted output FIFO of pooling windows (see the module).
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``array_cols`` (lanes), ``act_width`` and ``max_pool_kernel``.
+
+    Attributes
+    ----------
+    issue : In(1)
+        A tap is issued: its read address is on the line buffer this cycle.
+        A window's first tap only while ``may_start`` is set.
+    tag : In(pool_tap_tag_layout())
+        The issued tap: its window's first, its window's last, of the frame's
+        last window.
+    read_data : In(ArrayLayout(signed(act_width), lanes))
+        The line buffer's read data (of the address issued the cycle before).
+    kernel : In(unsigned)
+        ``K`` of the frame (stable while windows are folded).
+    average : In(1)
+        Average (else max) pooling.
+    clear : In(1)
+        Empty the FIFO and the finish and give back every credit. Not
+        cleared: taps already issued (they are still folded, and a window
+        they complete still goes through the finish into the FIFO) and the
+        count of windows in the fold (a window cut short stays counted).
+    may_start : Out(1)
+        A window may start: a FIFO place is free to reserve (and the shared
+        divider, when it is slower than a window, is free).
+    empty : Out(1)
+        Every window started has been taken by ``o`` (or cleared).
+    o : Out(stream.Signature(pool_beat_layout(config)))
+        The pooled beats, in window order.
+    """
+
+    #: Output FIFO places (a window's beat needs at least one cycle per tap,
+    #: so a few places keep a steady output stream from waiting for credits).
+    FIFO_DEPTH = 8
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self.config = config
+        super().__init__({
+            "issue": In(1),
+            "tag": In(pool_tap_tag_layout()),
+            "read_data": In(data.ArrayLayout(signed(config.act_width), config.array_cols)),
+            "kernel": In(range(config.max_pool_kernel + 1)),
+            "average": In(1),
+            "clear": In(1),
+            "may_start": Out(1),
+            "empty": Out(1),
+            "o": Out(stream.Signature(pool_beat_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes, depth = self.config, self.config.array_cols, self.FIFO_DEPTH
+
+        # The tags travel beside the read (read_tag) and the registered tap.
+        in_flight = data.StructLayout({"valid": 1, **pool_tap_tag_layout().members})
+        read_tag, tap_tag = Signal(in_flight), Signal(in_flight)
+        tap = Signal.like(self.read_data)
+        m.d.sync += [read_tag.valid.eq(self.issue), read_tag.first.eq(self.tag.first),
+                     read_tag.end.eq(self.tag.end), read_tag.last.eq(self.tag.last),
+                     tap_tag.eq(read_tag), tap.eq(self.read_data)]
+        acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes))
+        with m.If(tap_tag.valid):
+            for lane in range(lanes):
+                value, sofar = tap[lane], acc[lane]
+                merged = Mux(self.average, sofar + value, Mux(value > sofar, value, sofar))
+                m.d.sync += acc[lane].eq(Mux(tap_tag.first, value, merged))
+        window_done, window_last = Signal(), Signal()
+        m.d.sync += [window_done.eq(tap_tag.valid & tap_tag.end), window_last.eq(tap_tag.last)]
+
+        m.submodules.finish = finish = ResetInserter(self.clear)(PoolFinish(cfg))
+        m.d.comb += [finish.kernel.eq(self.kernel), finish.average.eq(self.average),
+                     finish.valid.eq(window_done), finish.last.eq(window_last),
+                     finish.sums.eq(acc)]
+
+        m.submodules.fifo = fifo = ResetInserter(self.clear)(
+            SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=depth))
+        credits = Signal(range(depth + 1), init=depth)
+        starts = self.issue & self.tag.first
+        taken = self.o.valid & self.o.ready
+        with m.If(self.clear):
+            m.d.sync += credits.eq(depth)
+        with m.Else():
+            m.d.sync += credits.eq(credits - starts + taken)
+        beat = Signal.like(self.o.payload)
+        m.d.comb += [
+            beat.data.eq(finish.out_data), beat.last.eq(finish.out_last),
+            fifo.w_en.eq(finish.out_valid), fifo.w_data.eq(beat),
+            self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
+        # With a shared divider slower than a window, one window at a time.
+        windows_in_fold = Signal(range(depth + 1))
+        m.d.sync += windows_in_fold.eq(windows_in_fold + starts - window_done)
+        divider_free = ~finish.slow | (~finish.busy & (windows_in_fold == 0))
+        m.d.comb += [self.may_start.eq((credits != 0) & divider_free),
+                     self.empty.eq(credits == depth)]
+        return m
