@@ -8,8 +8,7 @@ operand width already decides.
 from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 
 __all__ = ["above", "address", "bad_range", "count_step", "counter", "smallest_of",
-           "times_constant",
-           "times_small"]
+           "times_constant", "times_small"]
 
 
 def counter(limit):
