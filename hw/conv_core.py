@@ -300,6 +300,11 @@ class ConvCore(wiring.Component):
         m.d.sync += oversize.eq(above(window.out_height, cfg.max_height)
                                 | above(window.out_width, cfg.max_width))
         finish = Signal()   # done is set at the next edge
+        # The pooling unit starts a cycle after the engine, which checks its
+        # sizes a cycle after its start: both units' errors rise together.
+        pool_start = Signal()
+        m.d.sync += pool_start.eq(0)
+        m.d.comb += pool.start.eq(pool_start)
 
         m.d.comb += [
             setup.start.eq(self.start & ~self.busy),
@@ -362,7 +367,8 @@ class ConvCore(wiring.Component):
                     m.d.sync += self.error.conv_size.eq(1)
                     m.next = "FAILED"
                 with m.Else():
-                    m.d.comb += [engine.start.eq(1), pool.start.eq(1)]
+                    m.d.comb += engine.start.eq(1)
+                    m.d.sync += pool_start.eq(1)
                     m.next = "RUN"
                 leave_on_cancel()
             with m.State("RUN"):

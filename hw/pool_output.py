@@ -1,9 +1,10 @@
 """The pooling unit's output side: taps folded into windows, finished, into a FIFO.
 
-A tap is issued with its line-buffer read address; its data comes back the
-next cycle and is registered before the fold, so it reaches the window's
-per-lane accumulators (the running max, or the sum) two cycles after its
-issue. A window's last tap hands the fold to
+A tap is issued with its line-buffer read address; its data comes back
+registered two cycles later (:data:`READ_LATENCY`, a
+:class:`~convaccel.hw.banked_memory.BankedMemory`), is registered once
+more, and then folds into the window's per-lane accumulators (the running
+max, or the sum). A window's last tap hands the fold to
 :class:`~convaccel.hw.pool_finish.PoolFinish` (the max, or the rounded
 average), whose result goes into the output FIFO.
 
@@ -20,6 +21,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from .banked_memory import BankedMemory
 from .config import AccelConfig
 from .pool_finish import PoolFinish, pool_sum_shape
 
@@ -54,7 +56,8 @@ class PoolOutput(wiring.Component):
         The issued tap: its window's first, its window's last, of the frame's
         last window.
     read_data : In(ArrayLayout(signed(act_width), lanes))
-        The line buffer's read data (of the address issued the cycle before).
+        The line buffer's read data, from a register, of the address issued
+        ``READ_LATENCY`` cycles before.
     kernel : In(unsigned)
         ``K`` of the frame (stable while windows are folded).
     average : In(1)
@@ -76,6 +79,8 @@ class PoolOutput(wiring.Component):
     #: Output FIFO places (a window's beat needs at least one cycle per tap,
     #: so a few places keep a steady output stream from waiting for credits).
     FIFO_DEPTH = 8
+    #: Cycles from a tap's issue to its data on ``read_data``.
+    READ_LATENCY = BankedMemory.READ_LATENCY
 
     def __init__(self, config: AccelConfig):
         if not isinstance(config, AccelConfig):
@@ -97,13 +102,18 @@ class PoolOutput(wiring.Component):
         m = Module()
         cfg, lanes, depth = self.config, self.config.array_cols, self.FIFO_DEPTH
 
-        # The tags travel beside the read (read_tag) and the registered tap.
+        # The tags travel beside the read to meet the tap's data, which is
+        # registered once more before the fold (the bank multiplexer and the
+        # fold's compare would not fit one cycle together).
         in_flight = data.StructLayout({"valid": 1, **pool_tap_tag_layout().members})
-        read_tag, tap_tag = Signal(in_flight), Signal(in_flight)
+        tags = [Signal(in_flight, name=f"tap_tag{stage}")
+                for stage in range(self.READ_LATENCY + 1)]
+        m.d.sync += [tags[0].valid.eq(self.issue), tags[0].first.eq(self.tag.first),
+                     tags[0].end.eq(self.tag.end), tags[0].last.eq(self.tag.last)]
+        m.d.sync += [later.eq(earlier) for earlier, later in zip(tags, tags[1:])]
+        tap_tag = tags[-1]
         tap = Signal.like(self.read_data)
-        m.d.sync += [read_tag.valid.eq(self.issue), read_tag.first.eq(self.tag.first),
-                     read_tag.end.eq(self.tag.end), read_tag.last.eq(self.tag.last),
-                     tap_tag.eq(read_tag), tap.eq(self.read_data)]
+        m.d.sync += tap.eq(self.read_data)
         acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes))
         with m.If(tap_tag.valid):
             for lane in range(lanes):

@@ -16,7 +16,9 @@ lanes beyond ``C`` read as 0). Input order, with a run-time ``in_block``::
 is the order in which the systolic engine produces an output row. Output
 order is raster: for p < P: for q < Q: for g; ``last`` on the final beat.
 
-Storage: a ring of ``K`` rows in one ``lib.memory.Memory`` (block RAM), row
+Storage: a ring of ``K`` rows in a
+:class:`~convaccel.hw.banked_memory.BankedMemory` (block RAM banks with
+registered outputs, read latency 2), row
 ``y`` in slot ``y mod K``; physically ``Kmax * 2**ceil(log2 Wmax) *
 2**ceil(log2 Gmax)`` words. The unit takes the ``K`` rows an output row needs
 (dropping rows no window touches when ``U > K``), then emits the row: each
@@ -43,9 +45,9 @@ and keeps the output row ``p``, its top input row and that row's ring slot.
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .banked_memory import BankedMemory
 from .config import AccelConfig
 from .frame_control import FrameControl
 from .helpers import counter
@@ -105,10 +107,12 @@ class PoolUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.line_buffer = line_buffer = Memory(
-            shape=data.ArrayLayout(signed(cfg.act_width), self.lanes), depth=self.memory_depth,
-            init=[])
-        write, read = line_buffer.write_port(), line_buffer.read_port()
+        # Registered reads (the block RAMs' output registers on ECP5) and
+        # writes: a row's taps are read at least two cycles after its last
+        # write (input and emission do not overlap).
+        m.submodules.line_buffer = line_buffer = BankedMemory(
+            data.ArrayLayout(signed(cfg.act_width), self.lanes), self.memory_depth,
+            bank_depth=512, ram_width=36)
         m.submodules.setup = setup = PoolGeometry(cfg)
         m.submodules.writer = writer = PoolRingWriter(cfg)
         m.submodules.walk = walk = PoolWalk(cfg)
@@ -127,13 +131,14 @@ class PoolUnit(wiring.Component):
             self.out_height.eq(geo.out_height), self.out_width.eq(geo.out_width),
             writer.shape.eq(shape), writer.geometry.eq(geo), writer.row_top.eq(y0),
             writer.data.eq(self.i.payload.data),
-            write.en.eq(writer.write_en), write.addr.eq(writer.write_addr),
-            write.data.eq(writer.write_data),
+            line_buffer.write_en.eq(writer.write_en),
+            line_buffer.write_addr.eq(writer.write_addr),
+            line_buffer.write_data.eq(writer.write_data),
             walk.shape.eq(shape), walk.geometry.eq(geo), walk.row_top_slot.eq(slot_y0),
             walk.step.eq(issue),
-            read.addr.eq(pool_line_address(cfg, walk.tap.group, walk.tap.x, walk.tap.slot)),
-            read.en.eq(1),
-            output.issue.eq(issue), output.read_data.eq(read.data),
+            line_buffer.read_addr.eq(pool_line_address(cfg, walk.tap.group, walk.tap.x,
+                                                       walk.tap.slot)),
+            output.issue.eq(issue), output.read_data.eq(line_buffer.read_data),
             output.tag.first.eq(walk.first), output.tag.end.eq(walk.window_end),
             output.tag.last.eq(walk.row_last & (p == geo.out_height - 1)),
             output.kernel.eq(shape.kernel), output.average.eq(shape.mode == PoolMode.AVG),

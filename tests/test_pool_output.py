@@ -22,10 +22,12 @@ def pooled(taps, average):
 
 async def stream_windows(ctx, dut, windows, rng, *, issue_rate, ready_rate, max_cycles=5000):
     """Issue the windows' taps (a window's first only on ``may_start``), acting as a memory of
-    read latency 1; returns the beats taken from ``o`` and the most windows ever held."""
+    read latency ``READ_LATENCY``; returns the beats taken from ``o`` and the most windows ever
+    held."""
     taps = [(w, t) for w, window in enumerate(windows) for t in range(len(window))]
     issued, taken, held, most = 0, [], 0, 0
-    addressed = None                      # the word read this cycle comes back next cycle
+    lanes = len(windows[0][0])
+    in_flight = [[0] * lanes] * dut.READ_LATENCY     # words on their way back, oldest first
     for _ in range(max_cycles):
         w, t = taps[issued] if issued < len(taps) else (0, 0)
         issue = (issued < len(taps) and rng.random() < issue_rate
@@ -34,9 +36,9 @@ async def stream_windows(ctx, dut, windows, rng, *, issue_rate, ready_rate, max_
         ctx.set(dut.tag.first, t == 0)
         ctx.set(dut.tag.end, t == len(windows[w]) - 1)
         ctx.set(dut.tag.last, w == len(windows) - 1)
-        ctx.set(dut.read_data, addressed if addressed is not None else [0] * len(windows[0][0]))
-        addressed = windows[w][t] if issue else [int(v) for v in rng.integers(-128, 128,
-                                                                             len(windows[0][0]))]
+        ctx.set(dut.read_data, in_flight[0])
+        in_flight = in_flight[1:] + [windows[w][t] if issue else
+                                     [int(v) for v in rng.integers(-128, 128, lanes)]]
         ready = rng.random() < ready_rate
         ctx.set(dut.o.ready, ready)
         if ctx.get(dut.o.valid) and ready:
