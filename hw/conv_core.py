@@ -177,7 +177,7 @@ class ConvCore(wiring.Component):
             "out_width": Out(self.pool.out_width.shape()),
         })
 
-    def _datapath(self, m, flush, closing):
+    def _datapath(self, m, flush, closing, accepting):
         """The units' streams, with a registered stage wherever a ``ready`` is
         combinational (so no path crosses a unit boundary): in front of the
         window generator and the engine's weights (the core's inputs),
@@ -197,9 +197,9 @@ class ConvCore(wiring.Component):
             # of a finished or failed layer stays behind for the next one.
             unit = ResetInserter(reset)(SkidBuffer(port.payload.shape()))
             m.submodules[name] = unit
-            m.d.comb += [unit.i.valid.eq(port.valid & self.busy),
+            m.d.comb += [unit.i.valid.eq(port.valid & accepting),
                          unit.i.payload.eq(port.payload),
-                         port.ready.eq(unit.i.ready & self.busy)]
+                         port.ready.eq(unit.i.ready & accepting)]
             return unit.o
 
         # A cancelled frame leaves nothing behind in the input stage.
@@ -249,7 +249,11 @@ class ConvCore(wiring.Component):
         m.submodules.layer_counters = counters = self.layer_counters
         m.submodules.setup = setup = self.setup
 
-        self._datapath(m, flush, closing)
+        # busy as a register of its own (set by start, cleared with `finish`,
+        # exactly when the state leaves and re-enters IDLE), so the input
+        # ports' tready is a flip-flop and one gate.
+        accepting = Signal()
+        self._datapath(m, flush, closing, accepting)
         m.d.comb += [
             requant.param_en.eq(self.param_en),
             requant.param_addr.eq(self.param_addr),
@@ -322,7 +326,9 @@ class ConvCore(wiring.Component):
             counters.stop.eq(finish),
         ]
         with m.If(finish):
-            m.d.sync += self.done.eq(1)
+            m.d.sync += [self.done.eq(1), accepting.eq(0)]
+        with m.Elif(self.start & ~self.busy):
+            m.d.sync += accepting.eq(1)
 
         def capture_errors():
             m.d.sync += [
