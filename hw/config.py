@@ -21,7 +21,8 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AccelConfig", "MAX_MEMORY_BITS", "MAX_MEMORY_WORDS", "PRESETS", "signed_width"]
+__all__ = ["AccelConfig", "MAX_MEMORY_BITS", "MAX_MEMORY_WORDS", "PRESETS", "checked_config",
+           "signed_width"]
 
 #: Largest depth (words) of any one memory a build may have. Generating the
 #: Verilog takes time and host memory in proportion to the words (about 10 s
@@ -403,6 +404,14 @@ class AccelConfig:
     def digest(self) -> str:
         """Short stable hash of the parameters, for build caches and file names."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+
+def checked_config(config) -> "AccelConfig":
+    """``config`` itself, or a ``TypeError`` when it is not an :class:`AccelConfig`
+    (what every hardware block takes first)."""
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"config must be an AccelConfig, got {config!r}")
+    return config
 
 
 def _field_names() -> list[str]:

@@ -61,7 +61,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi_lite import (AXIL_PORTS, AxiLiteRegisterFile, clear_port_name, field_port_name,
                        set_port_name)
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .conv_core import ConvCore
 from .helpers import above
 from .register_map import Field, Register, RegisterMap
@@ -217,8 +217,7 @@ class ConvAccel(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.regmap = conv_accel_register_map(config)
         self.registers = AxiLiteRegisterFile(self.regmap)

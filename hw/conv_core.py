@@ -53,7 +53,7 @@ from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .group_tiles import GroupTileMap
 from .helpers import above
 from .layer_counters import LayerCounters, layer_counters_layout
@@ -144,8 +144,7 @@ class ConvCore(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         if not config.pool_support:
             raise ValueError("ConvCore needs AccelConfig.pool_support=True, got False")
         self.config = config

@@ -28,7 +28,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import counter
 
 __all__ = ["GroupTileMap", "group_tile_ranges", "tile_range_layout"]
@@ -90,8 +90,7 @@ class GroupTileMap(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.chunk_max = -(-config.max_in_channels // config.array_rows)
         super().__init__({

@@ -21,7 +21,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import times_constant, times_small
 
 __all__ = ["LayerCounters", "layer_counters_layout"]
@@ -54,8 +54,7 @@ class LayerCounters(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.tile_bits = max(1, ceil_log2(-(-config.max_out_channels // config.array_cols)))
         #: Largest ``(C/G)*R*S``.

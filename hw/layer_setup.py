@@ -17,7 +17,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import times_constant
 from .serial_multiplier import SerialMultiplier
 
@@ -49,8 +49,7 @@ class LayerSetup(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         cfg = config
         span = max(cfg.max_height, cfg.max_width) + 2 * cfg.max_padding

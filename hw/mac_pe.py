@@ -48,7 +48,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .registered_multiplier import RegisteredMultiplier
 
 __all__ = ["MacPE", "weight_load_layout"]
@@ -94,8 +94,7 @@ class MacPE(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig, *, row: int = 0):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         if not isinstance(row, int) or not 0 <= row < config.array_rows:
             raise ValueError(
                 f"MacPE row must be an integer in 0..{config.array_rows - 1} "

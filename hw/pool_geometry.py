@@ -13,7 +13,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import above, bad_range, count_step
 
 __all__ = ["PoolGeometry", "PoolMode", "pool_geometry_layout", "pool_shape_invalid",
@@ -99,8 +99,7 @@ class PoolGeometry(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         super().__init__({
             "shape": In(pool_shape_layout(config)),

@@ -22,7 +22,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .banked_memory import BankedMemory
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .pool_finish import PoolFinish, pool_sum_shape
 
 __all__ = ["PoolOutput", "pool_beat_layout", "pool_tap_tag_layout"]
@@ -83,8 +83,7 @@ class PoolOutput(wiring.Component):
     READ_LATENCY = BankedMemory.READ_LATENCY
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         super().__init__({
             "issue": In(1),

@@ -19,7 +19,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import address, counter
 from .pool_geometry import pool_geometry_layout, pool_shape_layout
 from .ring_writer import ring_writer_signature, store_lanes_in_use
@@ -89,8 +89,7 @@ class PoolRingWriter(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         super().__init__(ring_writer_signature(
             pool_shape_layout(config), pool_geometry_layout(config),

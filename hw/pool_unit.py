@@ -48,7 +48,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .banked_memory import BankedMemory
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .frame_control import FrameControl
 from .helpers import counter
 from .pool_finish import average_divider
@@ -82,8 +82,7 @@ class PoolUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         if not config.pool_support:
             raise ValueError("PoolUnit needs AccelConfig.pool_support=True, got False")
         self.config = config

@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import counter
 from .pool_geometry import pool_geometry_layout, pool_shape_layout
 
@@ -64,8 +64,7 @@ class PoolWalk(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         super().__init__({
             "shape": In(pool_shape_layout(config)),

@@ -57,7 +57,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 
 __all__ = ["Activation", "RequantActivation", "channel_params_layout"]
 
@@ -123,8 +123,7 @@ class RequantActivation(wiring.Component):
     LATENCY = STAGES + 2
 
     def __init__(self, config: AccelConfig, *, lanes: int = 1):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         if not isinstance(lanes, int) or not 1 <= lanes <= config.max_out_channels:
             raise ValueError(f"RequantActivation lanes must be an integer in "
                              f"1..{config.max_out_channels} (max_out_channels), got {lanes!r}")

@@ -15,7 +15,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import address, counter
 from .window_geometry import layer_shape_layout, tap_coordinate, window_geometry_layout
 
@@ -113,8 +113,7 @@ class RingWriter(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         super().__init__(ring_writer_signature(
             layer_shape_layout(config), window_geometry_layout(config),

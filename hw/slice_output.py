@@ -18,7 +18,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .banked_memory import BankedMemory
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 
 __all__ = ["SliceOutput", "slice_beat_layout", "slice_tag_layout"]
 
@@ -70,8 +70,7 @@ class SliceOutput(wiring.Component):
     FIFO_DEPTH = BankedMemory.READ_LATENCY + 4
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         lanes = config.array_rows
         super().__init__({

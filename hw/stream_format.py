@@ -35,7 +35,7 @@ import json
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 
 __all__ = ["EXPRESSION_SYNTAX", "FORMAT_VERSION", "LAYER_SYMBOLS", "STREAMS", "Element",
            "StreamFormat", "StreamLayer"]
@@ -209,8 +209,7 @@ class StreamFormat:
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.build = {symbol: getattr(config, attribute)
                       for symbol, attribute, _, _ in _BUILD_SYMBOLS}

@@ -51,7 +51,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .mac_pe import MacPE
 
 __all__ = ["SystolicArray"]
@@ -90,8 +90,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.rows, self.cols = config.array_rows, config.array_cols
         #: Cycles from a vector at the inputs to its sums at ``psum_out``.

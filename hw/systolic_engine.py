@@ -69,7 +69,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .banked_memory import BankedMemory
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import above, smallest_of, times_constant, times_small
 from .tile_sequencer import TileSequencer, layer_size_members
 from .systolic_array import SystolicArray
@@ -126,8 +126,7 @@ class SystolicEngine(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.rows, self.cols = config.array_rows, config.array_cols
         self.block = config.array_block

@@ -36,7 +36,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .group_tiles import tile_range_layout
 from .helpers import above, smallest_of, times_constant
 
@@ -93,8 +93,7 @@ class TileSequencer(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig, *, writeback: int):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.writeback = writeback
         self.rows, self.cols, self.block = config.array_rows, config.array_cols, config.array_block

@@ -62,7 +62,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .banked_memory import BankedMemory
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .frame_control import FrameControl
 from .helpers import counter
 from .ring_writer import RingWriter, line_address, line_buffer_depth
@@ -109,8 +109,7 @@ class WindowGenerator(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         self.lanes = config.array_rows
         self.group_max = -(-config.max_in_channels // self.lanes)

@@ -19,7 +19,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import above, bad_range, count_step, counter, times_small
 
 __all__ = ["WindowGeometry", "layer_shape_layout", "shape_out_of_range", "tap_coordinate",
@@ -126,8 +126,7 @@ class WindowGeometry(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         super().__init__({
             "shape": In(layer_shape_layout(config)),

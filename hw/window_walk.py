@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig
+from .config import AccelConfig, checked_config
 from .helpers import counter
 from .window_geometry import layer_shape_layout, tap_coordinate, window_geometry_layout
 
@@ -64,8 +64,7 @@ class WindowWalk(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        checked_config(config)
         self.config = config
         ring_max = (config.max_kernel - 1) * config.max_dilation + 1
         super().__init__({
