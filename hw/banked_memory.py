@@ -81,8 +81,6 @@ class BankedMemory(wiring.Component):
                              f"{sorted(self.ECP5_RAM_DEPTHS)}, got {ram_width!r}")
         self.shape, self.depth = shape, depth
         self.registered_write, self.ram_width = registered_write, ram_width
-        #: Cycles from a write's presentation to the RAM write (see the module).
-        self.write_latency = int(registered_write)
         self.bank_depth = min(bank_depth, 1 << ceil_log2(depth))
         self.banks = -(-depth // self.bank_depth)
         address = max(1, ceil_log2(depth))
@@ -105,7 +103,7 @@ class BankedMemory(wiring.Component):
                 with m.Case(index):
                     m.d.comb += Value.cast(self.read_data).eq(registered)
 
-    def _registered_write(self, m, banks, low):
+    def _write_port(self, m, banks, low):
         """Write address (low bits), data and one enable per bank (a cycle late
         with ``registered_write``)."""
         address = Signal(max(1, low), name="write_word")
@@ -124,7 +122,7 @@ class BankedMemory(wiring.Component):
         m = Module()
         low = ceil_log2(self.bank_depth)
         outputs = []
-        write_word, write_bits, write_bank = self._registered_write(m, self.banks, low)
+        write_word, write_bits, write_bank = self._write_port(m, self.banks, low)
         for index in range(self.banks):
             words = min(self.bank_depth, self.depth - index * self.bank_depth)
             bank = Memory(shape=self.shape, depth=words, init=[])
@@ -148,11 +146,12 @@ class BankedMemory(wiring.Component):
         depth = self.ECP5_RAM_DEPTHS[width]
         low = min(ceil_log2(depth), len(self.read_addr))
         banks = -(-self.depth // depth)
-        write_word, write_data, write_bank = self._registered_write(m, banks, low)
+        write_word, write_data, write_bank = self._write_port(m, banks, low)
         bits = len(write_data)
         # Word address pins: 13..4 (18-bit) or 13..5 (36-bit); below them the
         # write port's byte enables (all on) and zeros on the read port.
         first_pin = 14 - ceil_log2(depth)
+        byte_enables = 2 if width == 18 else 4
         outputs = []
         for index in range(banks):
             registered = Signal(bits, name=f"bank{index}_data")
@@ -164,9 +163,8 @@ class BankedMemory(wiring.Component):
                 for pin in range(14):
                     word_bit = pin - first_pin
                     in_word = 0 <= word_bit < low
-                    enables = 2 if width == 18 else 4
                     ports[f"i_ADA{pin}"] = (write_word[word_bit] if in_word
-                                            else Const(1 if pin < enables else 0, 1))
+                                            else Const(1 if pin < byte_enables else 0, 1))
                     ports[f"i_ADB{pin}"] = self.read_addr[word_bit] if in_word else Const(0, 1)
                 for pin in range(18):
                     ports[f"i_DIA{pin}"] = data_in[pin]
