@@ -176,7 +176,7 @@ class ConvCore(wiring.Component):
             "out_width": Out(self.pool.out_width.shape()),
         })
 
-    def _datapath(self, m, flush, closing, accepting):
+    def _datapath(self, m, flush, closing):
         """The units' streams, with a registered stage wherever a ``ready`` is
         combinational (so no path crosses a unit boundary): in front of the
         window generator and the engine's weights (the core's inputs),
@@ -196,9 +196,9 @@ class ConvCore(wiring.Component):
             # of a finished or failed layer stays behind for the next one.
             unit = ResetInserter(reset)(SkidBuffer(port.payload.shape()))
             m.submodules[name] = unit
-            m.d.comb += [unit.i.valid.eq(port.valid & accepting),
+            m.d.comb += [unit.i.valid.eq(port.valid & self.busy),
                          unit.i.payload.eq(port.payload),
-                         port.ready.eq(unit.i.ready & accepting)]
+                         port.ready.eq(unit.i.ready & self.busy)]
             return unit.o
 
         # A cancelled frame leaves nothing behind in the input stage.
@@ -248,11 +248,7 @@ class ConvCore(wiring.Component):
         m.submodules.layer_counters = counters = self.layer_counters
         m.submodules.setup = setup = self.setup
 
-        # busy as a register of its own (set by start, cleared with `finish`,
-        # exactly when the state leaves and re-enters IDLE), so the input
-        # ports' tready is a flip-flop and one gate.
-        accepting = Signal()
-        self._datapath(m, flush, closing, accepting)
+        self._datapath(m, flush, closing)
         m.d.comb += [
             requant.param_en.eq(self.param_en),
             requant.param_addr.eq(self.param_addr),
@@ -324,10 +320,13 @@ class ConvCore(wiring.Component):
             counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
             counters.stop.eq(finish),
         ]
+        # busy is a register (set by an idle start, cleared with `finish`:
+        # exactly when the state leaves and re-enters IDLE), so the input
+        # ports' tready is a flip-flop and one gate.
         with m.If(finish):
-            m.d.sync += [self.done.eq(1), accepting.eq(0)]
+            m.d.sync += [self.done.eq(1), self.busy.eq(0)]
         with m.Elif(self.start & ~self.busy):
-            m.d.sync += accepting.eq(1)
+            m.d.sync += self.busy.eq(1)
 
         def capture_errors():
             m.d.sync += [
@@ -342,11 +341,9 @@ class ConvCore(wiring.Component):
             with m.If(self.cancel):
                 m.next = "CANCEL"
 
-        m.d.comb += self.busy.eq(1)
         with m.FSM(name="state"):
             with m.State("IDLE"):
                 m.d.comb += self.state.eq(CoreState.IDLE)
-                m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
                     m.d.sync += [layer.eq(self.layer), self.done.eq(0), self.error.eq(0)]
                     m.d.comb += [window.start.eq(1), group_map.start.eq(1),
