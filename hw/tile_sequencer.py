@@ -143,8 +143,13 @@ class TileSequencer(wiring.Component):
         # cycles after the last visit's vector n, and must come writeback
         # cycles after it: since >= writeback - 1 - block_size at the
         # transition, i.e. since >= spacing_m2 a cycle before it.
+        # Both follow block_size a cycle late: they are read from the second
+        # cycle of a step on (stage B; a new block's first step has no sums,
+        # so its wait check is off), when they hold the step's block size.
         spacing_m2 = Signal(range(-self.block - 2, self.writeback + 1))
         big_block = Signal()          # block_size >= writeback: no wait at all
+        m.d.sync += [spacing_m2.eq(self.writeback - 2 - block_size),
+                     big_block.eq(block_size >= self.writeback)]
 
         # ---- stage A: the next step's position ---------------------------
         a = Signal(data.StructLayout({
@@ -179,13 +184,15 @@ class TileSequencer(wiring.Component):
         # The next block: up to `block` positions, within the row and the problem.
         next_size, block_is_last = smallest_of(a.n_left, a.row_left, block)
         visits = self.tile_map[a.chunk]
-        after_next = self.tile_map[Mux(a.chunk == chunk_total - 1, 0, a.chunk + 1)]
+        # The chunk after a.chunk (0 after the last, and always 0 when dense).
+        chunk_after = Mux((a.chunk == chunk_total - 1) | ~grouped, 0, a.chunk + 1)
+        after_next = self.tile_map[chunk_after]
         # The write-back rule for the next visit: it shares this block's size
         # (a new block has no sums to wait for), so the threshold is a register.
         spaced_next = Mux(a.mt == self.mt, big_block, since[a.mt] >= spacing_m2)
         m.d.sync += [
             b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
-            b.next_chunk.eq(Mux((a.chunk == chunk_total - 1) | ~grouped, 0, a.chunk + 1)),
+            b.next_chunk.eq(chunk_after),
             b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
             b.block_size.eq(Mux(a.kind == 2, next_size, block_size)),
             b.last_mt.eq(Mux(grouped, a.mt == visits.hi,
@@ -232,20 +239,10 @@ class TileSequencer(wiring.Component):
                     self.spaced.eq(b.spaced),
                     seen.eq(Mux(b.kind == 2, 0, seen | (1 << self.mt))),
                     settle.eq(2),
-                    spacing_m2.eq(self.writeback - 2 - b.block_size),
-                    big_block.eq(b.block_size >= self.writeback),
                 ]
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
 
-        # The first step's rule registers come a cycle after start, from
-        # block_size (not from the inputs' compares); stage B needs them
-        # only from the second cycle on, and the first step has no sums.
-        begun = Signal()
-        m.d.sync += begun.eq(self.start)
-        with m.If(begun):
-            m.d.sync += [spacing_m2.eq(self.writeback - 2 - block_size),
-                         big_block.eq(block_size >= self.writeback)]
         with m.If(self.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                         n_left, row_left, block_size, remaining, seen, since, settle)
