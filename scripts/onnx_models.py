@@ -153,7 +153,8 @@ def mobilenet_model(*, size: int = 96, classes: int = 10, seed: int = 11):
 
 
 def quantize(model, path, calibration: np.ndarray, *, fmt: str = "qdq", per_channel: bool = True,
-             activations: str = "int8", symmetric: bool = False) -> Path:
+             activations: str = "int8", symmetric: bool = False,
+             reduce_range: bool = False) -> Path:
     """Quantize a float model with onnxruntime's ``quantize_static``; write it to ``path``.
 
     Parameters
@@ -164,6 +165,11 @@ def quantize(model, path, calibration: np.ndarray, *, fmt: str = "qdq", per_chan
     activations : {"int8", "uint8"}
     symmetric : bool
         Symmetric activations (zero point 0; onnxruntime then keeps Relu / Clip).
+    reduce_range : bool
+        7-bit weights: onnxruntime's advice for its integer kernels on x86 CPUs
+        without VNNI, whose 16-bit intermediate sums saturate otherwise (it
+        matters for QOperator models, which run those kernels on every
+        onnxruntime optimization level).
     """
     import tempfile
 
@@ -188,5 +194,6 @@ def quantize(model, path, calibration: np.ndarray, *, fmt: str = "qdq", per_chan
             quant_format={"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}[fmt],
             per_channel=per_channel,
             activation_type={"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[activations],
-            weight_type=QuantType.QInt8, extra_options={"ActivationSymmetric": symmetric})
+            weight_type=QuantType.QInt8, reduce_range=reduce_range,
+            extra_options={"ActivationSymmetric": symmetric})
     return path
