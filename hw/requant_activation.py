@@ -25,7 +25,8 @@ lane reads its own in the same cycle.
 
 Pipeline (:data:`RequantActivation.LATENCY` cycles, one beat per cycle, never
 stalled): parameter read; bias add; the multiply as partial products of
-17-bit slices of ``v`` (one DSP block each, registered on both sides); their
+17-bit slices of ``v`` (one :class:`~.registered_multiplier.RegisteredMultiplier`
+each: a DSP block with its operand and product registers on); their
 sum; the rounding add; the saturation test and the shift; the zero-point
 add; saturation and activation. The first saturation, to ``act_width + 1``
 bits, needs no full-width shifter: the shifted value leaves that range
@@ -58,6 +59,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig, checked_config
+from .registered_multiplier import RegisteredMultiplier
 
 __all__ = ["Activation", "RequantActivation", "channel_params_layout"]
 
@@ -198,8 +200,8 @@ class RequantActivation(wiring.Component):
                      zo_over_high.eq(self.zero_point > self.clamp_high)]
         limits = (high_over_zo, zo_over_high)
 
-        acc = Signal.like(self.i.payload.acc)
-        bad_group = Signal()
+        acc = Signal.like(self.i.payload.acc, reset_less=True)
+        bad_group = Signal(reset_less=True)
         m.d.sync += [acc.eq(self.i.payload.acc),
                      bad_group.eq(self._beyond(self.i.payload.group, self.groups))]
         result = Signal(out_layout)
@@ -255,28 +257,35 @@ class RequantActivation(wiring.Component):
         aw = cfg.act_width
 
         def stage(value, name, shape=None):
+            # Data only: whether a stage holds a beat is its tag, so no flush
+            # or reset needs to reach these (it would fan out to every bit).
             register = Signal(shape if shape is not None else value.shape(),
-                              name=f"{name}{lane}")
+                              name=f"{name}{lane}", reset_less=True)
             m.d.sync += register.eq(value)
             return register
 
-        # Stage 2: v = acc + bias (0 for a missing lane).
+        # Stage 2: v = acc + bias (0 for a missing lane) and M0, captured by
+        # the multipliers' own operand registers (in the DSP blocks on ECP5).
         v_width = max(cfg.acc_width, cfg.bias_width) + 1
-        v = stage(Mux(missing, 0, acc + params.bias), "biased", signed(v_width))
-        multiplier = stage(params.multiplier, "multiplier")
+        v = Signal(signed(v_width), name=f"biased{lane}")
+        m.d.comb += v.eq(Mux(missing, 0, acc + params.bias))
         shift = stage(params.shift, "shift")
         # A missing lane gives 0: v = 0 here, no zero point nor clamp later.
         gone = stage(missing, "missing")
 
-        # Stage 3: partial products of 17-bit slices of v (the top one signed).
+        # Stage 3: partial products of 17-bit slices of v (the top one
+        # signed), each in the product register of its multiplier.
         slices = -(-v_width // SLICE_BITS)
         partials = []
         for index in range(slices):
             low = index * SLICE_BITS
             part = v[low:low + SLICE_BITS]
-            if index == slices - 1:
-                part = part.as_signed()
-            partials.append(stage(part * multiplier, f"partial{index}_"))
+            top = index == slices - 1
+            multiply = RegisteredMultiplier(len(part) + (0 if top else 1), cfg.mult_width + 1)
+            m.submodules[f"multiply{lane}_{index}"] = multiply
+            m.d.comb += [multiply.a.eq(part.as_signed() if top else part),
+                         multiply.b.eq(params.multiplier)]
+            partials.append(multiply.p)
         shift3 = stage(shift, "shift3_")
         gone = stage(gone, "missing3_")
 
