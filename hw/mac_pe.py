@@ -113,7 +113,16 @@ class MacPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        shadow = Signal(signed(self.config.weight_width))
+        # The data registers need no reset (nor an engine flush, which would
+        # otherwise fan out to every bit of the array): whether they hold
+        # anything of use is decided by the valid and swap flags beside them.
+        shadow = Signal(signed(self.config.weight_width), reset_less=True)
+        act = Signal.like(self.act_out, reset_less=True)
+        psum = Signal.like(self.psum_out, reset_less=True)
+        load = Signal.like(self.wload_out, reset_less=True)
+        load_valid = Signal()
+        m.d.comb += [self.act_out.eq(act), self.psum_out.eq(psum),
+                     self.wload_out.eq(load), self.wload_out.valid.eq(load_valid)]
         # The activation's local copy, the active weight and the product are
         # the three registers of a RegisteredMultiplier (a DSP block's own
         # registers on ECP5): the neighbour's register may be placed far
@@ -128,13 +137,13 @@ class MacPE(wiring.Component):
         ]
         with m.If(self.en):
             m.d.sync += [
-                self.act_out.eq(self.act_in),
+                act.eq(self.act_in),
                 self.swap_out.eq(self.swap_in),
                 swap_local.eq(self.swap_in),
-                self.psum_out.eq(self.psum_in + multiplier.p),
+                psum.eq(self.psum_in + multiplier.p),
             ]
 
-        m.d.sync += self.wload_out.eq(self.wload_in)
+        m.d.sync += [load.eq(self.wload_in), load_valid.eq(self.wload_in.valid)]
         with m.If(self.wload_in.valid & (self.wload_in.row == self.row)):
             m.d.sync += shadow.eq(self.wload_in.data)
         return m

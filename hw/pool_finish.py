@@ -132,7 +132,9 @@ class PoolFinish(wiring.Component):
         """Dividends banked per lane, then one multiply per cycle, lane after lane."""
         cfg, lanes = self.config, self.lanes
         dividend_shape = range(2 * (cfg.max_pool_kernel ** 2) * (cfg.act_max + 1 + offset) + 1)
-        bank = Signal(data.ArrayLayout(dividend_shape, lanes))
+        # Dividends and products are data (not reset): `reading` and the
+        # valid flags beside them say what they hold.
+        bank = Signal(data.ArrayLayout(dividend_shape, lanes), reset_less=True)
         bank_last = Signal()
         lane = Signal(range(lanes + 1))                  # next lane to read
         reading = Signal()
@@ -147,12 +149,12 @@ class PoolFinish(wiring.Component):
             m.d.sync += lane.eq(lane + 1)
 
         # Three stages: pick the lane, multiply (the DSP block), scale and store.
-        picked = Signal(dividend_shape)
+        picked = Signal(dividend_shape, reset_less=True)
         picked_lane = Signal.like(lane)
         picked_valid, picked_last = Signal(), Signal()
         m.d.sync += [picked.eq(bank[lane]), picked_lane.eq(lane), picked_valid.eq(reading),
                      picked_last.eq(bank_last)]
-        product = Signal(len(picked) + len(reciprocal))
+        product = Signal(len(picked) + len(reciprocal), reset_less=True)
         product_lane = Signal.like(lane)
         product_valid, product_last = Signal(), Signal()
         m.d.sync += [product.eq(picked * reciprocal), product_lane.eq(picked_lane),

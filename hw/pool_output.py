@@ -111,9 +111,11 @@ class PoolOutput(wiring.Component):
                      tags[0].end.eq(self.tag.end), tags[0].last.eq(self.tag.last)]
         m.d.sync += [later.eq(earlier) for earlier, later in zip(tags, tags[1:])]
         tap_tag = tags[-1]
-        tap = Signal.like(self.read_data)
+        # Data registers, not reset: the tags say what they hold, and a window
+        # starts its sum afresh on its first tap.
+        tap = Signal.like(self.read_data, reset_less=True)
         m.d.sync += tap.eq(self.read_data)
-        acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes))
+        acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes), reset_less=True)
         with m.If(tap_tag.valid):
             for lane in range(lanes):
                 value, sofar = tap[lane], acc[lane]

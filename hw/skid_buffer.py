@@ -45,14 +45,17 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload)
+        # The payload registers need no reset (the valid flags say what they
+        # hold), so a reset or flush of the stage reaches only two bits.
+        skid = Signal.like(self.i.payload, reset_less=True)
+        out = Signal.like(self.o.payload, reset_less=True)
         skid_full = Signal()
-        m.d.comb += self.i.ready.eq(~skid_full)
+        m.d.comb += [self.i.ready.eq(~skid_full), self.o.payload.eq(out)]
         output_free = ~self.o.valid | self.o.ready
         with m.If(output_free):
             # The output register takes the skid beat first, else the input.
             m.d.sync += [self.o.valid.eq(skid_full | self.i.valid),
-                         self.o.payload.eq(Mux(skid_full, skid, self.i.payload)),
+                         out.eq(Mux(skid_full, skid, self.i.payload)),
                          skid_full.eq(0)]
         with m.Elif(self.i.valid & ~skid_full):
             m.d.sync += [skid.eq(self.i.payload), skid_full.eq(1)]

@@ -109,10 +109,12 @@ class SystolicArray(wiring.Component):
         })
 
     @staticmethod
-    def _delayed(m, signal, cycles, name):
-        """``signal`` through ``cycles`` registers (a skew line)."""
+    def _delayed(m, signal, cycles, name, *, flag=False):
+        """``signal`` through ``cycles`` registers (a skew line). Only a
+        ``flag`` line is reset: data lines are qualified by the flags beside
+        them, and a reset reaching every data bit would be a wide net."""
         for stage in range(cycles):
-            register = Signal.like(signal, name=f"{name}_d{stage + 1}")
+            register = Signal.like(signal, name=f"{name}_d{stage + 1}", reset_less=not flag)
             m.d.sync += register.eq(signal)
             signal = register
         return signal
@@ -131,7 +133,7 @@ class SystolicArray(wiring.Component):
             first = grid[r][0]
             m.d.comb += [
                 first.act_in.eq(self._delayed(m, self.act[r], r, f"act_skew{r}")),
-                first.swap_in.eq(self._delayed(m, self.swap, r, f"swap_skew{r}")),
+                first.swap_in.eq(self._delayed(m, self.swap, r, f"swap_skew{r}", flag=True)),
             ]
             for c in range(1, cols):
                 m.d.comb += [
@@ -161,5 +163,5 @@ class SystolicArray(wiring.Component):
                 self._delayed(m, bottom, cols - 1 - c, f"psum_deskew{c}"))
 
         m.d.comb += self.out_valid.eq(
-            self._delayed(m, self.act_valid, self.latency, "valid"))
+            self._delayed(m, self.act_valid, self.latency, "valid", flag=True))
         return m

@@ -225,7 +225,7 @@ class SystolicEngine(wiring.Component):
         s1_swap = Signal()
         s1_from_stream = Signal()
         s1_zero = Signal()
-        s1_act = Signal(act_layout)
+        s1_act = Signal(act_layout, reset_less=True)     # data: s1_valid says
         meta_layout = data.StructLayout({
             "valid": 1, "to_output": 1, "last": 1, "addr": n_bits + mt_bits})
         s1_meta = Signal(meta_layout)
@@ -252,7 +252,7 @@ class SystolicEngine(wiring.Component):
         # The accumulator buffer's read data is a register at this stage; the
         # "start from zero" choice comes after it (the array's psum input is
         # itself registered by the skew line).
-        s2_act = Signal(act_layout)
+        s2_act = Signal(act_layout, reset_less=True)
         s2_psum = acc_buffer.read_data
         s2_valid, s2_zero = Signal(), Signal()
         m.d.sync += [
