@@ -337,30 +337,30 @@ class ConvAccel(wiring.Component):
         bad_channel = above(channel, cfg.max_out_channels - 1)
         param_write = port("param_write", "write")
         m.d.comb += [
-            core.param_en.eq(param_write & ~bad_channel & ~core.busy),
+            core.param_en.eq(param_write & ~bad_channel & ~core.job.busy),
             core.param_addr.eq(channel),
             core.param_data.bias.eq(port("param_bias", "bias")),
             core.param_data.multiplier.eq(port("param_multiplier", "multiplier")),
             core.param_data.shift.eq(port("param_shift", "shift")),
         ]
-        idle_start = port("control", "start") & ~core.busy
+        idle_start = port("control", "start") & ~core.job.busy
         # A parameter write to a channel beyond the maximum since the last
         # start; like a register above its maximum, it makes start refuse.
         bad_param_write = Signal()
         refused = Signal()
         m.d.comb += [
-            core.start.eq(idle_start & ~exceeds & ~bad_param_write),
-            core.cancel.eq(port("control", "cancel")),
+            core.job.start.eq(idle_start & ~exceeds & ~bad_param_write),
+            core.job.cancel.eq(port("control", "cancel")),
         ]
         m.d.sync += refused.eq(idle_start & (exceeds | bad_param_write))
-        with m.If(param_write & bad_channel & ~core.busy):
+        with m.If(param_write & bad_channel & ~core.job.busy):
             m.d.sync += bad_param_write.eq(1)
         with m.Elif(idle_start):
             m.d.sync += bad_param_write.eq(0)
         # Parameters are not double-buffered: a write while busy would change
         # the running layer's remaining outputs, so it is dropped and flagged.
         param_busy = Signal()
-        with m.If(param_write & core.busy):
+        with m.If(param_write & core.job.busy):
             m.d.sync += param_busy.eq(1)
         with m.Elif(idle_start):
             m.d.sync += param_busy.eq(0)
@@ -370,7 +370,7 @@ class ConvAccel(wiring.Component):
         with m.If(idle_start):
             m.d.sync += [exceeded.eq(exceeds), param_error.eq(bad_param_write),
                          ran.eq(~exceeds & ~bad_param_write)]
-        error = core.error
+        error = core.job.error
         causes = {
             "shape": ran & error.window.config, "short_frame": ran & error.window.short_frame,
             "long_frame": ran & error.window.long_frame, "sizes": ran & error.engine,
@@ -386,10 +386,10 @@ class ConvAccel(wiring.Component):
         # start (once `exceeded` and `param_error` hold its causes).
         done_before = Signal()
         ended = Signal()
-        m.d.sync += done_before.eq(core.done)
+        m.d.sync += done_before.eq(core.job.done)
         m.d.comb += [
-            ended.eq((core.done & ~done_before) | refused),
-            port("status", "busy").eq(core.busy),
+            ended.eq((core.job.done & ~done_before) | refused),
+            port("status", "busy").eq(core.job.busy),
             getattr(self.registers, set_port_name("status", "done")).eq(ended),
             # A start clears done (and so irq): a host may start on the interrupt.
             getattr(self.registers, clear_port_name("status", "done")).eq(idle_start),

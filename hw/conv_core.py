@@ -28,21 +28,23 @@ each input chunk feeds and the engine skips the all-zero tiles (the weight
 stream leaves them out, see ``convaccel.sim.conv_driver``). Within a visited
 tile the weights between groups are zero.
 
-Control: ``start`` samples ``layer``; the window generator works out
-``P, Q`` and the group map its tile ranges first, then the engine and pooling
-unit are started with the sizes that follow.
+Control, through the ``job`` port
+(:class:`~convaccel.hw.job_control.JobControl`, as each unit's):
+``job.start`` samples ``layer``; the window generator works out ``P, Q`` and
+the group map its tile ranges first, then the engine and pooling unit are
+started with the sizes that follow.
 
-``done`` means the layer is over *and* the next ``start`` will be taken: it
+``job.done`` means the layer is over *and* the next start will be taken: it
 rises only when the last output beat has been handed over and every unit is
 idle, which includes the window generator having read the whole input frame
 up to its ``last`` beat (input rows and columns below and right of the last
 window are read and dropped). Any unit's error (bad shape, sizes above a
 maximum, a convolution output larger than the build's ``max_height x
-max_width``, short or long frame) cancels the others, sets ``done`` and the
-matching ``error`` bits and leaves the core idle. ``cancel`` aborts a running
-layer and ends it like an error, with ``error.cancelled``; it is ignored while
-the core is idle. After an error or a cancel, the unread rest of the input
-streams stays where it is: the host discards it.
+max_width``, short or long frame) cancels the others, sets ``job.done`` and
+the matching ``job.error`` bits and leaves the core idle. ``job.cancel``
+aborts a running layer and ends it like an error, with ``error.cancelled``;
+it is ignored while the core is idle. After an error or a cancel, the unread
+rest of the input streams stays where it is: the host discards it.
 
 Counters: :class:`~convaccel.hw.layer_counters.LayerCounters` (cycles from
 ``start`` to the last output handshake, real multiply-accumulates) and the
@@ -56,6 +58,7 @@ from amaranth.lib.wiring import In, Out
 from .config import AccelConfig, checked_config
 from .group_tiles import GroupTileMap
 from .helpers import above
+from .job_control import JobControl
 from .layer_counters import LayerCounters, layer_counters_layout
 from .layer_setup import LayerSetup
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
@@ -128,12 +131,13 @@ class ConvCore(wiring.Component):
     pixels, weights : In(stream)
     out : Out(stream)
     layer : In(conv_layer_layout(config))
-    start, cancel : In(1)
+    job : In(JobControl(core_error_layout()))
+        ``job.start`` samples ``layer`` (ignored while busy); ``job.cancel``
+        ends a running layer with ``error.cancelled``; ``job.busy`` is a
+        register, so the input ports' ``ready`` is a flip-flop and one gate.
     param_en, param_addr, param_data : In
         Per-channel bias / multiplier / shift, see
         :class:`~convaccel.hw.requant_activation.RequantActivation`.
-    busy, done : Out(1)
-    error : Out(core_error_layout())
     counters : Out(core_counters_layout())
         The layer's cycle and real-MAC counters and the systolic engine's
         issue and stall counters, for the last layer.
@@ -160,14 +164,10 @@ class ConvCore(wiring.Component):
             "weights": In(stream.Signature(self.engine.weights.payload.shape())),
             "out": Out(stream.Signature(self.pool.o.payload.shape())),
             "layer": In(conv_layer_layout(config)),
-            "start": In(1),
-            "cancel": In(1),
+            "job": In(JobControl(core_error_layout())),
             "param_en": In(1),
             "param_addr": In(self.requant.param_addr.shape()),
             "param_data": In(channel_params_layout(config)),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(core_error_layout()),
             "counters": Out(core_counters_layout()),
             "state": Out(CoreState),
             "conv_height": Out(self.window.out_height.shape()),
@@ -196,13 +196,13 @@ class ConvCore(wiring.Component):
             # of a finished or failed layer stays behind for the next one.
             unit = ResetInserter(reset)(SkidBuffer(port.payload.shape()))
             m.submodules[name] = unit
-            m.d.comb += [unit.i.valid.eq(port.valid & self.busy),
+            m.d.comb += [unit.i.valid.eq(port.valid & self.job.busy),
                          unit.i.payload.eq(port.payload),
-                         port.ready.eq(unit.i.ready & self.busy)]
+                         port.ready.eq(unit.i.ready & self.job.busy)]
             return unit.o
 
         # A cancelled frame leaves nothing behind in the input stage.
-        pixels = input_stage("pixel_stage", self.pixels, window.cancel)
+        pixels = input_stage("pixel_stage", self.pixels, window.job.cancel)
         weights = input_stage("weight_stage", self.weights, flush)
         slices = stage("slice_stage", window.o, flush)
         values = stage("value_stage", requant.o, flush)
@@ -232,6 +232,7 @@ class ConvCore(wiring.Component):
         cfg = self.config
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
         group_map = self.group_map
+        job = self.job
         # `flush` returns the units after the window generator to their reset
         # state (their memories keep their contents) after an error or cancel.
         # It is the register `closing`, set once no output beat is left
@@ -247,6 +248,9 @@ class ConvCore(wiring.Component):
         m.submodules.group_map = ResetInserter(flush)(group_map)
         m.submodules.layer_counters = counters = self.layer_counters
         m.submodules.setup = setup = self.setup
+        # The units' job ports are assigned member by member, not joined with
+        # wiring.connect: the FSM starts and cancels each unit in its own
+        # states and combines their busy, done and error.
 
         self._datapath(m, flush, closing)
         m.d.comb += [
@@ -290,8 +294,8 @@ class ConvCore(wiring.Component):
             group_map.groups.eq(self.layer.groups),
         ]
         out_free = ~self.out.valid | self.out.ready   # no output beat left waiting
-        unit_failed = (window.error.as_value().any() | engine.error
-                       | pool.error.as_value().any())
+        unit_failed = (window.job.error.as_value().any() | engine.job.error
+                       | pool.job.error.as_value().any())
         # The conv output must fit the pooling unit's and the engine's sizing.
         # Registered (from registers that hold still once the geometry is
         # valid), so the units' start comes from flip-flops and one gate.
@@ -303,10 +307,10 @@ class ConvCore(wiring.Component):
         # sizes a cycle after its start: both units' errors rise together.
         pool_start = Signal()
         m.d.sync += pool_start.eq(0)
-        m.d.comb += pool.start.eq(pool_start)
+        m.d.comb += pool.job.start.eq(pool_start)
 
         m.d.comb += [
-            setup.start.eq(self.start & ~self.busy),
+            setup.start.eq(job.start & ~job.busy),
             setup.kernel_h.eq(conv.kernel_h), setup.kernel_w.eq(conv.kernel_w),
             setup.geometry_valid.eq(window.geometry_valid),
             setup.out_height.eq(window.out_height), setup.out_width.eq(window.out_width),
@@ -324,36 +328,36 @@ class ConvCore(wiring.Component):
         # exactly when the state leaves and re-enters IDLE), so the input
         # ports' tready is a flip-flop and one gate.
         with m.If(finish):
-            m.d.sync += [self.done.eq(1), self.busy.eq(0)]
-        with m.Elif(self.start & ~self.busy):
-            m.d.sync += self.busy.eq(1)
+            m.d.sync += [job.done.eq(1), job.busy.eq(0)]
+        with m.Elif(job.start & ~job.busy):
+            m.d.sync += job.busy.eq(1)
 
         def capture_errors():
             m.d.sync += [
-                self.error.window.eq(window.error),
-                self.error.engine.eq(engine.error),
-                self.error.pool.eq(pool.error),
-                self.error.requant.eq(requant.error),
-                self.error.groups.eq(group_map.error),
+                job.error.window.eq(window.job.error),
+                job.error.engine.eq(engine.job.error),
+                job.error.pool.eq(pool.job.error),
+                job.error.requant.eq(requant.error),
+                job.error.groups.eq(group_map.error),
             ]
 
         def leave_on_cancel():
-            with m.If(self.cancel):
+            with m.If(job.cancel):
                 m.next = "CANCEL"
 
         with m.FSM(name="state"):
             with m.State("IDLE"):
                 m.d.comb += self.state.eq(CoreState.IDLE)
-                with m.If(self.start):
-                    m.d.sync += [layer.eq(self.layer), self.done.eq(0), self.error.eq(0)]
-                    m.d.comb += [window.start.eq(1), group_map.start.eq(1),
+                with m.If(job.start):
+                    m.d.sync += [layer.eq(self.layer), job.done.eq(0), job.error.eq(0)]
+                    m.d.comb += [window.job.start.eq(1), group_map.start.eq(1),
                                  counters.start.eq(1), requant.clear_error.eq(1)]
                     m.next = "GEOMETRY"
             with m.State("GEOMETRY"):
                 m.d.comb += self.state.eq(CoreState.GEOMETRY)
                 # The window generator works out P and Q before it streams;
                 # the group map its tile ranges, the counters (C/G)*R*S.
-                with m.If(window.done & window.error.as_value().any()):
+                with m.If(window.job.done & window.job.error.as_value().any()):
                     capture_errors()
                     m.d.comb += finish.eq(1)
                     m.next = "IDLE"
@@ -366,10 +370,10 @@ class ConvCore(wiring.Component):
             with m.State("LAUNCH"):
                 m.d.comb += self.state.eq(CoreState.LAUNCH)
                 with m.If(oversize):
-                    m.d.sync += self.error.conv_size.eq(1)
+                    m.d.sync += job.error.conv_size.eq(1)
                     m.next = "FAILED"
                 with m.Else():
-                    m.d.comb += engine.start.eq(1)
+                    m.d.comb += engine.job.start.eq(1)
                     m.d.sync += pool_start.eq(1)
                     m.next = "RUN"
                 leave_on_cancel()
@@ -378,7 +382,7 @@ class ConvCore(wiring.Component):
                 with m.If(unit_failed):
                     capture_errors()
                     m.next = "FAILED"
-                with m.Elif(pool.done & ~pool.busy & ~engine.busy & ~window.busy):
+                with m.Elif(pool.job.done & ~pool.job.busy & ~engine.job.busy & ~window.job.busy):
                     # The window generator is idle only once it has read the
                     # whole input frame: the next start will be taken.
                     capture_errors()
@@ -394,22 +398,22 @@ class ConvCore(wiring.Component):
                 # port closes (and the reset starts) after a cycle in which
                 # none was left waiting.
                 # A cancel here also stops a long frame's discarding.
-                m.d.comb += window.cancel.eq(~self.error.window.as_value().any() | self.cancel)
-                with m.If(self.cancel):
-                    m.d.sync += self.error.cancelled.eq(1)
+                m.d.comb += window.job.cancel.eq(~job.error.window.as_value().any() | job.cancel)
+                with m.If(job.cancel):
+                    m.d.sync += job.error.cancelled.eq(1)
                 with m.If(out_free):
                     m.d.sync += closing.eq(1)
-                with m.If(~window.busy & closing):
+                with m.If(~window.job.busy & closing):
                     m.d.comb += finish.eq(1)
                     m.d.sync += closing.eq(0)
                     m.next = "IDLE"
             with m.State("CANCEL"):
                 m.d.comb += self.state.eq(CoreState.CANCEL)
-                m.d.comb += window.cancel.eq(1)
+                m.d.comb += window.job.cancel.eq(1)
                 with m.If(out_free):
                     m.d.sync += closing.eq(1)
                 with m.If(closing):
                     m.d.comb += finish.eq(1)
-                    m.d.sync += [self.error.cancelled.eq(1), closing.eq(0)]
+                    m.d.sync += [job.error.cancelled.eq(1), closing.eq(0)]
                     m.next = "IDLE"
         return m

@@ -1,8 +1,8 @@
 """Frame bookkeeping shared by the line-buffer units.
 
-The window generator and the pooling unit take one frame per ``start`` on a
-stream with ``last`` on its final beat, report ``done`` and the
-``window_error_layout`` bits, and return to ``IDLE`` on ``cancel``. These
+The window generator and the pooling unit take one frame per ``job.start``
+on a stream with ``last`` on its final beat, report ``job.done`` and the
+``window_error_layout`` bits, and return to ``IDLE`` on ``job.cancel``. These
 FSM fragments are the same for both; call them inside the unit's
 ``m.FSM()`` states.
 """
@@ -11,15 +11,15 @@ __all__ = ["FrameControl"]
 
 
 class FrameControl:
-    """FSM fragments for a unit with ``i``, ``done``, ``error`` and ``cancel``.
+    """FSM fragments for a unit with an input stream ``i`` and a ``job`` port.
 
     Parameters
     ----------
     m : Module
         The unit's module (inside its FSM).
     unit : wiring.Component
-        Has ``i`` (stream with ``payload.last``), ``done``, ``error``
-        (``window_error_layout``) and ``cancel``.
+        Has ``i`` (stream with ``payload.last``) and ``job``
+        (``JobControl(window_error_layout())``).
     frame_end : Value
         High when the beat on ``i`` is the frame's final one by the count.
     """
@@ -28,24 +28,24 @@ class FrameControl:
         self.m, self.unit, self.frame_end = m, unit, frame_end
 
     def finish(self, error_field=None):
-        """End the frame: set ``done`` (and an error bit)."""
-        self.m.d.sync += self.unit.done.eq(1)
+        """End the frame: set ``job.done`` (and an error bit)."""
+        self.m.d.sync += self.unit.job.done.eq(1)
         if error_field is not None:
             self.m.d.sync += error_field.eq(1)
 
     def leave_on_cancel(self):
         """Call last in each state, so ``cancel`` wins over the state's own ``m.next``."""
-        with self.m.If(self.unit.cancel):
+        with self.m.If(self.unit.job.cancel):
             self.m.next = "IDLE"
 
     def check_frame_end(self):
         """On an accepted beat: ``last`` too early, or missing at the end."""
         m, unit = self.m, self.unit
         with m.If(unit.i.payload.last & ~self.frame_end):
-            self.finish(unit.error.short_frame)
+            self.finish(unit.job.error.short_frame)
             m.next = "IDLE"
         with m.Elif(self.frame_end & ~unit.i.payload.last):
-            m.d.sync += unit.error.long_frame.eq(1)
+            m.d.sync += unit.job.error.long_frame.eq(1)
             m.next = "DISCARD"
 
     def drain_state(self, more_rows, step_input, outputs_settled):

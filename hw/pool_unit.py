@@ -51,6 +51,7 @@ from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
 from .frame_control import FrameControl
 from .helpers import counter
+from .job_control import JobControl
 from .pool_finish import average_divider
 from .pool_geometry import PoolGeometry, PoolMode, pool_shape_layout
 from .pool_output import PoolOutput, pool_beat_layout
@@ -75,9 +76,9 @@ class PoolUnit(wiring.Component):
     ----------
     i, o : stream of StructLayout({"data": lanes x signed(act_width), "last": 1})
     shape : In(pool_shape_layout(config))
-    start, cancel : In(1)
-    busy, done : Out(1)
-    error : Out(window_error_layout())
+    job : In(JobControl(window_error_layout()))
+        ``job.start`` samples ``shape`` (ignored while busy); ``job.cancel``
+        returns to idle at once; ``job.done`` stays set until the next start.
     out_height, out_width : Out(unsigned)
     """
 
@@ -94,11 +95,7 @@ class PoolUnit(wiring.Component):
             "i": In(stream.Signature(beat)),
             "o": Out(stream.Signature(beat)),
             "shape": In(pool_shape_layout(config)),
-            "start": In(1),
-            "cancel": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(window_error_layout()),
+            "job": In(JobControl(window_error_layout())),
             "out_height": Out(range(config.max_height + 1)),
             "out_width": Out(range(config.max_width + 1)),
         })
@@ -106,6 +103,7 @@ class PoolUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
+        job = self.job
         # Registered reads (the block RAMs' output registers on ECP5) and
         # writes: a row's taps are read at least two cycles after its last
         # write (input and emission do not overlap).
@@ -126,7 +124,7 @@ class PoolUnit(wiring.Component):
         issue = Signal()                     # a tap's read goes out this cycle
 
         m.d.comb += [
-            setup.shape.eq(self.shape), setup.cancel.eq(self.cancel),
+            setup.shape.eq(self.shape), setup.cancel.eq(job.cancel),
             self.out_height.eq(geo.out_height), self.out_width.eq(geo.out_width),
             writer.shape.eq(shape), writer.geometry.eq(geo), writer.row_top.eq(y0),
             writer.data.eq(self.i.payload.data),
@@ -141,7 +139,7 @@ class PoolUnit(wiring.Component):
             output.tag.first.eq(walk.first), output.tag.end.eq(walk.window_end),
             output.tag.last.eq(walk.row_last & (p == geo.out_height - 1)),
             output.kernel.eq(shape.kernel), output.average.eq(shape.mode == PoolMode.AVG),
-            output.clear.eq(self.cancel),
+            output.clear.eq(job.cancel),
         ]
         wiring.connect(m, wiring.flipped(self.o), output.o)
 
@@ -149,14 +147,14 @@ class PoolUnit(wiring.Component):
             m.d.comb += writer.accept.eq(1)
 
         frame = FrameControl(m, self, writer.frame_end)
-        m.d.comb += self.busy.eq(1)
+        m.d.comb += job.busy.eq(1)
         with m.FSM(name="state"):
             with m.State("IDLE"):
-                m.d.comb += [self.busy.eq(0), setup.start.eq(self.start)]
-                with m.If(self.start):
-                    m.d.sync += [self.done.eq(0), self.error.eq(0)]
+                m.d.comb += [job.busy.eq(0), setup.start.eq(job.start)]
+                with m.If(job.start):
+                    m.d.sync += [job.done.eq(0), job.error.eq(0)]
                     with m.If(setup.invalid):
-                        m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
+                        m.d.sync += [job.done.eq(1), job.error.config.eq(1)]
                     with m.Else():
                         m.next = "SETUP"
 

@@ -58,7 +58,8 @@ stalls.
 
 Run-time errors: ``N``, ``K`` or ``M`` of zero or above the maximum, a
 ``row_length`` of zero, or ``chunks`` above the maximum sets
-``error`` (and ``done``) the cycle after ``start`` and the engine stays idle.
+``job.error`` (and ``job.done``) the cycle after ``job.start`` and the engine
+stays idle.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -71,6 +72,7 @@ from amaranth.utils import ceil_log2
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
 from .helpers import above, smallest_of, times_constant, times_small
+from .job_control import JobControl
 from .tile_sequencer import TileSequencer, layer_size_members
 from .systolic_array import SystolicArray
 
@@ -117,11 +119,11 @@ class SystolicEngine(wiring.Component):
     tile_map : In(ArrayLayout(tile_range_layout(config), chunk_max))
         Output tiles visited by each chunk of a grouped problem (held for the
         whole problem; ignored when dense).
-    start : In(1)
-        Begin a problem (ignored while busy): the sizes are sampled, the
-        first vector can be taken two cycles later.
-    busy, done, error : Out(1)
-        ``done`` and ``error`` stay set until the next ``start``.
+    job : In(JobControl())
+        ``job.start`` begins a problem (ignored while busy): the sizes are
+        sampled, the first vector can be taken two cycles later. ``job.done``
+        and ``job.error`` stay set until the next start. ``job.cancel`` is
+        ignored: the conv core returns the engine to idle with a reset.
     counters : Out(engine_counters_layout())
     """
 
@@ -148,10 +150,7 @@ class SystolicEngine(wiring.Component):
                 data.ArrayLayout(signed(config.weight_width), self.cols))),
             "result": Out(stream.Signature(result)),
             **layer_size_members(config, self.chunk_max),
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(1),
+            "job": In(JobControl()),
             "counters": Out(engine_counters_layout()),
         })
 
@@ -336,19 +335,19 @@ class SystolicEngine(wiring.Component):
                | (self.k_terms == 0) | above(self.k_terms, cfg.max_reduction)
                | (self.m_outputs == 0) | above(self.m_outputs, cfg.max_out_channels))
         begin, bad_held = Signal(), Signal()      # the cycle after start
-        m.d.comb += self.busy.eq(running | begin)
+        m.d.comb += self.job.busy.eq(running | begin)
         m.d.sync += begin.eq(0)
-        with m.If(self.start & ~self.busy):
-            m.d.sync += [begin.eq(1), bad_held.eq(bad), self.done.eq(0), self.error.eq(0)]
+        with m.If(self.job.start & ~self.job.busy):
+            m.d.sync += [begin.eq(1), bad_held.eq(bad), self.job.done.eq(0), self.job.error.eq(0)]
             m.d.sync += [held.eq(getattr(self, name)) for name, held in sizes.items()]
             m.d.sync += first_block.eq(smallest_of(self.n_vectors, self.row_length, block)[0])
         with m.If(begin):
-            m.d.sync += [self.done.eq(bad_held), self.error.eq(bad_held)]
+            m.d.sync += [self.job.done.eq(bad_held), self.job.error.eq(bad_held)]
             m.d.comb += seq.start.eq(~bad_held)
             with m.If(~bad_held):
                 m.d.sync += [running.eq(1), need_tile.eq(1)]
         with m.Elif(running & finished):
-            m.d.sync += [running.eq(0), self.done.eq(1)]
+            m.d.sync += [running.eq(0), self.job.done.eq(1)]
 
         # ---- performance counters --------------------------------------
         # The issue decision's outcome is registered first, so the counters'

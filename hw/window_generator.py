@@ -48,13 +48,14 @@ output row, and :class:`~convaccel.hw.slice_output.SliceOutput` turns the
 reads into the output stream. This unit's FSM runs them in turn and keeps the
 output row ``p``, its top tap row and that row's ring slot.
 
-Frame control: ``start`` samples ``shape`` and ``zero_point``. A bad shape (a zero or a value
-above its maximum, a kernel larger than the padded input) sets
-``error.config``; a ``last`` before the frame's final beat sets
-``error.short_frame``; a final beat without ``last`` sets
-``error.long_frame`` and the rest of the frame up to ``last`` is read and
-dropped. In every case ``done`` is set and the unit returns to idle (an
-erroneous frame's output is incomplete). ``cancel`` returns to idle at once.
+Frame control, through the ``job`` port
+(:class:`~convaccel.hw.job_control.JobControl`): ``job.start`` samples
+``shape`` and ``zero_point``. A bad shape (a zero or a value above its
+maximum, a kernel larger than the padded input) sets ``error.config``; a
+``last`` before the frame's final beat sets ``error.short_frame``; a final
+beat without ``last`` sets ``error.long_frame`` and the rest of the frame up
+to ``last`` is read and dropped. In every case ``job.done`` is set and the unit returns to idle (an
+erroneous frame's output is incomplete). ``job.cancel`` returns to idle at once.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -65,6 +66,7 @@ from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
 from .frame_control import FrameControl
 from .helpers import counter
+from .job_control import JobControl
 from .ring_writer import RingWriter, line_address, line_buffer_depth
 from .slice_output import SliceOutput, slice_beat_layout
 from .window_geometry import WindowGeometry, layer_shape_layout, tap_coordinate
@@ -95,10 +97,10 @@ class WindowGenerator(wiring.Component):
     shape : In(layer_shape_layout(config))
     zero_point : In(signed(act_width))
         Input zero point: the value of padded taps (sampled at ``start``).
-    start, cancel : In(1)
-    busy, done : Out(1)
-        ``done`` stays set until the next ``start``.
-    error : Out(window_error_layout())
+    job : In(JobControl(window_error_layout()))
+        ``job.start`` samples ``shape`` and ``zero_point`` (ignored while
+        busy); ``job.cancel`` returns to idle at once; ``job.done`` stays
+        set until the next start.
     out_height, out_width : Out(unsigned)
         ``P`` and ``Q`` of the current frame.
     groups : Out(unsigned)
@@ -123,11 +125,7 @@ class WindowGenerator(wiring.Component):
             "o": Out(stream.Signature(beat)),
             "shape": In(layer_shape_layout(config)),
             "zero_point": In(signed(config.act_width)),
-            "start": In(1),
-            "cancel": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(window_error_layout()),
+            "job": In(JobControl(window_error_layout())),
             "out_height": Out(range(span + 2 * config.max_padding + 1)),
             "out_width": Out(range(span + 2 * config.max_padding + 1)),
             "groups": Out(range(self.group_max + 1)),
@@ -137,6 +135,7 @@ class WindowGenerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
+        job = self.job
         # Banks of 512 words (one 512 x 36 block RAM per 36 bits of width):
         # each bank's output is registered before the bank is chosen.
         m.submodules.line_buffer = line_buffer = BankedMemory(
@@ -156,7 +155,7 @@ class WindowGenerator(wiring.Component):
         advance_steps = Signal(range(cfg.max_stride + 1))
 
         m.d.comb += [
-            setup.shape.eq(self.shape), setup.cancel.eq(self.cancel),
+            setup.shape.eq(self.shape), setup.cancel.eq(job.cancel),
             self.out_height.eq(geo.out_height), self.out_width.eq(geo.out_width),
             self.groups.eq(geo.groups), self.geometry_valid.eq(setup.valid),
             writer.shape.eq(shape), writer.geometry.eq(geo), writer.row_top.eq(y0),
@@ -173,7 +172,7 @@ class WindowGenerator(wiring.Component):
             # Emptied on cancel and held empty while idle: a frame that ended
             # in an error may leave slices nobody will take (a normal frame is
             # idle only once every slice has been taken).
-            output.clear.eq(self.cancel | ~self.busy),
+            output.clear.eq(job.cancel | ~job.busy),
         ]
         wiring.connect(m, wiring.flipped(self.o), output.o)
 
@@ -181,22 +180,22 @@ class WindowGenerator(wiring.Component):
             m.d.comb += writer.accept.eq(1)
 
         frame = FrameControl(m, self, writer.frame_end)
-        m.d.comb += self.busy.eq(1)
+        m.d.comb += job.busy.eq(1)
         with m.FSM(name="state"):
             with m.State("IDLE"):
-                m.d.comb += [self.busy.eq(0), setup.start.eq(self.start)]
-                with m.If(self.start):
+                m.d.comb += [job.busy.eq(0), setup.start.eq(job.start)]
+                with m.If(job.start):
                     m.d.sync += [zero_point.eq(self.zero_point),
-                                 self.done.eq(0), self.error.eq(0)]
+                                 job.done.eq(0), job.error.eq(0)]
                     with m.If(setup.out_of_range):
-                        m.d.sync += [self.done.eq(1), self.error.config.eq(1)]
+                        m.d.sync += [job.done.eq(1), job.error.config.eq(1)]
                     with m.Else():
                         m.next = "SETUP"
 
             with m.State("SETUP"):
                 # The geometry unit works out the frame's sizes (a few cycles).
                 with m.If(setup.too_large):
-                    frame.finish(self.error.config)  # kernel larger than the padded input
+                    frame.finish(job.error.config)  # kernel larger than the padded input
                     m.next = "IDLE"
                 with m.If(setup.counted):
                     m.d.comb += writer.restart.eq(1)

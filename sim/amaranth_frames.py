@@ -1,12 +1,12 @@
 """Amaranth-simulator driver for frame-based stream units (fast unit tests).
 
 The window generator and the pooling unit share a control interface:
-``shape`` + ``start``, an input stream ``i`` and an output stream ``o`` of
-``{"data", "last"}`` beats, ``done``/``busy`` and an ``error`` layout.
+``shape`` + ``job.start``, an input stream ``i`` and an output stream ``o`` of
+``{"data", "last"}`` beats, ``job.done``/``job.busy`` and a ``job.error`` layout.
 :func:`run_frames` streams frames through such a unit in the Amaranth
 simulator with seeded random input gaps and output back-pressure.
 :func:`drive_streams` is its inner loop, for any unit with input streams,
-one output stream and ``done``/``busy`` (the systolic engine, the conv core).
+one output stream and a ``job`` port (the systolic engine, the conv core).
 :func:`run_testbench` runs one async testbench against a unit with a clock.
 """
 
@@ -38,7 +38,7 @@ async def drive_streams(ctx, dut, inputs, output, take, *, rng, idle, stall, max
     unless the seeded ``rng`` draws a gap (probability ``idle``), and
     ``output`` is ready unless it draws a stall (probability ``stall``);
     ``take(payload)`` gets every output beat. Stops after the clock edge at
-    which ``dut.done`` is set and ``dut.busy`` clear; input ``valid`` is then
+    which ``dut.job.done`` is set and ``dut.job.busy`` clear; input ``valid`` is then
     dropped. Returns the beats accepted per input and the cycles taken.
     """
     sent, taken = [0] * len(inputs), 0
@@ -56,7 +56,7 @@ async def drive_streams(ctx, dut, inputs, output, take, *, rng, idle, stall, max
             taken += 1
         await ctx.tick()
         sent = [count + bool(t) for count, t in zip(sent, took)]
-        if ctx.get(dut.done) and not ctx.get(dut.busy):
+        if ctx.get(dut.job.done) and not ctx.get(dut.job.busy):
             for port, _ in inputs:
                 ctx.set(port.valid, 0)
             return sent, cycle + 1
@@ -78,16 +78,16 @@ def run_frames(dut, frames, *, rng, idle=0.3, stall=0.3, max_cycles=100_000) -> 
             for name, value in (settings[0] if settings else {}).items():
                 ctx.set(getattr(dut, name), value)
             ctx.set(dut.shape, fields)
-            ctx.set(dut.start, 1)
+            ctx.set(dut.job.start, 1)
             await ctx.tick()
-            ctx.set(dut.start, 0)
+            ctx.set(dut.job.start, 0)
             out = []
             (sent,), cycles = await drive_streams(
                 ctx, dut, [(dut.i, beats)], dut.o,
                 lambda beat: out.append({"data": [int(v) for v in beat.data],
                                          "last": int(beat.last)}),
                 rng=rng, idle=idle, stall=stall, max_cycles=max_cycles)
-            error = ctx.get(dut.error)
+            error = ctx.get(dut.job.error)
             results.append({"out": out, "sent": sent, "cycles": cycles,
                             "error": {name: int(getattr(error, name)) for name in ERROR_BITS}})
 

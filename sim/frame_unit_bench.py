@@ -1,8 +1,10 @@
 """Shared cocotb testbench parts of the frame units (window generator, pooling unit).
 
-Both take one frame per ``start`` with their ``shape`` port sampled, stream
-``i``/``o`` with ``{"data", "last"}`` beats, report ``done``/``busy`` and the
-``window_error_layout`` error bits, and accept ``cancel``. :class:`FrameUnitBench`
+Both take one frame per ``job__start`` with their ``shape`` port sampled,
+stream ``i``/``o`` with ``{"data", "last"}`` beats, report
+``job__done``/``job__busy`` and the ``window_error_layout`` error bits on
+``job__error``, and accept ``job__cancel`` (their ``job`` port, see
+:class:`~convaccel.hw.job_control.JobControl`). :class:`FrameUnitBench`
 holds what their benches have in common; :func:`truncated_frame` and
 :func:`overlong_frame` build the bad frames the frame-control tests send.
 """
@@ -64,18 +66,18 @@ class FrameUnitBench:
         self.error_codec = LayoutCodec(window_error_layout())
         self.scoreboard = Scoreboard(name)
         self.frames = 0
-        dut.start.value = 0
-        dut.cancel.value = 0
+        dut.job__start.value = 0
+        dut.job__cancel.value = 0
 
     def error(self) -> dict:
-        return self.error_codec.unpack(int(self.dut.error.value))
+        return self.error_codec.unpack(int(self.dut.job__error.value))
 
     async def start_shape(self, fields: dict):
         """Present ``shape`` and pulse ``start`` (call right after a rising edge)."""
         self.dut.shape.value = self.shape_codec.pack(fields)
-        self.dut.start.value = 1
+        self.dut.job__start.value = 1
         await RisingEdge(self.dut.clk)
-        self.dut.start.value = 0
+        self.dut.job__start.value = 0
 
     async def wait_done(self, timeout_cycles: int):
         await wait_done(self.dut, timeout_cycles=timeout_cycles, what=self.name)

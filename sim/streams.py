@@ -107,8 +107,8 @@ async def wait_until(dut, condition, *, timeout_cycles: int, what: str):
 
 
 async def wait_done(dut, *, timeout_cycles: int, what: str):
-    """Wait until a unit reports ``done`` and no longer ``busy``."""
-    await wait_until(dut, lambda: int(dut.done.value) and not int(dut.busy.value),
+    """Wait until a unit's job port reports ``job__done`` and no longer ``job__busy``."""
+    await wait_until(dut, lambda: int(dut.job__done.value) and not int(dut.job__busy.value),
                      timeout_cycles=timeout_cycles, what=f"{what} to finish")
 
 

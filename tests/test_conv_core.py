@@ -24,9 +24,9 @@ def run_layers(config, layers, *, rng, idle=0.2, stall=0.2, max_cycles=200_000):
                 await ctx.tick()
             ctx.set(dut.param_en, 0)
             ctx.set(dut.layer, layer.layer_fields())
-            ctx.set(dut.start, 1)
+            ctx.set(dut.job.start, 1)
             await ctx.tick()
-            ctx.set(dut.start, 0)
+            ctx.set(dut.job.start, 0)
             out = []
             (sent_p, sent_w), cycles = await drive_streams(
                 ctx, dut, [(dut.pixels, layer.pixel_beats(config)),
@@ -34,7 +34,7 @@ def run_layers(config, layers, *, rng, idle=0.2, stall=0.2, max_cycles=200_000):
                 lambda beat: out.append({"data": [int(v) for v in beat.data],
                                          "last": int(beat.last)}),
                 rng=rng, idle=idle, stall=stall, max_cycles=max_cycles)
-            error = ctx.get(dut.error)
+            error = ctx.get(dut.job.error)
             results.append({"out": out, "cycles": cycles, "sent": (sent_p, sent_w),
                             "error": int(error.as_value().value) if hasattr(error, "as_value")
                             else int(error)})

@@ -143,6 +143,9 @@ def test_fast_waveform_has_every_unit_and_a_view(tmp_path):
     view = demo_gtkw(vcd).read_text().splitlines()
     assert view[0] == '[dumpfile] "layer.vcd"'
     assert f"{scope}.core.engine.result__valid" in view
+    # The units' job ports, by their Verilog names.
+    assert {f"{scope}.core.job__busy", f"{scope}.core.window.job__busy",
+            f"{scope}.core.pool.job__done"} <= set(view)
 
 
 @pytest.fixture(scope="module")

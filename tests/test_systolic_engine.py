@@ -32,9 +32,9 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
             ctx.set(dut.chunks, len(tile_ranges))
             for chunk, (lo, hi) in enumerate(tile_ranges):
                 ctx.set(dut.tile_map[chunk], {"lo": lo, "hi": hi})
-        ctx.set(dut.start, 1)
+        ctx.set(dut.job.start, 1)
         await ctx.tick()
-        ctx.set(dut.start, 0)
+        ctx.set(dut.job.start, 0)
 
         def take(beat):
             results.append([int(v) for v in beat.psum])
@@ -50,7 +50,8 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
         report.update({name: int(getattr(counters, name)) for name in (
             "busy_cycles", "active_cycles", "issued_macs", "input_stall", "output_stall",
             "weight_stall", "drain_stall")})
-        report.update(error=ctx.get(dut.error), done=ctx.get(dut.done), busy=ctx.get(dut.busy),
+        job = dut.job
+        report.update(error=ctx.get(job.error), done=ctx.get(job.done), busy=ctx.get(job.busy),
                       acts_taken=sent_a, weights_taken=sent_w)
 
     sim = Simulator(dut)
@@ -270,9 +271,9 @@ def test_no_combinational_path_from_result_ready_to_act_ready():
         ctx.set(dut.row_length, n)
         ctx.set(dut.k_terms, 2)
         ctx.set(dut.m_outputs, 2)
-        ctx.set(dut.start, 1)
+        ctx.set(dut.job.start, 1)
         await ctx.tick()
-        ctx.set(dut.start, 0)
+        ctx.set(dut.job.start, 0)
         ctx.set(dut.result.ready, 0)
         sent_a = sent_w = 0
         for _ in range(200):

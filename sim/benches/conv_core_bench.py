@@ -147,12 +147,12 @@ class ConvCoreBench:
         self.counter_codec = LayoutCodec(core_counters_layout())
         self.scoreboard = Scoreboard("conv_core")
         self.layers = 0
-        dut.start.value = 0
-        dut.cancel.value = 0
+        dut.job__start.value = 0
+        dut.job__cancel.value = 0
         dut.param_en.value = 0
 
     def error_bits(self) -> int:
-        return int(self.dut.error.value)
+        return int(self.dut.job__error.value)
 
     async def wait_done(self, timeout_cycles: int):
         await wait_done(self.dut, timeout_cycles=timeout_cycles, what="conv core")
@@ -176,9 +176,9 @@ class ConvCoreBench:
         issues = p * q * len(weights)  # generous bound
         budget = 20 * (len(weights) + len(pixels) + len(expected) + issues) + 5000
         self.out.beats = []
-        dut.start.value = 1
+        dut.job__start.value = 1
         await RisingEdge(dut.clk)
-        dut.start.value = 0
+        dut.job__start.value = 0
         start = cocotb.utils.get_sim_time(unit="ns")
         receiver = cocotb.start_soon(self.out.receive(len(expected), timeout_cycles=budget))
         weight_task = cocotb.start_soon(self.weights.send(weights, timeout_cycles=budget))

@@ -45,7 +45,7 @@ class EngineBench:
                                     rng=rng, stall_probability=stall_probability)
         self.counter_codec = LayoutCodec(engine_counters_layout())
         self.scoreboard = Scoreboard("systolic_engine")
-        dut.start.value = 0
+        dut.job__start.value = 0
 
     def counters(self) -> dict:
         return self.counter_codec.unpack(int(self.dut.counters.value))
@@ -55,9 +55,9 @@ class EngineBench:
         dut = self.dut
         dut.n_vectors.value, dut.k_terms.value, dut.m_outputs.value = n, k, m
         dut.row_length.value = n if row_length is None else row_length
-        dut.start.value = 1
+        dut.job__start.value = 1
         await RisingEdge(dut.clk)
-        dut.start.value = 0
+        dut.job__start.value = 0
 
     async def wait_done(self, timeout_cycles: int):
         await wait_done(self.dut, timeout_cycles=timeout_cycles, what="engine")
@@ -92,7 +92,7 @@ class EngineBench:
             counters = self.counters()
             assert counters["issued_macs"] == n * k * m, counters
             assert counters["active_cycles"] == n * kts * mts, counters
-            assert int(self.dut.error.value) == 0
+            assert int(self.dut.job__error.value) == 0
         return out
 
 
@@ -153,7 +153,7 @@ async def engine_bad_sizes_set_error_then_next_problem_runs(dut):
     await tb.start(3, 3, 3, row_length=0)
     await RisingEdge(dut.clk)        # the size check is registered: a cycle on
     await ReadOnly()
-    assert int(dut.error.value) == 1, "no error for row_length 0"
+    assert int(dut.job__error.value) == 1, "no error for row_length 0"
     await RisingEdge(dut.clk)
     bad_sizes = [(0, 3, 3), (3, 0, 3), (3, 3, 0),
                  (3, cfg.max_reduction + 1, 3), (3, 3, cfg.max_out_channels + 1)]
@@ -163,8 +163,8 @@ async def engine_bad_sizes_set_error_then_next_problem_runs(dut):
         await tb.start(n, k, m)
         await RisingEdge(dut.clk)
         await ReadOnly()
-        assert int(dut.error.value) == 1, f"no error for N={n} K={k} M={m}"
-        assert int(dut.done.value) == 1 and int(dut.busy.value) == 0
+        assert int(dut.job__error.value) == 1, f"no error for N={n} K={k} M={m}"
+        assert int(dut.job__done.value) == 1 and int(dut.job__busy.value) == 0
         assert int(dut.act__ready.value) == 0 and int(dut.weights__ready.value) == 0
         await RisingEdge(dut.clk)
     await tb.run(*random_problem(cfg, tb.rng, 5, 3, 2))
