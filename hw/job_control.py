@@ -1,10 +1,10 @@
 """The job-control port shared by every block that runs one job per ``start``.
 
-The conv core, the window generator, the systolic engine and the pooling
-unit are each started, watched and ended through the same five signals;
-:class:`JobControl` names them once, so a block's port is ``job`` and its
-members are ``job.start``, ``job.cancel``, ``job.busy``, ``job.done`` and
-``job.error`` (``job__start`` ... in the generated Verilog).
+The conv core, the window generator, the systolic engine (and its tile
+sequencer) and the pooling unit are each started, watched and ended through
+the same five signals; :class:`JobControl` names them once, so a block's port
+is ``job`` and its members are ``job.start``, ``job.cancel``, ``job.busy``,
+``job.done`` and ``job.error`` (``job__start`` ... in the generated Verilog).
 """
 
 from amaranth.hdl import Shape, ShapeCastable
@@ -40,8 +40,8 @@ class JobControl(wiring.Signature):
     cancel : :py:`Out(1)`
         End the running job at once (it then ends as the block documents,
         ``done`` included); ignored while idle. A block that its parent
-        returns to idle by a reset instead (the systolic engine) ignores it
-        altogether and says so.
+        returns to idle by a reset instead (the systolic engine, its tile
+        sequencer) ignores it altogether and says so.
     busy : :py:`In(1)`
         A job is running.
     done : :py:`In(1)`

@@ -191,7 +191,7 @@ class SystolicEngine(wiring.Component):
         first_block = Signal.like(seq.first_block)
         m.d.comb += seq.first_block.eq(first_block)
         running = Signal()
-        issued_all = seq.done
+        issued_all = seq.job.done
         n, mt, first = seq.n, seq.mt, seq.first
         last_kt, last_mt, last_block = seq.last_kt, seq.last_mt, seq.last_block
         to_output, from_stream = seq.to_output, seq.from_stream
@@ -343,7 +343,7 @@ class SystolicEngine(wiring.Component):
             m.d.sync += first_block.eq(smallest_of(self.n_vectors, self.row_length, block)[0])
         with m.If(begin):
             m.d.sync += [self.job.done.eq(bad_held), self.job.error.eq(bad_held)]
-            m.d.comb += seq.start.eq(~bad_held)
+            m.d.comb += seq.job.start.eq(~bad_held)
             with m.If(~bad_held):
                 m.d.sync += [running.eq(1), need_tile.eq(1)]
         with m.Elif(running & finished):

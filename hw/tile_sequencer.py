@@ -39,6 +39,7 @@ from amaranth.utils import ceil_log2
 from .config import AccelConfig, checked_config
 from .group_tiles import tile_range_layout
 from .helpers import above, smallest_of, times_constant
+from .job_control import JobControl
 
 __all__ = ["TileSequencer", "layer_size_members"]
 
@@ -67,9 +68,14 @@ class TileSequencer(wiring.Component):
 
     Attributes
     ----------
-    start : In(1)
-        Load the problem (``k_terms``, ``m_outputs``, ``n_vectors``,
-        ``row_length``, ``chunks``, ``tile_map``) and begin at its first step.
+    job : In(JobControl())
+        ``job.start`` loads the problem (``k_terms``, ``m_outputs``,
+        ``n_vectors``, ``row_length``, ``chunks``, ``tile_map``) and begins at
+        its first step, busy or not (the engine starts it only when idle).
+        ``job.done``: the last vector of the problem has issued; ``job.busy``
+        from the cycle after start until then. ``job.cancel`` is ignored and
+        ``job.error`` stays 0: the engine checks the sizes before it starts
+        the sequencer and returns it to idle with its own reset.
     first_block : In(unsigned)
         The first block's size, ``min(n_vectors, row_length, array_block)``,
         worked out by the caller (a register, so ``start`` loads no compare
@@ -88,8 +94,6 @@ class TileSequencer(wiring.Component):
         block; its previous visit is at least ``writeback`` issues back.
     settled : Out(1)
         The next step is worked out: the current step may end.
-    done : Out(1)
-        The last vector of the problem has issued.
     """
 
     def __init__(self, config: AccelConfig, *, writeback: int):
@@ -100,7 +104,7 @@ class TileSequencer(wiring.Component):
         self.mt_max = -(-config.max_out_channels // self.cols)
         self.chunk_max = -(-config.max_in_channels // self.rows)
         super().__init__({
-            "start": In(1),
+            "job": In(JobControl()),
             **layer_size_members(config, self.chunk_max),
             "first_block": In(range(self.block + 1)),
             "issue": In(1),
@@ -111,7 +115,6 @@ class TileSequencer(wiring.Component):
             "last_mt": Out(1), "last_kt": Out(1), "last_block": Out(1),
             "to_output": Out(1), "from_stream": Out(1), "has_sums": Out(1), "spaced": Out(1),
             "settled": Out(1),
-            "done": Out(1),
         })
 
     def elaborate(self, platform):
@@ -224,7 +227,7 @@ class TileSequencer(wiring.Component):
                 m.d.sync += [self.n.eq(self.n + 1), remaining.eq(remaining - 1),
                              self.first.eq(0), self.step_end.eq(remaining == 2)]
             with m.Elif(self.last_mt & self.last_kt & self.last_block):
-                m.d.sync += self.done.eq(1)
+                m.d.sync += [self.job.done.eq(1), self.job.busy.eq(0)]
             with m.Else():
                 # The next step, from stage B.
                 m.d.sync += [
@@ -243,7 +246,7 @@ class TileSequencer(wiring.Component):
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
 
-        with m.If(self.start):
+        with m.If(self.job.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                         n_left, row_left, block_size, remaining, seen, since, settle)
             m.d.sync += next_chunk.eq(above(self.chunks, 1))    # chunk 0's successor
@@ -271,5 +274,5 @@ class TileSequencer(wiring.Component):
                                   & ((self.chunks == 1) | (after.lo > 0)),
                                   self.k_terms <= rows)),
             self.from_stream.eq(1), self.has_sums.eq(0), self.spaced.eq(1),
-            seen.eq(0), since.eq(0), settle.eq(2), self.done.eq(0),
+            seen.eq(0), since.eq(0), settle.eq(2), self.job.done.eq(0), self.job.busy.eq(1),
         ]

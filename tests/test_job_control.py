@@ -10,7 +10,9 @@ from convaccel.hw.conv_core import ConvCore, core_error_layout
 from convaccel.hw.job_control import JobControl
 from convaccel.hw.pool_unit import PoolUnit
 from convaccel.hw.systolic_engine import SystolicEngine
+from convaccel.hw.tile_sequencer import TileSequencer
 from convaccel.hw.window_generator import WindowGenerator, window_error_layout
+from convaccel.sim.amaranth_frames import run_testbench
 
 TINY = PRESETS["tiny"]
 
@@ -50,6 +52,7 @@ BLOCKS = {
     "ConvCore": (lambda: ConvCore(TINY), core_error_layout()),
     "WindowGenerator": (lambda: WindowGenerator(TINY), window_error_layout()),
     "SystolicEngine": (lambda: SystolicEngine(TINY), 1),
+    "TileSequencer": (lambda: TileSequencer(TINY, writeback=6), 1),
     "PoolUnit": (lambda: PoolUnit(TINY), window_error_layout()),
 }
 
@@ -76,3 +79,24 @@ def test_a_controller_connects_to_a_block_of_the_same_error_shape():
     with pytest.raises(wiring.ConnectionError):
         wiring.connect(Module(), Controller(1).job, block.job)
 
+
+def test_tile_sequencer_is_busy_from_start_to_its_last_issue():
+    dut = TileSequencer(TINY, writeback=6)
+    seen = []
+
+    async def testbench(ctx, dut):
+        for name in ("n_vectors", "row_length", "k_terms", "m_outputs", "chunks",
+                     "first_block"):
+            ctx.set(getattr(dut, name), 1)
+        ctx.set(dut.job.start, 1)
+        await ctx.tick()
+        ctx.set(dut.job.start, 0)
+        seen.append((ctx.get(dut.job.busy), ctx.get(dut.job.done)))
+        ctx.set(dut.issue, 1)                # the problem's only vector
+        await ctx.tick()
+        ctx.set(dut.issue, 0)
+        seen.append((ctx.get(dut.job.busy), ctx.get(dut.job.done)))
+
+    run_testbench(dut, testbench)
+    assert seen == [(1, 0), (0, 1)]
+    assert dut.job.error.shape() == unsigned(1)
