@@ -200,14 +200,18 @@ class SystolicEngine(wiring.Component):
         inflight_acc = Signal(range(block * mt_max * 2 + lat + 4))
         # Free output-FIFO places not claimed by a vector in flight.
         credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
+        # inflight_acc == 0 and credits != 0, kept as registers (see below) so
+        # that the issue decision does not wait for two wide compares.
+        acc_idle = Signal(init=1)
+        credit_left = Signal(init=1)
 
         shadow_full = Signal()
         need_tile = Signal()
 
         # ---- issue decision (stage 0): flip-flops and a few gates ----------
         weights_ok = ~first | shadow_full
-        drain_ok = ~(first & seq.has_sums & ~seq.spaced) | (inflight_acc == 0)
-        credit_ok = ~to_output | (credits != 0)
+        drain_ok = ~(first & seq.has_sums & ~seq.spaced) | acc_idle
+        credit_ok = ~to_output | credit_left
         settled = ~seq.step_end | seq.settled
         can_issue = running & ~issued_all & weights_ok & drain_ok & credit_ok & settled
         issue = Signal()
@@ -297,6 +301,11 @@ class SystolicEngine(wiring.Component):
         m.d.sync += [
             inflight_acc.eq(inflight_acc + issue_acc - to_acc),
             credits.eq(credits - issue_out + popped),
+            # The next values of the two flags, from compares of the current
+            # counts (an acc issue and a write-back together leave a non-zero
+            # count; so do an output issue and a pop together).
+            acc_idle.eq(~issue_acc & Mux(to_acc, inflight_acc == 1, acc_idle)),
+            credit_left.eq(popped | Mux(issue_out, credits != 1, credit_left)),
         ]
 
         with m.If(issue & first):

@@ -89,56 +89,78 @@ class WindowWalk(wiring.Component):
         r = counter(cfg.max_kernel)
         s = counter(cfg.max_kernel)
         n = counter(block)                 # position within the block
+        block_last = counter(block)        # the block's size - 1
         x0 = Signal(coord)                 # left tap column of the block's first position
         next_x0 = Signal(coord)            # ... of the next block's
         x_s = Signal(coord)                # tap column of the block's first position
-        block_size = Signal(range(block + 1))
-        block_last = counter(block)        # block_size - 1
-        positions_left = Signal.like(geo.out_width)   # of the row, this block included
+        rest = Signal.like(geo.out_width)  # positions of the row after this block
+        more_blocks = Signal()             # rest != 0
+        # Each loop's "at its last value" is a register, set one step ahead,
+        # so the step decision (the enable of the tap registers) is a few
+        # gates deep instead of four compares.
+        n_last, g_last, s_last, r_last = Signal(), Signal(), Signal(), Signal()
+        first_pass = Signal()              # (r, s, g) = (0, 0, 0)
+        loops = {"n": (n, n_last, block_last == 0),
+                 "g": (tap.group, g_last, geo.groups_last == 0),
+                 "s": (s, s_last, geo.kernel_w_last == 0),
+                 "r": (r, r_last, geo.kernel_h_last == 0)}
+
+        def restart(*names):
+            for name in names:
+                value, last, single = loops[name]
+                m.d.sync += [value.eq(0), last.eq(single)]
+
+        def advance(name, limit):
+            value, last, _ = loops[name]
+            m.d.sync += [value.eq(value + 1), last.eq(value + 1 == limit)]
 
         def start_block(x_first, positions):
-            size = Mux(positions < block, positions, block)
+            size_last = Mux(positions > block, block - 1, positions - 1)
+            restart("g", "s", "r")
             m.d.sync += [
-                r.eq(0), s.eq(0), tap.group.eq(0), n.eq(0),
+                n.eq(0), n_last.eq(positions == 1), block_last.eq(size_last),
+                first_pass.eq(1), rest.eq(Mux(positions > block, positions - block, 0)),
+                more_blocks.eq(positions > block),
                 tap.y.eq(self.row_top), tap.slot.eq(self.row_top_slot),
                 x_s.eq(x_first), tap.x.eq(x_first), x0.eq(x_first),
-                block_size.eq(size), block_last.eq(size - 1),
             ]
 
-        block_end = ((r == geo.kernel_h_last) & (s == geo.kernel_w_last)
-                     & (tap.group == geo.groups_last) & (n == block_last))
+        block_end = r_last & s_last & g_last & n_last
         m.d.comb += [
             self.pad.eq((tap.y < 0) | (tap.y >= shape.height)
                         | (tap.x < 0) | (tap.x >= shape.width)),
-            self.last_group.eq(tap.group == geo.groups_last),
-            self.row_last.eq(block_end & (positions_left == block_size)),
+            self.last_group.eq(g_last),
+            self.row_last.eq(block_end & ~more_blocks),
         ]
 
         with m.If(self.begin):
-            m.d.sync += positions_left.eq(geo.out_width)
             start_block(0 - shape.pad_left, geo.out_width)
         with m.Elif(self.step):
-            first_pass = (r == 0) & (s == 0) & (tap.group == 0)
-            with m.If(first_pass & (n == block_last)):
+            with m.If(first_pass & n_last):
                 m.d.sync += next_x0.eq(tap.x + shape.stride_w)
-            with m.If(n != block_last):
-                m.d.sync += [n.eq(n + 1), tap.x.eq(tap.x + shape.stride_w)]
-            with m.Elif(tap.group != geo.groups_last):
-                m.d.sync += [n.eq(0), tap.group.eq(tap.group + 1), tap.x.eq(x_s)]
-            with m.Elif(s != geo.kernel_w_last):
-                m.d.sync += [n.eq(0), tap.group.eq(0), s.eq(s + 1),
-                             x_s.eq(x_s + shape.dilation_w), tap.x.eq(x_s + shape.dilation_w)]
-            with m.Elif(r != geo.kernel_h_last):
+            with m.If(~n_last):
+                advance("n", block_last)
+                m.d.sync += tap.x.eq(tap.x + shape.stride_w)
+            with m.Elif(~g_last):
+                restart("n")
+                advance("g", geo.groups_last)
+                m.d.sync += [tap.x.eq(x_s), first_pass.eq(0)]
+            with m.Elif(~s_last):
+                restart("n", "g")
+                advance("s", geo.kernel_w_last)
+                m.d.sync += [x_s.eq(x_s + shape.dilation_w), tap.x.eq(x_s + shape.dilation_w),
+                             first_pass.eq(0)]
+            with m.Elif(~r_last):
                 next_slot = tap.slot + shape.dilation_h
-                m.d.sync += [n.eq(0), tap.group.eq(0), s.eq(0), r.eq(r + 1),
-                             x_s.eq(x0), tap.x.eq(x0), tap.y.eq(tap.y + shape.dilation_h),
+                restart("n", "g", "s")
+                advance("r", geo.kernel_h_last)
+                m.d.sync += [x_s.eq(x0), tap.x.eq(x0), tap.y.eq(tap.y + shape.dilation_h),
                              tap.slot.eq(Mux(next_slot >= geo.ring, next_slot - geo.ring,
-                                             next_slot))]
-            with m.Elif(positions_left != block_size):
+                                             next_slot)),
+                             first_pass.eq(0)]
+            with m.Elif(more_blocks):
                 # The row's next block. next_x0 is captured during the
                 # (r, s, g) = 0 pass; when that pass is this one, it is not
                 # written yet.
-                m.d.sync += positions_left.eq(positions_left - block_size)
-                start_block(Mux(first_pass, tap.x + shape.stride_w, next_x0),
-                            positions_left - block_size)
+                start_block(Mux(first_pass, tap.x + shape.stride_w, next_x0), rest)
         return m
