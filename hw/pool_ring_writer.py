@@ -108,6 +108,9 @@ class PoolRingWriter(wiring.Component):
         block_last = counter(cfg.array_block)             # block size - 1
         after_block = Signal(range(cfg.max_width + 1))    # columns after this block
         fill_end = Signal(range(cfg.max_height + cfg.max_pool_stride + cfg.max_pool_kernel + 1))
+        # The input's ready comes from these two: registers, not compares.
+        below_fill = Signal()                              # y_in < fill_end
+        rows_left = self.rows_left                         # y_in < H
 
         def start_block(first_x, columns):
             size = Mux(columns < shape.in_block, columns, shape.in_block)
@@ -117,8 +120,7 @@ class PoolRingWriter(wiring.Component):
         m.d.comb += [
             self.frame_end.eq((y_in == geo.height_last) & (g_in == geo.groups_last)
                               & (x_in == geo.width_last)),
-            self.rows_left.eq(y_in < shape.height),
-            self.needed.eq(self.rows_left & (y_in < fill_end)),
+            self.needed.eq(rows_left & below_fill),
             self.write_en.eq(self.accept & self.fill & (y_in >= self.row_top)),
             self.write_addr.eq(pool_line_address(cfg, g_in, x_in, slot_in)),
         ]
@@ -126,9 +128,10 @@ class PoolRingWriter(wiring.Component):
 
         with m.If(self.restart):
             start_block(0, shape.width)
-            m.d.sync += [y_in.eq(0), slot_in.eq(0), fill_end.eq(shape.kernel)]
+            m.d.sync += [y_in.eq(0), slot_in.eq(0), fill_end.eq(shape.kernel),
+                         rows_left.eq(shape.height != 0), below_fill.eq(shape.kernel != 0)]
         with m.Elif(self.extend):
-            m.d.sync += fill_end.eq(fill_end + 1)
+            m.d.sync += [fill_end.eq(fill_end + 1), below_fill.eq(y_in < fill_end + 1)]
         with m.Elif(self.accept):
             with m.If(n_in != block_last):
                 m.d.sync += [n_in.eq(n_in + 1), x_in.eq(x_in + 1)]
@@ -141,5 +144,7 @@ class PoolRingWriter(wiring.Component):
                 # The row is complete: on to the next slot of the ring.
                 start_block(0, shape.width)
                 m.d.sync += [y_in.eq(y_in + 1),
-                             slot_in.eq(Mux(slot_in == shape.kernel - 1, 0, slot_in + 1))]
+                             slot_in.eq(Mux(slot_in == shape.kernel - 1, 0, slot_in + 1)),
+                             rows_left.eq(y_in + 1 < shape.height),
+                             below_fill.eq(y_in + 1 < fill_end)]
         return m
