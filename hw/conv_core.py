@@ -303,6 +303,11 @@ class ConvCore(wiring.Component):
         m.d.sync += oversize.eq(above(window.out_height, cfg.max_height)
                                 | above(window.out_width, cfg.max_width))
         finish = Signal()   # done is set at the next edge
+        # The window generator's cancel is a register: the core's state
+        # decode does not run on into the generator's control. It stops with
+        # the layer's finish, so a start taken next is never cancelled.
+        cancel_window = Signal()
+        m.d.sync += window.job.cancel.eq(cancel_window & ~finish)
         # The pooling unit starts a cycle after the engine, which checks its
         # sizes a cycle after its start: both units' errors rise together.
         pool_start = Signal()
@@ -398,7 +403,7 @@ class ConvCore(wiring.Component):
                 # port closes (and the reset starts) after a cycle in which
                 # none was left waiting.
                 # A cancel here also stops a long frame's discarding.
-                m.d.comb += window.job.cancel.eq(~job.error.window.as_value().any() | job.cancel)
+                m.d.comb += cancel_window.eq(~job.error.window.as_value().any() | job.cancel)
                 with m.If(job.cancel):
                     m.d.sync += job.error.cancelled.eq(1)
                 with m.If(out_free):
@@ -409,7 +414,7 @@ class ConvCore(wiring.Component):
                     m.next = "IDLE"
             with m.State("CANCEL"):
                 m.d.comb += self.state.eq(CoreState.CANCEL)
-                m.d.comb += window.job.cancel.eq(1)
+                m.d.comb += cancel_window.eq(1)
                 with m.If(out_free):
                     m.d.sync += closing.eq(1)
                 with m.If(closing):
