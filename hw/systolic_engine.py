@@ -65,31 +65,21 @@ stays idle.
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .array_feed import ArrayFeed
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
-from .helpers import above, smallest_of, times_constant, times_small
+from .engine_counters import EngineCounters, engine_counters_layout
+from .helpers import above, smallest_of, times_constant
+from .issue_credits import IssueCredits
 from .job_control import JobControl
 from .tile_sequencer import TileSequencer, layer_size_members
+from .weight_loader import WeightLoader
 from .systolic_array import SystolicArray
 
 __all__ = ["SystolicEngine", "engine_counters_layout"]
-
-
-def engine_counters_layout() -> data.StructLayout:
-    """Performance counters, cleared at ``start``."""
-    return data.StructLayout({
-        "busy_cycles": 32,      # cycles from start to the last result beat
-        "active_cycles": 32,    # cycles that issued a vector (>= 1 useful MAC)
-        "issued_macs": 48,      # products on terms < K and outputs < M (slots a conv may pad)
-        "input_stall": 32,      # waiting for the act stream
-        "output_stall": 32,     # waiting for room in the output FIFO
-        "weight_stall": 32,     # waiting for the next weight tile
-        "drain_stall": 32,      # waiting for partial sums to be written back
-    })
 
 
 class SystolicEngine(wiring.Component):
@@ -162,15 +152,8 @@ class SystolicEngine(wiring.Component):
 
         mt_max = -(-cfg.max_out_channels // cols)
         mt_bits = max(1, ceil_log2(mt_max))
-        n_bits = max(1, ceil_log2(block))
-        act_layout = data.ArrayLayout(signed(cfg.act_width), rows)
         acc_layout = data.ArrayLayout(signed(cfg.acc_width), cols)
 
-        # Small: distributed RAM, so its read is fast enough to feed the
-        # array-input multiplexer (a block RAM's unregistered output is not).
-        m.submodules.act_buffer = act_buffer = Memory(shape=act_layout, depth=block, init=[],
-                                                      attrs={"ram_style": "distributed"})
-        act_write, act_read = act_buffer.write_port(), act_buffer.read_port()
         # Read latency 2 with the block RAM's own output register (on ECP5),
         # so the array's psum input starts from a register, not from the
         # RAM's slow output; writes come from registers already.
@@ -197,21 +180,16 @@ class SystolicEngine(wiring.Component):
         to_output, from_stream = seq.to_output, seq.from_stream
         m_total = sizes["m_outputs"]            # for the issued-MAC counter
 
-        inflight_acc = Signal(range(block * mt_max * 2 + lat + 4))
-        # Free output-FIFO places not claimed by a vector in flight.
-        credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
-        # inflight_acc == 0 and credits != 0, kept as registers (see below) so
-        # that the issue decision does not wait for two wide compares.
-        acc_idle = Signal(init=1)
-        credit_left = Signal(init=1)
+        m.submodules.credits = credits = IssueCredits(
+            max_in_flight=block * mt_max * 2 + lat + 4, places=self.fifo_depth)
 
-        shadow_full = Signal()
-        need_tile = Signal()
+        m.submodules.loader = loader = WeightLoader(cfg)
+        shadow_full = loader.full
 
         # ---- issue decision (stage 0): flip-flops and a few gates ----------
         weights_ok = ~first | shadow_full
-        drain_ok = ~(first & seq.has_sums & ~seq.spaced) | acc_idle
-        credit_ok = ~to_output | credit_left
+        drain_ok = ~(first & seq.has_sums & ~seq.spaced) | credits.acc_idle
+        credit_ok = ~to_output | credits.credit_left
         settled = ~seq.step_end | seq.settled
         can_issue = running & ~issued_all & weights_ok & drain_ok & credit_ok & settled
         issue = Signal()
@@ -219,62 +197,25 @@ class SystolicEngine(wiring.Component):
             seq.issue.eq(issue),
             self.act.ready.eq(can_issue & from_stream),
             issue.eq(can_issue & (~from_stream | self.act.valid)),
-            act_read.addr.eq(n),
             acc_buffer.read_addr.eq((n << mt_bits) | mt),
         ]
 
-        # ---- stage 1: array inputs ------------------------------------
-        s1_valid = Signal()
-        s1_swap = Signal()
-        s1_from_stream = Signal()
-        s1_zero = Signal()
-        s1_act = Signal(act_layout, reset_less=True)     # data: s1_valid says
-        meta_layout = data.StructLayout({
-            "valid": 1, "to_output": 1, "last": 1, "addr": n_bits + mt_bits})
-        s1_meta = Signal(meta_layout)
-        m.d.sync += [
-            s1_valid.eq(issue),
-            s1_swap.eq(issue & first),
-            s1_from_stream.eq(from_stream),
-            s1_zero.eq(~seq.has_sums),
-            s1_act.eq(self.act.payload),
-            s1_meta.valid.eq(issue),
-            s1_meta.to_output.eq(to_output),
-            s1_meta.last.eq(last_kt & last_mt & last_block & seq.step_end),
-            s1_meta.addr.eq((n << mt_bits) | mt),
-        ]
-        # The slice is kept for the step's other output tiles one cycle after
-        # its issue (their reads come at least two cycles after the step ends).
+        # ---- stages 1 and 2: the array's registered inputs ---------------
+        m.submodules.feed = feed = ArrayFeed(cfg)
         m.d.comb += [
-            act_write.en.eq(s1_valid & s1_from_stream),
-            act_write.addr.eq(s1_meta.addr[mt_bits:]),
-            act_write.data.eq(s1_act),
-        ]
-
-        # ---- stage 2: registered array inputs (the buffer reads end here) --
-        # The accumulator buffer's read data is a register at this stage; the
-        # "start from zero" choice comes after it (the array's psum input is
-        # itself registered by the skew line).
-        s2_act = Signal(act_layout, reset_less=True)
-        s2_psum = acc_buffer.read_data
-        s2_valid, s2_zero = Signal(), Signal()
-        m.d.sync += [
-            s2_act.eq(Mux(s1_from_stream, s1_act, act_read.data)),
-            s2_zero.eq(s1_zero),
-            s2_valid.eq(s1_valid),
-        ]
-        m.d.comb += [
-            array.act.eq(s2_act),
-            array.act_valid.eq(s2_valid),
-            # The swap goes one cycle ahead of the tile's first activation.
-            array.swap.eq(s1_swap),
-            array.psum_in.eq(Mux(s2_zero, 0, s2_psum)),
+            feed.issued.valid.eq(issue), feed.issued.to_output.eq(to_output),
+            feed.issued.last.eq(last_kt & last_mt & last_block & seq.step_end),
+            feed.issued.addr.eq((n << mt_bits) | mt),
+            feed.swap.eq(first), feed.from_stream.eq(from_stream), feed.zero.eq(~seq.has_sums),
+            feed.act.eq(self.act.payload), feed.psum.eq(acc_buffer.read_data),
+            array.act.eq(feed.array_act), array.act_valid.eq(feed.array_act_valid),
+            array.swap.eq(feed.array_swap), array.psum_in.eq(feed.array_psum),
         ]
 
         # ---- outputs of the array ---------------------------------------
-        meta = s1_meta
+        meta = feed.meta
         for stage in range(lat):
-            delayed = Signal(meta_layout, name=f"meta_d{stage + 1}")
+            delayed = Signal.like(feed.meta, name=f"meta_d{stage + 1}")
             m.d.sync += delayed.eq(meta)
             meta = delayed
         to_fifo = meta.valid & meta.to_output
@@ -295,47 +236,23 @@ class SystolicEngine(wiring.Component):
             self.result.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.result.ready),
         ]
-        issue_acc = issue & ~to_output
-        issue_out = issue & to_output
-        popped = self.result.valid & self.result.ready
-        m.d.sync += [
-            inflight_acc.eq(inflight_acc + issue_acc - to_acc),
-            credits.eq(credits - issue_out + popped),
-            # The next values of the two flags, from compares of the current
-            # counts (an acc issue and a write-back together leave a non-zero
-            # count; so do an output issue and a pop together).
-            acc_idle.eq(~issue_acc & Mux(to_acc, inflight_acc == 1, acc_idle)),
-            credit_left.eq(popped | Mux(issue_out, credits != 1, credit_left)),
+        m.d.comb += [
+            credits.issue_acc.eq(issue & ~to_output), credits.written.eq(to_acc),
+            credits.issue_out.eq(issue & to_output),
+            credits.popped.eq(self.result.valid & self.result.ready),
         ]
 
-        with m.If(issue & first):
-            # The step after this one needs its tile loaded.
-            m.d.sync += need_tile.eq(~(last_kt & last_mt & last_block))
-
-        # ---- weight loader --------------------------------------------
-        # A new tile may enter the shadow registers only after the previous
-        # swap has crossed every column (guard), see systolic_array.
-        guard = Signal(range(cols + 2))
-        load_row = Signal(range(rows))
-        load_enable = running & need_tile & ~shadow_full & (guard == 0)
-        loaded = self.weights.valid & load_enable
-        m.d.comb += self.weights.ready.eq(load_enable)
-        m.d.sync += [
-            array.wload_valid.eq(loaded),
-            array.wload_row.eq(load_row),
-            array.wload_data.eq(self.weights.payload),
-        ]
-        with m.If(loaded):
-            with m.If(load_row == rows - 1):
-                m.d.sync += [load_row.eq(0), shadow_full.eq(1), need_tile.eq(0)]
-            with m.Else():
-                m.d.sync += load_row.eq(load_row + 1)
         # The tile is consumed the moment its first vector issues (not a cycle
         # later at the array), or a one-vector step would reuse it.
-        with m.If(issue & first):
-            m.d.sync += [shadow_full.eq(0), guard.eq(cols)]
-        with m.Elif(guard != 0):
-            m.d.sync += guard.eq(guard - 1)
+        m.d.comb += [
+            loader.running.eq(running),
+            loader.consume.eq(issue & first),
+            loader.more.eq(~(last_kt & last_mt & last_block)),
+            array.wload_valid.eq(loader.wload_valid),
+            array.wload_row.eq(loader.wload_row),
+            array.wload_data.eq(loader.wload_data),
+        ]
+        wiring.connect(m, wiring.flipped(self.weights), loader.weights)
 
         # ---- start / done / error ---------------------------------------
         finished = self.result.valid & self.result.ready & self.result.payload.last
@@ -353,48 +270,26 @@ class SystolicEngine(wiring.Component):
         with m.If(begin):
             m.d.sync += [self.job.done.eq(bad_held), self.job.error.eq(bad_held)]
             m.d.comb += seq.job.start.eq(~bad_held)
+            m.d.comb += loader.first_tile.eq(~bad_held)
             with m.If(~bad_held):
-                m.d.sync += [running.eq(1), need_tile.eq(1)]
+                m.d.sync += running.eq(1)
         with m.Elif(running & finished):
             m.d.sync += [running.eq(0), self.job.done.eq(1)]
 
         # ---- performance counters --------------------------------------
-        # The issue decision's outcome is registered first, so the counters'
-        # adders do not sit behind it.
         valid_rows = Mux(last_kt, seq.k_left, rows)
         cols_left = Signal(range(-cols * mt_max, cfg.max_out_channels + 1))
         m.d.comb += cols_left.eq(m_total - times_constant(mt, cols))
-        valid_cols = Mux(cols_left < cols, cols_left, cols)
-        event = Signal(data.StructLayout({
-            "busy": 1, "issue": 1, "weight": 1, "drain": 1, "output": 1, "input": 1}))
-        issued_rows = Signal(range(rows + 1))       # 0 when nothing issued
-        issued_cols = Signal(range(cols + 1))
-        issued = Signal(range(rows * cols + 1))     # a cycle behind the events
-        m.d.sync += [
-            event.busy.eq(running), event.issue.eq(issue),
-            # A step of one or two vectors waiting for the next one to be
-            # worked out counts as waiting for weights (its tile load hides it).
-            event.weight.eq(running & ~issue & ~issued_all & (~weights_ok | ~settled)),
-            event.drain.eq(running & ~issue & ~issued_all & weights_ok & settled & ~drain_ok),
-            event.output.eq(running & ~issue & Mux(
-                issued_all, self.result.valid & ~self.result.ready,
-                weights_ok & settled & drain_ok & ~credit_ok)),
-            event.input.eq(running & ~issue & ~issued_all & weights_ok & drain_ok & credit_ok
-                           & settled),
-            issued_rows.eq(Mux(issue, valid_rows, 0)), issued_cols.eq(valid_cols),
-            issued.eq(times_small(issued_rows, issued_cols)),
+        m.submodules.counters = counters = EngineCounters(cfg)
+        status = counters.status
+        m.d.comb += [
+            counters.clear.eq(begin & ~bad_held),
+            counters.rows.eq(valid_rows),
+            counters.cols.eq(Mux(cols_left < cols, cols_left, cols)),
+            status.running.eq(running), status.issue.eq(issue), status.issued_all.eq(issued_all),
+            status.weights_ok.eq(weights_ok), status.settled.eq(settled),
+            status.drain_ok.eq(drain_ok), status.credit_ok.eq(credit_ok),
+            status.out_blocked.eq(self.result.valid & ~self.result.ready),
+            self.counters.eq(counters.counters),
         ]
-        ctr = self.counters
-        with m.If(begin & ~bad_held):
-            m.d.sync += self.counters.eq(0)
-        with m.Else():
-            m.d.sync += [
-                ctr.busy_cycles.eq(ctr.busy_cycles + event.busy),
-                ctr.active_cycles.eq(ctr.active_cycles + event.issue),
-                ctr.issued_macs.eq(ctr.issued_macs + issued),
-                ctr.weight_stall.eq(ctr.weight_stall + event.weight),
-                ctr.drain_stall.eq(ctr.drain_stall + event.drain),
-                ctr.output_stall.eq(ctr.output_stall + event.output),
-                ctr.input_stall.eq(ctr.input_stall + event.input),
-            ]
         return m

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig, checked_config
-from .helpers import above, bad_range, count_step, counter, times_small
+from .helpers import above, bad_range, count_step, times_small
 
 __all__ = ["WindowGeometry", "layer_shape_layout", "shape_out_of_range", "tap_coordinate",
            "window_geometry_layout"]

@@ -1,0 +1,72 @@
+"""The systolic engine's two in-flight counts, with their "may issue" facts as registers.
+
+A vector that ends a reduction tile before the last one sends its sums back
+to the accumulator buffer ``LATENCY`` cycles after its issue; a step that
+adds to those sums must wait until none is in flight (``acc_idle``). A
+vector of the last reduction tile claims an output-FIFO place at its issue;
+the place is returned when a result leaves the FIFO (``credit_left``: a
+place is free).
+
+Both facts are flip-flops worked out from the current counts and this
+cycle's events, so the issue decision reads them without a compare.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["IssueCredits"]
+
+
+class IssueCredits(wiring.Component):
+    """Partial sums in flight and free output-FIFO places (see the module).
+
+    Parameters
+    ----------
+    max_in_flight : int
+        Most partial-sum vectors that can be in flight at once.
+    places : int
+        Output-FIFO places (the credits at reset).
+
+    Attributes
+    ----------
+    issue_acc : In(1)
+        A vector whose sums go back to the accumulator buffer issued.
+    written : In(1)
+        Such a vector's sums were written back.
+    issue_out : In(1)
+        A vector whose sums go to the output FIFO issued (only while
+        ``credit_left``).
+    popped : In(1)
+        A result left the output FIFO.
+    acc_idle : Out(1)
+        No partial sum in flight.
+    credit_left : Out(1)
+        At least one output-FIFO place is not claimed.
+    """
+
+    def __init__(self, max_in_flight: int, places: int):
+        for name, value in (("max_in_flight", max_in_flight), ("places", places)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"IssueCredits {name} must be an int >= 1, got {value!r}")
+        self.max_in_flight, self.places = max_in_flight, places
+        super().__init__({
+            "issue_acc": In(1), "written": In(1), "issue_out": In(1), "popped": In(1),
+            "acc_idle": Out(1, init=1), "credit_left": Out(1, init=1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        in_flight = Signal(range(self.max_in_flight + 1))
+        credits = Signal(range(self.places + 1), init=self.places)
+        m.d.sync += [
+            in_flight.eq(in_flight + self.issue_acc - self.written),
+            credits.eq(credits - self.issue_out + self.popped),
+            # An issue and a write-back together leave a count above zero;
+            # so do an output issue and a pop together.
+            self.acc_idle.eq(~self.issue_acc & Mux(self.written, in_flight == 1,
+                                                   self.acc_idle)),
+            self.credit_left.eq(self.popped | Mux(self.issue_out, credits != 1,
+                                                  self.credit_left)),
+        ]
+        return m

@@ -1,0 +1,90 @@
+"""Loads weight tiles from the weight stream into the array's shadow registers.
+
+A tile is ``array_rows`` beats of ``array_cols`` weights. The loader takes
+the beats of one tile while a tile is wanted and the shadow registers are
+free, then holds ``full`` until the tile is consumed (the engine issues the
+first vector of its step, which swaps the tile in). After a consume the
+next tile waits ``array_cols`` cycles, until the swap has crossed every
+column (see :mod:`convaccel.hw.systolic_array`). The load ports are
+registered: a beat accepted at cycle ``t`` reaches the array at ``t + 1``.
+"""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig, checked_config
+
+__all__ = ["WeightLoader"]
+
+
+class WeightLoader(wiring.Component):
+    """Weight-tile loader of the systolic engine (see the module).
+
+    Parameters
+    ----------
+    config : AccelConfig
+        ``array_rows``, ``array_cols`` and ``weight_width``.
+
+    Attributes
+    ----------
+    weights : In(stream.Signature(ArrayLayout(signed(weight_width), cols)))
+        Weight tile rows, ``rows`` beats per tile.
+    running : In(1)
+        A problem is running; no beat is taken otherwise.
+    first_tile : In(1)
+        The problem's first tile is wanted from the next cycle.
+    consume : In(1)
+        The tile in the shadow registers is used from now (only while ``full``).
+    more : In(1)
+        With ``consume``: another tile follows the consumed one.
+    full : Out(1)
+        A whole tile waits in the shadow registers.
+    wload_valid, wload_row, wload_data : Out
+        The array's shadow-register load port (registered).
+    """
+
+    def __init__(self, config: AccelConfig):
+        checked_config(config)
+        self.config = config
+        rows, cols = config.array_rows, config.array_cols
+        row = data.ArrayLayout(signed(config.weight_width), cols)
+        super().__init__({
+            "weights": In(stream.Signature(row)),
+            "running": In(1),
+            "first_tile": In(1),
+            "consume": In(1),
+            "more": In(1),
+            "full": Out(1),
+            "wload_valid": Out(1),
+            "wload_row": Out(range(rows)),
+            "wload_data": Out(row),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self.config.array_rows, self.config.array_cols
+        wanted = Signal()                   # a tile is needed and not yet loaded
+        guard = Signal(range(cols + 2))     # cycles until the last swap has crossed
+        row = Signal(range(rows))
+        enable = self.running & wanted & ~self.full & (guard == 0)
+        loaded = self.weights.valid & enable
+        m.d.comb += self.weights.ready.eq(enable)
+        m.d.sync += [
+            self.wload_valid.eq(loaded),
+            self.wload_row.eq(row),
+            self.wload_data.eq(self.weights.payload),
+        ]
+        # A consume needs a full tile and a load an empty one: never together.
+        with m.If(self.consume):
+            m.d.sync += [self.full.eq(0), guard.eq(cols), wanted.eq(self.more)]
+        with m.Elif(guard != 0):
+            m.d.sync += guard.eq(guard - 1)
+        with m.If(loaded):
+            with m.If(row == rows - 1):
+                m.d.sync += [row.eq(0), self.full.eq(1), wanted.eq(0)]
+            with m.Else():
+                m.d.sync += row.eq(row + 1)
+        with m.If(self.first_tile):
+            m.d.sync += wanted.eq(1)
+        return m
