@@ -227,45 +227,12 @@ class ConvCore(wiring.Component):
             values.ready.eq(pool.i.ready),
         ]
 
-    def elaborate(self, platform):
-        m = Module()
+    def _configure_units(self, m):
+        """The layer register (sampled at ``start``) and what each unit and the
+        set-up arithmetic are told of it; returns the register."""
         cfg = self.config
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
-        group_map = self.group_map
-        job = self.job
-        # `flush` returns the units after the window generator to their reset
-        # state (their memories keep their contents) after an error or cancel.
-        # It is the register `closing`, set once no output beat is left
-        # waiting at the port: from then on the port offers nothing, so the
-        # reset can withdraw nothing, and no port signal drives the units'
-        # reset through logic.
-        closing = Signal()
-        flush = closing
-        m.submodules.window = window
-        m.submodules.engine = ResetInserter(flush)(engine)
-        m.submodules.requant = ResetInserter(flush)(requant)
-        m.submodules.pool = ResetInserter(flush)(pool)
-        m.submodules.group_map = ResetInserter(flush)(group_map)
-        m.submodules.layer_counters = counters = self.layer_counters
-        m.submodules.setup = setup = self.setup
-        # The units' job ports are assigned member by member, not joined with
-        # wiring.connect: the FSM starts and cancels each unit in its own
-        # states and combines their busy, done and error.
-
-        self._datapath(m, flush, closing)
-        m.d.comb += [
-            requant.param_en.eq(self.param_en),
-            requant.param_addr.eq(self.param_addr),
-            requant.param_data.eq(self.param_data),
-            self.counters.engine.eq(engine.counters),
-            self.counters.layer.eq(counters.counters),
-            self.conv_height.eq(window.out_height),
-            self.conv_width.eq(window.out_width),
-            self.out_height.eq(pool.out_height),
-            self.out_width.eq(pool.out_width),
-        ]
-
-        # ---- control ----------------------------------------------------
+        group_map, setup = self.group_map, self.setup
         layer = Signal(conv_layer_layout(cfg))
         conv = layer.conv
         m.d.comb += [requant.activation.eq(layer.activation),
@@ -292,50 +259,28 @@ class ConvCore(wiring.Component):
             group_map.in_channels.eq(self.layer.conv.channels),
             group_map.out_channels.eq(self.layer.out_channels),
             group_map.groups.eq(self.layer.groups),
-        ]
-        out_free = ~self.out.valid | self.out.ready   # no output beat left waiting
-        unit_failed = (window.job.error.as_value().any() | engine.job.error
-                       | pool.job.error.as_value().any())
-        # The conv output must fit the pooling unit's and the engine's sizing.
-        # Registered (from registers that hold still once the geometry is
-        # valid), so the units' start comes from flip-flops and one gate.
-        oversize = Signal()
-        m.d.sync += oversize.eq(above(window.out_height, cfg.max_height)
-                                | above(window.out_width, cfg.max_width))
-        finish = Signal()   # done is set at the next edge
-        # The window generator's cancel is a register: the core's state
-        # decode does not run on into the generator's control. It stops with
-        # the layer's finish, so a start taken next is never cancelled.
-        cancel_window = Signal()
-        m.d.sync += window.job.cancel.eq(cancel_window & ~finish)
-        # The pooling unit starts a cycle after the engine, which checks its
-        # sizes a cycle after its start: both units' errors rise together.
-        pool_start = Signal()
-        m.d.sync += pool_start.eq(0)
-        m.d.comb += pool.job.start.eq(pool_start)
-
-        m.d.comb += [
-            setup.start.eq(job.start & ~job.busy),
+            setup.start.eq(self.job.start & ~self.job.busy),
             setup.kernel_h.eq(conv.kernel_h), setup.kernel_w.eq(conv.kernel_w),
             setup.geometry_valid.eq(window.geometry_valid),
             setup.out_height.eq(window.out_height), setup.out_width.eq(window.out_width),
             setup.channel_groups.eq(window.groups),
             setup.groups_valid.eq(group_map.ready),
             setup.in_per_group.eq(group_map.in_per_group),
-            counters.out_channels.eq(self.layer.out_channels),
-            counters.terms.eq(setup.terms),
-            counters.result.eq(engine.result.valid & engine.result.ready),
-            counters.result_tile.eq(engine.result.payload.group),
-            counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
-            counters.stop.eq(finish),
         ]
-        # busy is a register (set by an idle start, cleared with `finish`:
-        # exactly when the state leaves and re-enters IDLE), so the input
-        # ports' tready is a flip-flop and one gate.
-        with m.If(finish):
-            m.d.sync += [job.done.eq(1), job.busy.eq(0)]
-        with m.Elif(job.start & ~job.busy):
-            m.d.sync += job.busy.eq(1)
+        return layer
+
+    def _control(self, m, layer, closing, finish, out_free, oversize, pool_start):
+        """The core's FSM: starts the units in turn, stops them all on the first
+        error or a cancel, and finishes when the next ``start`` will be taken."""
+        window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
+        group_map, setup, counters, job = self.group_map, self.setup, self.layer_counters, self.job
+        unit_failed = (window.job.error.as_value().any() | engine.job.error
+                       | pool.job.error.as_value().any())
+        # The window generator's cancel is a register: the core's state
+        # decode does not run on into the generator's control. It stops with
+        # the layer's finish, so a start taken next is never cancelled.
+        cancel_window = Signal()
+        m.d.sync += window.job.cancel.eq(cancel_window & ~finish)
 
         def capture_errors():
             m.d.sync += [
@@ -421,4 +366,75 @@ class ConvCore(wiring.Component):
                     m.d.comb += finish.eq(1)
                     m.d.sync += [job.error.cancelled.eq(1), closing.eq(0)]
                     m.next = "IDLE"
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
+        group_map = self.group_map
+        job = self.job
+        # `flush` returns the units after the window generator to their reset
+        # state (their memories keep their contents) after an error or cancel.
+        # It is the register `closing`, set once no output beat is left
+        # waiting at the port: from then on the port offers nothing, so the
+        # reset can withdraw nothing, and no port signal drives the units'
+        # reset through logic.
+        closing = Signal()
+        flush = closing
+        m.submodules.window = window
+        m.submodules.engine = ResetInserter(flush)(engine)
+        m.submodules.requant = ResetInserter(flush)(requant)
+        m.submodules.pool = ResetInserter(flush)(pool)
+        m.submodules.group_map = ResetInserter(flush)(group_map)
+        m.submodules.layer_counters = counters = self.layer_counters
+        m.submodules.setup = setup = self.setup
+        # The units' job ports are assigned member by member, not joined with
+        # wiring.connect: the FSM starts and cancels each unit in its own
+        # states and combines their busy, done and error.
+
+        self._datapath(m, flush, closing)
+        m.d.comb += [
+            requant.param_en.eq(self.param_en),
+            requant.param_addr.eq(self.param_addr),
+            requant.param_data.eq(self.param_data),
+            self.counters.engine.eq(engine.counters),
+            self.counters.layer.eq(counters.counters),
+            self.conv_height.eq(window.out_height),
+            self.conv_width.eq(window.out_width),
+            self.out_height.eq(pool.out_height),
+            self.out_width.eq(pool.out_width),
+        ]
+
+        layer = self._configure_units(m)
+        out_free = ~self.out.valid | self.out.ready   # no output beat left waiting
+        # The conv output must fit the pooling unit's and the engine's sizing.
+        # Registered (from registers that hold still once the geometry is
+        # valid), so the units' start comes from flip-flops and one gate.
+        oversize = Signal()
+        m.d.sync += oversize.eq(above(window.out_height, cfg.max_height)
+                                | above(window.out_width, cfg.max_width))
+        finish = Signal()   # done is set at the next edge
+        # The pooling unit starts a cycle after the engine, which checks its
+        # sizes a cycle after its start: both units' errors rise together.
+        pool_start = Signal()
+        m.d.sync += pool_start.eq(0)
+        m.d.comb += pool.job.start.eq(pool_start)
+
+        m.d.comb += [
+            counters.out_channels.eq(self.layer.out_channels),
+            counters.terms.eq(setup.terms),
+            counters.result.eq(engine.result.valid & engine.result.ready),
+            counters.result_tile.eq(engine.result.payload.group),
+            counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
+            counters.stop.eq(finish),
+        ]
+        # busy is a register (set by an idle start, cleared with `finish`:
+        # exactly when the state leaves and re-enters IDLE), so the input
+        # ports' tready is a flip-flop and one gate.
+        with m.If(finish):
+            m.d.sync += [job.done.eq(1), job.busy.eq(0)]
+        with m.Elif(job.start & ~job.busy):
+            m.d.sync += job.busy.eq(1)
+
+        self._control(m, layer, closing, finish, out_free, oversize, pool_start)
         return m
