@@ -5,7 +5,8 @@ above its maximum, or a window larger than the image, is refused and no
 set-up begins. A good shape is then counted out in ``COUNT``, with no
 divider: the channel groups ``ceil(C / lanes)`` and the output size
 ``P = (H - K) // U + 1``, ``Q = (W - K) // U + 1`` by repeated subtraction,
-one cycle per step of the longest count and one more with nothing left.
+one cycle per step of the longest count and one more with nothing left;
+``counted`` follows in a state of its own, a cycle later.
 """
 
 from amaranth.hdl import Module, Signal, signed
@@ -142,12 +143,17 @@ class PoolGeometry(wiring.Component):
                             | count_step(m, rest_w >= shape.stride, rest_w, shape.stride,
                                          geo.out_width))
                 with m.If(~counting):
-                    m.d.comb += self.counted.eq(1)
                     m.d.sync += [
                         geo.last_lanes.eq(rest_c), geo.groups_last.eq(geo.groups - 1),
                         geo.height_last.eq(shape.height - 1), geo.width_last.eq(shape.width - 1),
                     ]
-                    m.next = "IDLE"
+                    m.next = "COUNTED"
                 with m.If(self.cancel):
                     m.next = "IDLE"
+
+            with m.State("COUNTED"):
+                # A state of its own, so that `counted` is a flip-flop: the
+                # three compares above do not run on into the unit's control.
+                m.d.comb += self.counted.eq(1)
+                m.next = "IDLE"
         return m
