@@ -238,8 +238,11 @@ class ConvCore(wiring.Component):
         m.d.comb += [requant.activation.eq(layer.activation),
                      requant.clamp_high.eq(layer.clamp_high),
                      requant.zero_point.eq(layer.output_zero_point)]
+        # A register: the pooling unit checks and counts out its shape at its
+        # start, which comes after the window generator's sizes are final;
+        # the selections here stay out of that arithmetic's cycle.
         pool_shape = Signal(pool_shape_layout(cfg))
-        m.d.comb += [
+        m.d.sync += [
             pool_shape.height.eq(window.out_height),
             pool_shape.width.eq(window.out_width),
             pool_shape.channels.eq(layer.out_channels),
@@ -247,6 +250,8 @@ class ConvCore(wiring.Component):
             pool_shape.stride.eq(Mux(layer.pool_enable, layer.pool_stride, 1)),
             pool_shape.mode.eq(Mux(layer.pool_enable, layer.pool_mode, PoolMode.MAX)),
             pool_shape.in_block.eq(cfg.array_block),
+        ]
+        m.d.comb += [
             pool.shape.eq(pool_shape),
             window.shape.eq(self.layer.conv),
             window.zero_point.eq(self.layer.input_zero_point),   # sampled at its start
