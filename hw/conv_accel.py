@@ -336,13 +336,22 @@ class ConvAccel(wiring.Component):
         channel = port("param_channel", "channel")
         bad_channel = above(channel, cfg.max_out_channels - 1)
         param_write = port("param_write", "write")
-        m.d.comb += [
-            core.param_en.eq(param_write & ~bad_channel & ~core.job.busy),
-            core.param_addr.eq(channel),
-            core.param_data.bias.eq(port("param_bias", "bias")),
-            core.param_data.multiplier.eq(port("param_multiplier", "multiplier")),
-            core.param_data.shift.eq(port("param_shift", "shift")),
+        # The parameter write reaches the requantization's memories a cycle
+        # later, from registers (its decode does not follow the register
+        # file's in one cycle); the requantization reads them only once a
+        # layer's first results arrive, long after any start.
+        param_en = Signal()
+        param_addr = Signal.like(core.param_addr, reset_less=True)
+        param_data = Signal.like(core.param_data, reset_less=True)
+        m.d.sync += [
+            param_en.eq(param_write & ~bad_channel & ~core.job.busy),
+            param_addr.eq(channel),
+            param_data.bias.eq(port("param_bias", "bias")),
+            param_data.multiplier.eq(port("param_multiplier", "multiplier")),
+            param_data.shift.eq(port("param_shift", "shift")),
         ]
+        m.d.comb += [core.param_en.eq(param_en), core.param_addr.eq(param_addr),
+                     core.param_data.eq(param_data)]
         idle_start = port("control", "start") & ~core.job.busy
         # A parameter write to a channel beyond the maximum since the last
         # start; like a register above its maximum, it makes start refuse.
