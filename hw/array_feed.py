@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig, checked_config
+from .fpga_target import primitive_family
 
 __all__ = ["ArrayFeed", "issued_vector_layout"]
 
@@ -81,10 +82,12 @@ class ArrayFeed(wiring.Component):
         cfg = self.config
         act_layout = self.act.shape()
         mt_bits = len(self.issued.addr) - max(1, ceil_log2(cfg.array_block))
-        # Small: distributed RAM, so its read is fast enough to feed the
-        # array-input multiplexer (a block RAM's unregistered output is not).
+        # Small: on ECP5 distributed RAM, so its read is fast enough to feed
+        # the array-input multiplexer (a block RAM's unregistered output is
+        # not). Elsewhere the tool chooses (iCE40 has no distributed RAM).
+        attrs = {"ram_style": "distributed"} if primitive_family(platform) == "ecp5" else {}
         m.submodules.act_buffer = act_buffer = Memory(
-            shape=act_layout, depth=cfg.array_block, init=[], attrs={"ram_style": "distributed"})
+            shape=act_layout, depth=cfg.array_block, init=[], attrs=attrs)
         act_write, act_read = act_buffer.write_port(), act_buffer.read_port()
 
         s1_swap, s1_from_stream, s1_zero = Signal(), Signal(), Signal()
