@@ -104,6 +104,10 @@ COUNTERS = {
     "output_stall": (32, "engine cycles waiting for room for results"),
     "weight_stall": (32, "engine cycles waiting for the next weight tile"),
     "drain_stall": (32, "engine cycles waiting for partial sums to be written back"),
+    "pixel_beats": (32, "beats taken on the pixel stream (times its tdata bytes: bytes in)"),
+    "weight_beats": (32, "beats taken on the weight stream (times its tdata bytes: bytes in)"),
+    "out_beats": (32, "beats handed out on the output stream (times its tdata bytes: "
+                      "bytes out)"),
 }
 
 
@@ -424,6 +428,9 @@ class ConvAccel(wiring.Component):
             "output_stall": counters.engine.output_stall,
             "weight_stall": counters.engine.weight_stall,
             "drain_stall": counters.engine.drain_stall,
+            "pixel_beats": counters.layer.pixel_beats,
+            "weight_beats": counters.layer.weight_beats,
+            "out_beats": counters.layer.out_beats,
         }
         assert list(live) == list(COUNTERS)
         for name, value in live.items():

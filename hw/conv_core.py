@@ -431,6 +431,9 @@ class ConvCore(wiring.Component):
             counters.result.eq(engine.result.valid & engine.result.ready),
             counters.result_tile.eq(engine.result.payload.group),
             counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
+            counters.pixel_beat.eq(self.pixels.valid & self.pixels.ready),
+            counters.weight_beat.eq(self.weights.valid & self.weights.ready),
+            counters.out_beat.eq(self.out.valid & self.out.ready),
             counters.stop.eq(finish),
         ]
         # busy is a register (set by an idle start, cleared with `finish`:

@@ -14,6 +14,10 @@ between groups and the unused columns of a partial tile are not counted
 (the engine's own ``issued_macs`` counts those slots).
 
 ``(C/G)*R*S`` comes from the core (``terms``, stable while the layer runs).
+
+``pixel_beats``, ``weight_beats`` and ``out_beats`` count the handshakes on
+the core's three streams from ``start`` on: times the ``tdata`` bytes of
+each, the bytes a layer moves across the bus.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -29,7 +33,8 @@ __all__ = ["LayerCounters", "layer_counters_layout"]
 
 def layer_counters_layout() -> data.StructLayout:
     """The counters a layer leaves behind (cleared at ``start``)."""
-    return data.StructLayout({"busy_cycles": 32, "macs": 48})
+    return data.StructLayout({"busy_cycles": 32, "macs": 48, "pixel_beats": 32,
+                              "weight_beats": 32, "out_beats": 32})
 
 
 class LayerCounters(wiring.Component):
@@ -50,6 +55,8 @@ class LayerCounters(wiring.Component):
         A result beat of output tile ``result_tile`` was handed on.
     out_last, stop : In(1)
         The output handshake with ``last``; the layer ended without it.
+    pixel_beat, weight_beat, out_beat : In(1)
+        A handshake on the core's pixel, weight or output stream.
     counters : Out(layer_counters_layout())
     """
 
@@ -67,6 +74,7 @@ class LayerCounters(wiring.Component):
             "result_tile": In(self.tile_bits),
             "out_last": In(1),
             "stop": In(1),
+            "pixel_beat": In(1), "weight_beat": In(1), "out_beat": In(1),
             "counters": Out(layer_counters_layout()),
         })
 
@@ -94,9 +102,13 @@ class LayerCounters(wiring.Component):
         # ---- busy cycles: the start edge to the last output handshake ----
         counting = Signal()
         with m.If(self.start):
-            m.d.sync += [ctr.busy_cycles.eq(1), ctr.macs.eq(0), counting.eq(1)]
+            m.d.sync += [ctr.busy_cycles.eq(1), ctr.macs.eq(0), counting.eq(1),
+                         ctr.pixel_beats.eq(0), ctr.weight_beats.eq(0), ctr.out_beats.eq(0)]
         with m.Else():
-            m.d.sync += ctr.macs.eq(ctr.macs + s2_macs)
+            m.d.sync += [ctr.macs.eq(ctr.macs + s2_macs),
+                         ctr.pixel_beats.eq(ctr.pixel_beats + self.pixel_beat),
+                         ctr.weight_beats.eq(ctr.weight_beats + self.weight_beat),
+                         ctr.out_beats.eq(ctr.out_beats + self.out_beat)]
             with m.If(counting):
                 m.d.sync += ctr.busy_cycles.eq(ctr.busy_cycles + 1)
                 with m.If(self.out_last | self.stop):

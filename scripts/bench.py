@@ -12,6 +12,7 @@ gaps and no back-pressure, and reports cycles, ideal cycles
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -170,7 +171,7 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
             # The whole program's run: its register writes and reads included.
             "wall_seconds": result.wall_seconds, "simulated_edges": result.edges,
         }
-        figures.update(layer_traffic(figures, config))
+        figures.update(layer_traffic(figures, config, layer))
         if fmax_mhz:
             figures["fmax_mhz"] = fmax_mhz
             figures["seconds_at_fmax"] = figures["cycles"] / (fmax_mhz * 1e6)
@@ -202,14 +203,26 @@ def progress_bar(enabled: bool, total: int, desc: str, unit: str):
     return _NoBar()
 
 
-def layer_traffic(figures: dict, config) -> dict:
-    """Bytes through the streams (padded beats, whole bytes per lane) and ops per byte."""
+def layer_traffic(figures: dict, config, layer=None) -> dict:
+    """Bytes through the streams (padded beats, whole bytes per lane) and ops per byte.
+
+    With ``layer``, also the least any design must move, ``min_bytes``: the
+    input, the weights and the output, once each at whole bytes per value
+    (the per-channel parameters go through registers, not the streams), and
+    ``traffic_ratio``, ``stream_bytes`` over that.
+    """
     act_bytes = -(-config.act_width // 8)
     weight_bytes = -(-config.weight_width // 8)
     moved = (figures["pixel_beats"] * config.array_rows * act_bytes
              + figures["weight_beats"] * config.array_cols * weight_bytes
              + figures["output_beats"] * config.array_cols * act_bytes)
-    return {"stream_bytes": moved, "ops_per_byte": 2 * figures["real_macs"] / moved}
+    traffic = {"stream_bytes": moved, "ops_per_byte": 2 * figures["real_macs"] / moved}
+    if layer is not None:
+        out_h, out_w = layer.out_size()
+        least = (math.prod(layer.in_shape) * act_bytes + layer.w.size * weight_bytes
+                 + layer.out_channels * out_h * out_w * act_bytes)
+        traffic.update(min_bytes=least, traffic_ratio=moved / least)
+    return traffic
 
 
 def layers_table(results: list[dict]) -> str:
@@ -219,6 +232,11 @@ def layers_table(results: list[dict]) -> str:
     rule = "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
     if timed:
         head += f" GOPS @ {results[0]['fmax_mhz']:.1f} MHz |"
+        rule += " ---: |"
+    # Rows of runs before the minimum traffic was recorded have no ratio.
+    traffic = all("traffic_ratio" in r for r in results)
+    if traffic:
+        head += " stream bytes (x minimum) |"
         rule += " ---: |"
     # Simulation speed: every simulated edge of the layer's program (register
     # writes and reads included) per wall second of its run.
@@ -230,6 +248,8 @@ def layers_table(results: list[dict]) -> str:
                 f"{c['input_stall']}/{c['output_stall']}/{c['weight_stall']}/{c['drain_stall']} |")
         if timed:
             line += f" {r['gops_at_fmax']:.2f} |"
+        if traffic:
+            line += f" {r['stream_bytes']} ({r['traffic_ratio']:.1f}x) |"
         # Rows measured before the edge count was recorded have no speed.
         speed = (f"{r['simulated_edges'] / r['wall_seconds']:.0f}"
                  if r.get("simulated_edges") and r.get("wall_seconds") else "-")

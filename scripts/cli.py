@@ -286,7 +286,7 @@ DEMO_WAVE_GROUPS = {
                      *_stream_group("conv_accel.core.pool", "o")],
     "performance counters": [f"conv_accel.{name}_count" for name in (
         "busy_cycles", "active_cycles", "macs_lo", "input_stall", "output_stall",
-        "weight_stall", "drain_stall")],
+        "weight_stall", "drain_stall", "pixel_beats", "weight_beats", "out_beats")],
 }
 
 

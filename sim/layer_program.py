@@ -36,6 +36,7 @@ class LayerJob:
     reads: dict[str, int]       # register -> index of its read
     expected: list[dict]
     delay: int = 0              # cycles between the interrupt before and the start
+    sent: dict = dataclasses.field(default_factory=dict)   # beats sent: {"pixels": n, "weights": n}
 
 
 def _start(program: Program, layer: ConvLayer, stalls: Stalls, seed: int, hold: bool) -> tuple:
@@ -43,8 +44,8 @@ def _start(program: Program, layer: ConvLayer, stalls: Stalls, seed: int, hold: 
     pixels = program.words("pixels", layer.pixel_beats(cfg))
     weights = program.words("weights", layer.weight_beats(cfg))
     expected = layer.expected_beats(cfg)
-    return program.start(pixels, weights, len(expected), stalls=stalls, seed=seed,
-                         hold=hold), expected
+    index = program.start(pixels, weights, len(expected), stalls=stalls, seed=seed, hold=hold)
+    return index, expected, {"pixels": len(pixels), "weights": len(weights)}
 
 
 def _readback(program: Program) -> dict[str, int]:
@@ -64,10 +65,10 @@ def add_layer(program: Program, layer: ConvLayer, *, stalls: Stalls = Stalls(), 
     if params:
         for register, fields in layer.param_register_writes():
             program.write(register, **fields)
-    index, expected = _start(program, layer, stalls, seed, hold=False)
+    index, expected, sent = _start(program, layer, stalls, seed, hold=False)
     program.sync()
     program.wait_irq()
-    return LayerJob(layer, index, _readback(program), expected)
+    return LayerJob(layer, index, _readback(program), expected, sent=sent)
 
 
 def add_chain(program: Program, layers: list[ConvLayer], rng, *, stalls: Stalls = Stalls(),
@@ -95,12 +96,12 @@ def add_chain(program: Program, layers: list[ConvLayer], rng, *, stalls: Stalls 
             params = layer.param_writes()
             for register, fields in layer.param_register_writes():
                 program.write(register, **fields)
-        index, expected = _start(program, layer, stalls, int(rng.integers(1, 1 << 32)),
+        index, expected, sent = _start(program, layer, stalls, int(rng.integers(1, 1 << 32)),
                                  hold=bool(jobs))
         if jobs:
             jobs[-1].reads = _readback(program)
             program.release()
-        jobs.append(LayerJob(layer, index, {}, expected, delay))
+        jobs.append(LayerJob(layer, index, {}, expected, delay, sent))
     program.sync()
     program.wait_irq()
     jobs[-1].reads = _readback(program)
@@ -121,7 +122,7 @@ def layer_outcome(program: Program, result: ProgramResult, job: LayerJob) -> dic
             "error": code, "errors": decode_error(code), "counters": counters,
             "out_size": values["out_size"], "start_edge": record.start_edge,
             "last_out_edge": record.last_out_edge, "port_cycles": record.port_cycles,
-            "delay": job.delay}
+            "delay": job.delay, "beats_sent": job.sent}
 
 
 def check_outcome(outcome: dict, layer: ConvLayer) -> None:
@@ -137,6 +138,10 @@ def check_outcome(outcome: dict, layer: ConvLayer) -> None:
     assert counters["busy_cycles"] == outcome["port_cycles"], (
         name, counters["busy_cycles"], outcome["port_cycles"])
     assert counters["macs"] == real_macs(layer), (name, counters["macs"], real_macs(layer))
+    sent = outcome["beats_sent"]
+    for stream, count in (("pixel_beats", sent["pixels"]), ("weight_beats", sent["weights"]),
+                          ("out_beats", len(received))):
+        assert counters[stream] == count, (name, stream, counters[stream], count)
 
 
 def run_layers(session, layers: list[ConvLayer], *, stalls: Stalls = Stalls(), seed: int = 1,

@@ -132,6 +132,14 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     # 14x14 pixels, one channel group; 25 taps x 2 output tiles x 8 rows per block of 10.
     assert figures["pixel_beats"] == 14 * 14
     assert figures["weight_beats"] == 10 * 25 * 2 * 8
+    # The hardware's beat counters saw exactly those (and the 50 output beats).
+    assert (counters["pixel_beats"], counters["weight_beats"], counters["out_beats"]) == (
+        14 * 14, 10 * 25 * 2 * 8, 5 * 5 * 2)
+    # Bytes at 8 lanes of one byte per beat; the least: input 6x14x14, weights
+    # 16x6x5x5, pooled output 16x5x5, one byte each.
+    assert figures["stream_bytes"] == (14 * 14 + 10 * 25 * 2 * 8 + 5 * 5 * 2) * 8
+    assert figures["min_bytes"] == 6 * 14 * 14 + 16 * 6 * 5 * 5 + 16 * 5 * 5
+    assert figures["traffic_ratio"] == pytest.approx(figures["stream_bytes"] / figures["min_bytes"])
     assert figures["gops_at_fmax"] == pytest.approx(
         2 * figures["real_macs"] / (figures["cycles"] / 100e6) / 1e9)
     assert figures["peak_gops"] == pytest.approx(2 * 64 * 0.1)
@@ -141,6 +149,7 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     assert (slow["cycles"], slow["counters"]) == (figures["cycles"], figures["counters"])
     table = layers_table([figures])
     assert "| LeNet-5 conv2" in table and "GOPS @ 100.0 MHz" in table
+    assert f"| {figures['stream_bytes']} ({figures['traffic_ratio']:.1f}x) |" in table
     png = plot_layers([figures], tmp_path / "layers.png", config)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A typed layer gives the same row: LeNet conv2 typed gives its figures.
