@@ -2,7 +2,8 @@
 
 A slice is issued with its line-buffer read address; its data comes back
 :attr:`BankedMemory.READ_LATENCY <convaccel.hw.banked_memory.BankedMemory.READ_LATENCY>`
-cycles later, with nothing able to stall it on the way. So a slice may
+cycles later and is registered once more before the FIFO (:attr:`SliceOutput.PIPELINE`),
+with nothing able to stall it on the way. So a slice may
 issue only with a place in the output FIFO reserved for it: a registered
 credit count, one credit per place, taken by an issue and given back when the
 output stream takes a slice. The read pipeline never waits, and ``o.ready``
@@ -65,9 +66,13 @@ class SliceOutput(wiring.Component):
         The slices, in issue order.
     """
 
+    #: Cycles from an issue to the FIFO's input: the memory's read latency
+    #: plus a register after it, so the bank selection and the padding
+    #: choice are not one cycle's logic.
+    PIPELINE = BankedMemory.READ_LATENCY + 1
     #: Output FIFO places: the read pipeline's slices plus a few, so that a
     #: steady output stream never waits for credits.
-    FIFO_DEPTH = BankedMemory.READ_LATENCY + 4
+    FIFO_DEPTH = PIPELINE + 4
 
     def __init__(self, config: AccelConfig):
         checked_config(config)
@@ -100,8 +105,7 @@ class SliceOutput(wiring.Component):
 
         # The tags travel beside the reads, one register per cycle of latency.
         in_flight = data.StructLayout({"valid": 1, **slice_tag_layout().members})
-        stages = [Signal(in_flight, name=f"slice_tag{k}")
-                  for k in range(BankedMemory.READ_LATENCY)]
+        stages = [Signal(in_flight, name=f"slice_tag{k}") for k in range(self.PIPELINE)]
         m.d.sync += [stages[0].valid.eq(self.issue & ~self.clear),
                      stages[0].pad.eq(self.tag.pad),
                      stages[0].last_group.eq(self.tag.last_group),
@@ -110,12 +114,14 @@ class SliceOutput(wiring.Component):
             m.d.sync += later.eq(Mux(self.clear, 0, earlier))
         arriving = stages[-1]
 
+        read_data = Signal.like(self.read_data, reset_less=True)   # data: the tag says
+        m.d.sync += read_data.eq(self.read_data)
         beat = Signal.like(self.o.payload)
         # The pad value is worked out from registers beside the read, so the
         # read data sees one multiplexer.
         for lane in range(self.config.array_rows):
             pad_value = Mux(arriving.last_group & self.unused_lanes[lane], 0, self.zero_point)
-            m.d.comb += beat.data[lane].eq(Mux(arriving.pad, pad_value, self.read_data[lane]))
+            m.d.comb += beat.data[lane].eq(Mux(arriving.pad, pad_value, read_data[lane]))
         m.d.comb += [
             beat.last.eq(arriving.last),
             fifo.w_en.eq(arriving.valid), fifo.w_data.eq(beat),
