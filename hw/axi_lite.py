@@ -58,18 +58,20 @@ the decode works on those registers, so no wide logic hangs off an input.
   fields; from the next cycle ``bvalid`` is high, ``rw`` outputs show the
   new value and ``pulse`` outputs are high (for that one cycle). Latency:
   2 cycles from the last of address/data to BVALID.
-* Read: the edge after the AR handshake samples the register values
-  (``ro`` inputs included); ``rvalid`` is high from the next cycle.
-  Latency: 2 cycles from address to RVALID. A write taking effect on that
-  same edge is not yet visible to the read.
+* Read: the edge after the AR handshake decodes the address into one
+  bit per word, the next one samples the register values (``ro`` inputs
+  included) through an AND-OR of those bits; ``rvalid`` is high from the
+  cycle after. Latency: 3 cycles from address to RVALID. A write accepted
+  on the same edge as the read is visible to it; one taking effect on the
+  sampling edge is not.
 * Readies are high while idle and fall after their handshake until the
-  response has been taken, so with ``bready``/``rready`` held high each
-  direction completes one transfer every 3 cycles.
+  response has been taken, so with ``bready``/``rready`` held high writes
+  complete one transfer every 3 cycles and reads one every 4.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -102,6 +104,14 @@ def set_port_name(register: str, field: str) -> str:
 def clear_port_name(register: str, field: str) -> str:
     """Name of the hardware clear input of a ``w1c`` field: ``<register>_<field>_clear``."""
     return f"{field_port_name(register, field)}_clear"
+
+
+def _or_all(values):
+    """The OR of ``values``, as a balanced tree."""
+    while len(values) > 1:
+        values = [values[k] | values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
 
 
 class AxiLiteRegisterFile(wiring.Component):
@@ -142,7 +152,7 @@ class AxiLiteRegisterFile(wiring.Component):
 
     #: Cycles from the last of AW/W to BVALID, and from AR to RVALID.
     WRITE_LATENCY = 2
-    READ_LATENCY = 2
+    READ_LATENCY = 3
 
     def __init__(self, regmap: RegisterMap, *, data_width: int = 32,
                  addr_width: int | None = None):
@@ -275,21 +285,23 @@ class AxiLiteRegisterFile(wiring.Component):
         with m.If(ar_fire):
             m.d.sync += [self.s_axil_arready.eq(0), ar_held.eq(1),
                          ar_addr.eq(self.s_axil_araddr)]
+        # The decode is registered as one bit per word, so the read data is
+        # an AND-OR of register values, not a compare and a priority chain.
+        read_hits = Signal(len(words))
+        read_select = Signal()
         with m.If(ar_held):
+            m.d.sync += [ar_held.eq(0), read_select.eq(1),
+                         read_hits.eq(Cat(self._word_hit(ar_addr, index) for index in words))]
+        with m.If(read_select):
+            values = [Cat(Const(0, REGISTER_WIDTH) if reg is None else self._register_value(reg)
+                          for reg in lane_regs) for lane_regs in words.values()]
             m.d.sync += [
-                ar_held.eq(0),
+                read_select.eq(0),
                 self.s_axil_rvalid.eq(1),
-                self.s_axil_rdata.eq(0),
-                self.s_axil_rresp.eq(RESP_SLVERR),
+                self.s_axil_rdata.eq(_or_all([Mux(hit, value, 0)
+                                              for hit, value in zip(read_hits, values)])),
+                self.s_axil_rresp.eq(Mux(read_hits.any(), RESP_OKAY, RESP_SLVERR)),
             ]
-            for index, lane_regs in words.items():
-                with m.If(self._word_hit(ar_addr, index)):
-                    m.d.sync += [
-                        self.s_axil_rdata.eq(Cat(
-                            Const(0, REGISTER_WIDTH) if reg is None else self._register_value(reg)
-                            for reg in lane_regs)),
-                        self.s_axil_rresp.eq(RESP_OKAY),
-                    ]
         with m.If(self.s_axil_rvalid & self.s_axil_rready):
             m.d.sync += [self.s_axil_rvalid.eq(0), self.s_axil_arready.eq(1)]
         return m
