@@ -187,15 +187,15 @@ class WindowGenerator(wiring.Component):
                 with m.If(job.start):
                     m.d.sync += [zero_point.eq(self.zero_point),
                                  job.done.eq(0), job.error.eq(0)]
-                    with m.If(setup.out_of_range):
-                        m.d.sync += [job.done.eq(1), job.error.config.eq(1)]
-                    with m.Else():
-                        m.next = "SETUP"
+                    m.next = "SETUP"
 
             with m.State("SETUP"):
-                # The geometry unit works out the frame's sizes (a few cycles).
-                with m.If(setup.too_large):
-                    frame.finish(job.error.config)  # kernel larger than the padded input
+                # The geometry unit checks the sampled shape, then works out
+                # the frame's sizes (a few cycles).
+                with m.If(setup.out_of_range | setup.too_large):
+                    # A field 0 or above its maximum, or a kernel larger than
+                    # the padded input.
+                    frame.finish(job.error.config)
                     m.next = "IDLE"
                 with m.If(setup.counted):
                     m.d.comb += writer.restart.eq(1)

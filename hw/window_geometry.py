@@ -101,13 +101,14 @@ class WindowGeometry(wiring.Component):
         Sampled at ``start``.
     start : In(1)
         Take a new frame: ``frame_shape`` is ``shape`` from the next cycle on,
-        ``valid`` drops and, if ``out_of_range`` is clear, the set-up begins.
-        Honoured only when the unit is idle.
+        ``valid`` drops and the set-up begins. Honoured only when the unit is
+        idle.
     cancel : In(1)
         Abandon a set-up in progress (ignored when idle).
     out_of_range : Out(1)
-        ``shape`` (the input, combinationally) has a field that is 0 or above its
-        maximum; a ``start`` then begins no set-up.
+        One cycle, the one after ``start``: the sampled shape has a field that
+        is 0 or above its maximum, and the set-up ends there (the check works
+        on ``frame_shape``, a register, not on the ``shape`` input).
     frame_shape : Out(layer_shape_layout(config))
         The shape sampled at the last ``start``.
     geometry : Out(window_geometry_layout(config))
@@ -153,15 +154,14 @@ class WindowGeometry(wiring.Component):
         rest_w = Signal(coord)
         pad_steps = Signal(range(cfg.max_padding + 1))
 
-        m.d.comb += self.out_of_range.eq(shape_out_of_range(self.shape, cfg))
         with m.FSM(name="setup"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [shape.eq(self.shape), self.valid.eq(0)]
-                    with m.If(~self.out_of_range):
-                        m.next = "SPAN"
+                    m.next = "SPAN"
 
             with m.State("SPAN"):
+                m.d.comb += self.out_of_range.eq(shape_out_of_range(shape, cfg))
                 # Dilated kernel extents by shift-and-add (no DSP block).
                 m.d.sync += [
                     geo.ring.eq(times_small(shape.kernel_h - 1, shape.dilation_h) + 1),
@@ -171,6 +171,8 @@ class WindowGeometry(wiring.Component):
                     geo.height_last.eq(shape.height - 1), geo.width_last.eq(shape.width - 1),
                 ]
                 m.next = "SETUP"
+                with m.If(self.out_of_range):
+                    m.next = "IDLE"
                 self._leave_on_cancel(m)
 
             with m.State("SETUP"):

@@ -40,14 +40,15 @@ def run(testbench):
 
 
 async def start(ctx, dut, fields):
-    """Present ``fields`` with ``start`` for one cycle; returns out_of_range of that cycle."""
+    """Present ``fields`` with ``start`` for one cycle; returns out_of_range of the next
+    cycle (the check works on the sampled shape)."""
     for name, value in fields.items():
         ctx.set(getattr(dut.shape, name), value)
     ctx.set(dut.start, 1)
-    refused = ctx.get(dut.out_of_range)
+    assert not ctx.get(dut.out_of_range)
     await ctx.tick()
     ctx.set(dut.start, 0)
-    return refused
+    return ctx.get(dut.out_of_range)
 
 
 SHAPES = [
@@ -127,6 +128,7 @@ def test_out_of_range_shapes_begin_no_set_up(field, value):
         for _ in range(20):
             assert not (ctx.get(dut.counted) or ctx.get(dut.too_large) or ctx.get(dut.valid))
             await ctx.tick()
+            assert not ctx.get(dut.out_of_range)      # one cycle only
 
     run(testbench)
 
