@@ -188,8 +188,18 @@ def run_results(out: Path, *, log=print) -> str:
                   and WIDTH_STUDY_ARRAY in array_jobs else
                   synth(base.replace(act_width=width, weight_width=width), "ecp5")
                   for width in SCALING_WIDTHS]
-    xilinx_jobs = [pool.submit(xilinx_resources, design, default)
-                   for design in ("conv_accel",) + UNITS]
+
+    def xilinx_one(design):
+        try:
+            return xilinx_resources(design, default)
+        except RuntimeError as error:     # a tool failure is a result too; keep going
+            log(f"  synth_xilinx failed for {design}: {error}")
+            return {"design": design, "family": "xc7 (synth_xilinx, no P&R)",
+                    "array": f"{default.array_rows}x{default.array_cols}",
+                    "act_width": default.act_width, "weight_width": default.weight_width,
+                    "synth_error": str(error)[-500:]}
+
+    xilinx_jobs = [pool.submit(xilinx_one, design) for design in ("conv_accel",) + UNITS]
     main = [job.result() for job in main_jobs]
     fmax = main[2].get("fmax_mhz")
     seeds = [job.result() for job in seed_jobs]
@@ -198,16 +208,21 @@ def run_results(out: Path, *, log=print) -> str:
     widths = [job.result() for job in width_jobs]
     xilinx = [job.result() for job in xilinx_jobs]
     pool.shutdown()
+
+    def save(*tables):
+        for name, data in tables:
+            (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+    # Saved before the benchmarks, so a failure there keeps an hour of place & route.
+    save(("synth", main), ("scaling_arrays", arrays), ("scaling_widths", widths),
+         ("seeds", seeds), ("units", units), ("xilinx", xilinx))
     log("bench: systolic array utilization")
     array_figures = bench_array([4, 8, 16])
     log("bench: layers")
     from ..sim.layer_suite import BENCH_LAYERS, SWEEP_LAYERS
     layers, _, _ = run_layers(list(BENCH_LAYERS) + list(SWEEP_LAYERS), default,
                               progress=True, fmax_mhz=fmax)
-    for name, data in (("synth", main), ("scaling_arrays", arrays), ("scaling_widths", widths),
-                       ("seeds", seeds), ("units", units), ("xilinx", xilinx),
-                       ("array", array_figures), ("layers", layers)):
-        (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    save(("array", array_figures), ("layers", layers))
     (out / "meta.json").write_text(json.dumps(
         {"minutes": round((time.perf_counter() - started) / 60, 1),
          "date": datetime.date.today().isoformat(), "machine": machine_description()}) + "\n")

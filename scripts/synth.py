@@ -255,6 +255,10 @@ def xilinx_table(results: list[dict]) -> str:
     lines = ["| design | array | bits | LUT | FF | DSP48E1 | BRAM (18K/36K) | LUTRAM | synth s |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
+        if "synth_error" in r:
+            lines.append(f"| {r['design']} | {r['array']} | {r['act_width']} x "
+                         f"{r['weight_width']} | synthesis failed (see the JSON) | | | | | |")
+            continue
         cells = r["cells"]
         bram = f"{r['bram']} ({cells.get('RAMB18E1', 0)}/{cells.get('RAMB36E1', 0)})"
         lines.append(f"| {r['design']} | {r['array']} | {r['act_width']} x {r['weight_width']} "

@@ -184,3 +184,16 @@ def test_dsps_outside_the_array_by_hand():
     assert _dsp_outside_array(units) == (
         "17 (window_generator 0, systolic_engine 0, requant_activation 16, pool_unit 1; "
         "the engine's 64 PE multipliers not counted)")
+
+
+def test_a_failed_xilinx_synthesis_is_a_row_not_a_crash():
+    from convaccel.scripts.synth import xilinx_table
+
+    rows = [{"design": "pool_unit", "array": "8x8", "act_width": 8, "weight_width": 8,
+             "synth_error": "yosys failed"},
+            {"design": "mac_pe", "array": "8x8", "act_width": 8, "weight_width": 8,
+             "luts": 12, "ffs": 34, "dsp": 1, "bram": 0, "lutram": 0, "synth_seconds": 1.5,
+             "cells": {}}]
+    table = xilinx_table(rows)
+    assert "| pool_unit | 8x8 | 8 x 8 | synthesis failed (see the JSON) |" in table
+    assert "| mac_pe | 8x8 | 8 x 8 | 12 | 34 | 1 | 0 (0/0) | 0 | 1.5 |" in table
