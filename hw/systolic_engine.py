@@ -180,7 +180,7 @@ class SystolicEngine(wiring.Component):
         to_output, from_stream = seq.to_output, seq.from_stream
         m_total = sizes["m_outputs"]            # for the issued-MAC counter
 
-        m.submodules.credits = credits = IssueCredits(
+        m.submodules.issue_credits = credits = IssueCredits(
             max_in_flight=block * mt_max * 2 + lat + 4, places=self.fifo_depth)
 
         m.submodules.loader = loader = WeightLoader(cfg)
@@ -280,7 +280,7 @@ class SystolicEngine(wiring.Component):
         valid_rows = Mux(last_kt, seq.k_left, rows)
         cols_left = Signal(range(-cols * mt_max, cfg.max_out_channels + 1))
         m.d.comb += cols_left.eq(m_total - times_constant(mt, cols))
-        m.submodules.counters = counters = EngineCounters(cfg)
+        m.submodules.engine_counters = counters = EngineCounters(cfg)
         status = counters.status
         m.d.comb += [
             counters.clear.eq(begin & ~bad_held),
