@@ -8,15 +8,48 @@ simulator with seeded random input gaps and output back-pressure.
 :func:`drive_streams` is its inner loop, for any unit with input streams,
 one output stream and a ``job`` port (the systolic engine, the conv core).
 :func:`run_testbench` runs one async testbench against a unit with a clock.
+:func:`pass_through` sends beats through a one-stream stage (``i`` to ``o``).
 """
 
 from __future__ import annotations
 
 from amaranth.sim import Simulator
 
-__all__ = ["drive_streams", "run_frames", "run_testbench"]
+__all__ = ["drive_streams", "pass_through", "run_frames", "run_testbench"]
 
 ERROR_BITS = ("config", "short_frame", "long_frame")
+
+
+def pass_through(dut, beats, *, rng, idle, stall, probe=None):
+    """Send ``beats`` from ``dut.i`` to ``dut.o`` with seeded random input gaps
+    (probability ``idle``) and output stalls (``stall``); return what left ``o``.
+
+    ``probe(ctx)``, if given, runs each cycle after the inputs are set. Fails
+    if not every beat arrived within ``20 * len(beats) + 50`` cycles.
+    """
+    received = []
+
+    async def testbench(ctx, dut):
+        sent = 0
+        for _ in range(20 * len(beats) + 50):
+            offer = sent < len(beats) and rng.random() >= idle
+            ctx.set(dut.i.valid, offer)
+            if offer:
+                ctx.set(dut.i.payload, beats[sent])
+            ctx.set(dut.o.ready, rng.random() >= stall)
+            if probe:
+                probe(ctx)
+            took = offer and ctx.get(dut.i.ready)
+            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                received.append(ctx.get(dut.o.payload))
+            await ctx.tick()
+            sent += bool(took)
+            if len(received) == len(beats):
+                return
+        raise AssertionError(f"{len(received)} of {len(beats)} beats arrived")
+
+    run_testbench(dut, testbench)
+    return received
 
 
 def run_testbench(dut, testbench):

@@ -5,35 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from convaccel.hw.skid_buffer import SkidBuffer
-
-
-def run(dut, beats, *, rng, idle, stall, probe=None):
-    received = []
-
-    async def testbench(ctx):
-        sent = 0
-        for cycle in range(20 * len(beats) + 50):
-            offer = sent < len(beats) and rng.random() >= idle
-            ctx.set(dut.i.valid, offer)
-            if offer:
-                ctx.set(dut.i.payload, beats[sent])
-            ctx.set(dut.o.ready, rng.random() >= stall)
-            if probe:
-                probe(ctx)
-            took = offer and ctx.get(dut.i.ready)
-            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                received.append(ctx.get(dut.o.payload))
-            await ctx.tick()
-            sent += bool(took)
-            if len(received) == len(beats):
-                return cycle + 1
-        raise AssertionError(f"{len(received)} of {len(beats)} beats")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    return received
+from convaccel.sim.amaranth_frames import pass_through as run
 
 
 @pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.4, 0.4)])
