@@ -146,13 +146,19 @@ class TileSequencer(wiring.Component):
         # cycles after the last visit's vector n, and must come writeback
         # cycles after it: since >= writeback - 1 - block_size at the
         # transition, i.e. since >= spacing_m2 a cycle before it.
-        # Both follow block_size a cycle late: they are read from the second
-        # cycle of a step on (stage B; a new block's first step has no sums,
-        # so its wait check is off), when they hold the step's block size.
-        spacing_m2 = Signal(range(-self.block - 2, self.writeback + 1))
+        # spacing_m2 (= writeback - 2 - block_size) and big_block follow
+        # block_size a cycle late: they are read from the second cycle of a
+        # step on (stage B; a new block's first step has no sums, so its wait
+        # check is off), when they hold the step's block size.
+        # The two tests on since[t] against spacing_m2 are kept as one flag
+        # per tile (spaced_at[t]: since >= spacing_m2, spaced_past[t]: since
+        # > spacing_m2), worked out a cycle ahead from since[t] and
+        # block_size, so a step reads a bit where it would compare a mux of
+        # counters.
+        spaced_at = Signal(self.mt_max)
+        spaced_past = Signal(self.mt_max)
         big_block = Signal()          # block_size >= writeback: no wait at all
-        m.d.sync += [spacing_m2.eq(self.writeback - 2 - block_size),
-                     big_block.eq(block_size >= self.writeback)]
+        m.d.sync += big_block.eq(block_size >= self.writeback)
 
         # ---- stage A: the next step's position ---------------------------
         a = Signal(data.StructLayout({
@@ -192,7 +198,7 @@ class TileSequencer(wiring.Component):
         after_next = self.tile_map[chunk_after]
         # The write-back rule for the next visit: it shares this block's size
         # (a new block has no sums to wait for), so the threshold is a register.
-        spaced_next = Mux(a.mt == self.mt, big_block, since[a.mt] >= spacing_m2)
+        spaced_next = Mux(a.mt == self.mt, big_block, spaced_at.bit_select(a.mt, 1))
         m.d.sync += [
             b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
             b.next_chunk.eq(chunk_after),
@@ -216,12 +222,13 @@ class TileSequencer(wiring.Component):
                 m.d.sync += since[tile].eq(0)
             with m.Elif(since[tile] < self.writeback):
                 m.d.sync += since[tile].eq(since[tile] + 1)
+        self._spacing_flags(m, since, block_size, spaced_at, spaced_past)
         # A step waiting for its first issue (for weights, say) becomes
         # spaced once enough cycles have passed: the new visit's vector n
         # issues at t + n or later and needs since + block_size >= writeback
         # at t, i.e. since > spacing_m2 a cycle before.
         with m.If(self.first & ~self.spaced):
-            m.d.sync += self.spaced.eq(since[self.mt] > spacing_m2)
+            m.d.sync += self.spaced.eq(spaced_past.bit_select(self.mt, 1))
         with m.If(self.issue):
             with m.If(~self.step_end):
                 m.d.sync += [self.n.eq(self.n + 1), remaining.eq(remaining - 1),
@@ -251,6 +258,27 @@ class TileSequencer(wiring.Component):
                         n_left, row_left, block_size, remaining, seen, since, settle)
             m.d.sync += next_chunk.eq(above(self.chunks, 1))    # chunk 0's successor
         return m
+
+    def _spacing_flags(self, m, since, block_size, spaced_at, spaced_past):
+        """Next cycle's ``since[t] >= spacing_m2`` and ``since[t] > spacing_m2``.
+
+        With ``spacing_m2 = writeback - 2 - block_size`` (of this cycle's
+        block size: it is the next cycle's threshold) and the next ``since``:
+        0 after an issue of the tile or a start, else ``since + 1`` up to
+        ``writeback`` (then both hold). The issue picks between two results
+        at the end, so it does not wait for the adds.
+        """
+        wb = self.writeback
+        zero_at = block_size >= wb - 2          # 0 >= spacing_m2
+        zero_past = block_size >= wb - 1        # 0 > spacing_m2
+        for tile in range(self.mt_max):
+            held = since[tile] >= wb
+            total = since[tile] + block_size    # since + 1 (>, >=) wb - 2 - block_size
+            at = held | (total >= wb - 3)
+            past = held | (total >= wb - 2)
+            reset = self.job.start | (self.issue & (self.mt == tile))
+            m.d.sync += [spaced_at[tile].eq(Mux(reset, zero_at, at)),
+                         spaced_past[tile].eq(Mux(reset, zero_past, past))]
 
     def _begin(self, m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                n_left, row_left, block_size, remaining, seen, since, settle):
