@@ -97,11 +97,17 @@ class SliceOutput(wiring.Component):
             SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=depth))
         credits = Signal(range(depth + 1), init=depth)
         taken = self.o.valid & self.o.ready
+        # `space` (credits != 0) is a register of its own, worked out beside
+        # the count: the window walk's step enables hang off it.
+        space = Signal(init=1)
         with m.If(self.clear):
-            m.d.sync += credits.eq(depth)
+            m.d.sync += [credits.eq(depth), space.eq(1)]
         with m.Else():
-            m.d.sync += credits.eq(credits - self.issue + taken)
-        m.d.comb += [self.space.eq(credits != 0), self.empty.eq(credits == depth)]
+            m.d.sync += [credits.eq(credits - self.issue + taken),
+                         # A beat taken gives a place back; else one is left
+                         # unless the last is issued now (no issue at 0).
+                         space.eq(taken | (credits >= 2) | ((credits == 1) & ~self.issue))]
+        m.d.comb += [self.space.eq(space), self.empty.eq(credits == depth)]
 
         # The tags travel beside the reads, one register per cycle of latency.
         in_flight = data.StructLayout({"valid": 1, **slice_tag_layout().members})
