@@ -87,14 +87,19 @@ class LayerCounters(wiring.Component):
         with m.If(self.start):
             m.d.sync += out_channels.eq(self.out_channels)
 
-        # ---- real MACs: three stages per result beat -------------------
+        # ---- real MACs: four stages per result beat --------------------
+        # The beat is registered first: the engine's result port is placed
+        # far away, and its route should not add to the lane arithmetic.
+        s0_valid = Signal()
+        s0_tile = Signal.like(self.result_tile)
         s1_valid = Signal()
         s1_lanes = Signal(range(cols + 1))
         s2_macs = Signal.like(ctr.macs)
         left = Signal(signed(len(out_channels) + 1))
-        m.d.comb += left.eq(out_channels - times_constant(self.result_tile, cols))
+        m.d.comb += left.eq(out_channels - times_constant(s0_tile, cols))
         m.d.sync += [
-            s1_valid.eq(self.result),
+            s0_valid.eq(self.result), s0_tile.eq(self.result_tile),
+            s1_valid.eq(s0_valid),
             s1_lanes.eq(Mux(left >= cols, cols, left)),
             s2_macs.eq(Mux(s1_valid, times_small(self.terms, s1_lanes), 0)),
         ]
