@@ -63,6 +63,7 @@ from .layer_counters import LayerCounters, layer_counters_layout
 from .layer_setup import LayerSetup
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from .requant_activation import Activation, RequantActivation, channel_params_layout
+from .register_fifo import RegisterFIFO
 from .skid_buffer import SkidBuffer
 from .systolic_engine import SystolicEngine, engine_counters_layout
 from .window_generator import WindowGenerator, layer_shape_layout, window_error_layout
@@ -185,8 +186,8 @@ class ConvCore(wiring.Component):
         requantization's output leave from FIFOs already."""
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
 
-        def stage(name, source, reset):
-            unit = ResetInserter(reset)(SkidBuffer(source.payload.shape()))
+        def stage(name, source, reset, kind=SkidBuffer):
+            unit = ResetInserter(reset)(kind(source.payload.shape()))
             m.submodules[name] = unit
             wiring.connect(m, source, unit.i)
             return unit.o
@@ -204,7 +205,9 @@ class ConvCore(wiring.Component):
         # A cancelled frame leaves nothing behind in the input stage.
         pixels = input_stage("pixel_stage", self.pixels, window.job.cancel)
         weights = input_stage("weight_stage", self.weights, flush)
-        slices = stage("slice_stage", window.o, flush)
+        # The engine's act.ready is the end of its issue decision: it moves
+        # only the pointers of a register FIFO, not a skid buffer's payload.
+        slices = stage("slice_stage", window.o, flush, RegisterFIFO)
         values = stage("value_stage", requant.o, flush)
         wiring.connect(m, pixels, window.i)
         wiring.connect(m, weights, engine.weights)
