@@ -7,7 +7,9 @@ input position ``(y, x, g)`` of the beat on the input stream and keeps, in
 registers (so the input ``ready`` comes from flip-flops), whether input rows
 are still to come and whether the current output row needs the next one:
 the rows it needs end at ``fill_end = y0 + L``, ``y0`` being its top tap row.
-Lanes beyond ``C`` in the last channel group are stored as 0.
+Lanes beyond ``C`` in the last channel group are stored as they come; the
+reader (:class:`~convaccel.hw.slice_output.SliceOutput`) gives 0 for them, from
+registers beside the read, so no lane mask sits in front of the write.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -137,8 +139,8 @@ class RingWriter(wiring.Component):
             self.needed.eq(rows_left & below_fill),
             self.write_en.eq(self.accept & self.fill & (y_in >= self.row_top)),
             self.write_addr.eq(line_address(cfg, g_in, x_in, slot_in)),
+            self.write_data.eq(self.data),
         ]
-        store_lanes_in_use(m, self, g_in)
 
         with m.If(self.restart):
             m.d.sync += [y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0), rows_left.eq(1),

@@ -55,7 +55,7 @@ class SliceOutput(wiring.Component):
     zero_point : In(signed(act_width))
         The value of padded lanes.
     unused_lanes : In(lanes)
-        A bit per lane beyond ``C`` in the last channel group.
+        A bit per lane beyond ``C`` in the last channel group: such lanes give 0.
     clear : In(1)
         Drop every slice in the pipeline and the FIFO, and every issue of this cycle.
     space : Out(1)
@@ -123,11 +123,14 @@ class SliceOutput(wiring.Component):
         read_data = Signal.like(self.read_data, reset_less=True)   # data: the tag says
         m.d.sync += read_data.eq(self.read_data)
         beat = Signal.like(self.o.payload)
-        # The pad value is worked out from registers beside the read, so the
-        # read data sees one multiplexer.
+        # The pad value and the choice are worked out from registers beside
+        # the read, so the read data sees one multiplexer. The last group's
+        # lanes beyond C are 0, padded or not (the ring holds what came in).
         for lane in range(self.config.array_rows):
-            pad_value = Mux(arriving.last_group & self.unused_lanes[lane], 0, self.zero_point)
-            m.d.comb += beat.data[lane].eq(Mux(arriving.pad, pad_value, read_data[lane]))
+            unused = arriving.last_group & self.unused_lanes[lane]
+            pad_value = Mux(unused, 0, self.zero_point)
+            m.d.comb += beat.data[lane].eq(Mux(arriving.pad | unused, pad_value,
+                                               read_data[lane]))
         m.d.comb += [
             beat.last.eq(arriving.last),
             fifo.w_en.eq(arriving.valid), fifo.w_data.eq(beat),

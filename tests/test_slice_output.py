@@ -18,10 +18,8 @@ def random_slices(rng, count):
 
 
 def expected_beat(word, pad, last_group, zero_point, unused_lanes):
-    """A padded slice is the zero point, 0 in the last group's unused lanes."""
-    if not pad:
-        return word
-    return [0 if last_group and unused_lanes >> lane & 1 else zero_point
+    """A padded slice is the zero point; the last group's unused lanes are 0, padded or not."""
+    return [0 if last_group and unused_lanes >> lane & 1 else zero_point if pad else word[lane]
             for lane in range(CONFIG.array_rows)]
 
 
