@@ -8,14 +8,17 @@ simulator with seeded random input gaps and output back-pressure.
 :func:`drive_streams` is its inner loop, for any unit with input streams,
 one output stream and a ``job`` port (the systolic engine, the conv core).
 :func:`run_testbench` runs one async testbench against a unit with a clock.
-:func:`pass_through` sends beats through a one-stream stage (``i`` to ``o``).
+:func:`pass_through` sends beats through a one-stream stage (``i`` to ``o``);
+:func:`ports_follow_inputs` tells whether such a stage's outputs and ``i.ready``
+change within a cycle when its inputs do.
 """
 
 from __future__ import annotations
 
 from amaranth.sim import Simulator
 
-__all__ = ["drive_streams", "pass_through", "run_frames", "run_testbench"]
+__all__ = ["drive_streams", "pass_through", "ports_follow_inputs", "run_frames",
+           "run_testbench"]
 
 ERROR_BITS = ("config", "short_frame", "long_frame")
 
@@ -50,6 +53,30 @@ def pass_through(dut, beats, *, rng, idle, stall, probe=None):
 
     run_testbench(dut, testbench)
     return received
+
+
+def ports_follow_inputs(dut, rng, beats=100) -> bool:
+    """Whether ``o.valid``, ``o.payload`` or ``i.ready`` of an 8-bit stage ever
+    change within a cycle when ``o.ready``, ``i.valid`` and ``i.payload`` are
+    flipped (then put back), over ``beats`` random beats with gaps and stalls.
+    Also fails if the beats do not all arrive once and in order."""
+    changed = []
+
+    def flip(ctx, sign):
+        ctx.set(dut.o.ready, 1 - ctx.get(dut.o.ready))
+        ctx.set(dut.i.valid, 1 - ctx.get(dut.i.valid))
+        ctx.set(dut.i.payload, (ctx.get(dut.i.payload) + sign) % 256)
+
+    def probe(ctx):
+        before = (ctx.get(dut.o.valid), ctx.get(dut.o.payload), ctx.get(dut.i.ready))
+        flip(ctx, 1)
+        after = (ctx.get(dut.o.valid), ctx.get(dut.o.payload), ctx.get(dut.i.ready))
+        changed.append(before != after)
+        flip(ctx, -1)
+
+    sent = [int(v) for v in rng.integers(0, 256, beats)]
+    assert pass_through(dut, sent, rng=rng, idle=0.3, stall=0.3, probe=probe) == sent
+    return any(changed)
 
 
 def run_testbench(dut, testbench):

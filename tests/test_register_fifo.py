@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from convaccel.hw.register_fifo import RegisterFIFO
-from convaccel.sim.amaranth_frames import pass_through as run
+from convaccel.sim.amaranth_frames import pass_through as run, ports_follow_inputs
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
@@ -40,24 +40,8 @@ def test_one_beat_per_cycle_without_stalls():
 
 
 def test_outputs_and_ready_do_not_follow_the_inputs_within_a_cycle():
-    dut = RegisterFIFO(8)
-    rng = np.random.default_rng(5)
-    changed = []
-
-    def probe(ctx):
-        before = (ctx.get(dut.o.valid), ctx.get(dut.o.payload), ctx.get(dut.i.ready))
-        ctx.set(dut.o.ready, 1 - ctx.get(dut.o.ready))
-        ctx.set(dut.i.valid, 1 - ctx.get(dut.i.valid))
-        ctx.set(dut.i.payload, (ctx.get(dut.i.payload) + 1) % 256)
-        after = (ctx.get(dut.o.valid), ctx.get(dut.o.payload), ctx.get(dut.i.ready))
-        changed.append(before != after)
-        ctx.set(dut.o.ready, 1 - ctx.get(dut.o.ready))
-        ctx.set(dut.i.valid, 1 - ctx.get(dut.i.valid))
-        ctx.set(dut.i.payload, (ctx.get(dut.i.payload) - 1) % 256)
-
-    beats = [int(v) for v in rng.integers(0, 256, 100)]
-    assert run(dut, beats, rng=rng, idle=0.3, stall=0.3, probe=probe) == beats
-    assert not any(changed)
+    """o.valid/o.payload ignore i.* and i.ready ignores o.ready until the next edge."""
+    assert not ports_follow_inputs(RegisterFIFO(8), np.random.default_rng(5))
 
 
 @pytest.mark.parametrize("depth", [1, 0, 2.5])
