@@ -15,10 +15,10 @@ def test_verilator_lint_is_clean(design, sim_config, tmp_path):
     assert verilator_lint(path, design) == []
 
 
-@pytest.mark.parametrize("design", list(DESIGNS))
-def test_yosys_finds_no_latches(design, sim_config):
+def test_yosys_finds_no_latches(sim_config):
+    """On the top, which holds every other design (a latch is named by its path)."""
     config = REGRESSION_CONFIGS[sim_config]
-    assert yosys_latches(build_design(design, config), design) == []
+    assert yosys_latches(build_design("conv_accel", config), "conv_accel") == []
 
 
 @pytest.mark.parametrize("preset", ["tiny", "default"])
