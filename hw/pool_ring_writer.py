@@ -112,9 +112,14 @@ class PoolRingWriter(wiring.Component):
         below_fill = Signal()                              # y_in < fill_end
         rows_left = self.rows_left                         # y_in < H
 
+        # g_in == groups_last as a register, set with g_in: the lane mask in
+        # front of the line buffer's write register reads it.
+        on_last_group = Signal()
+
         def start_block(first_x, columns):
             size = Mux(columns < shape.in_block, columns, shape.in_block)
             m.d.sync += [block_x.eq(first_x), x_in.eq(first_x), n_in.eq(0), g_in.eq(0),
+                         on_last_group.eq(geo.groups_last == 0),
                          block_last.eq(size - 1), after_block.eq(columns - size)]
 
         m.d.comb += [
@@ -124,7 +129,7 @@ class PoolRingWriter(wiring.Component):
             self.write_en.eq(self.accept & self.fill & (y_in >= self.row_top)),
             self.write_addr.eq(pool_line_address(cfg, g_in, x_in, slot_in)),
         ]
-        store_lanes_in_use(m, self, g_in)
+        store_lanes_in_use(m, self, on_last_group)
 
         with m.If(self.restart):
             start_block(0, shape.width)
@@ -137,7 +142,8 @@ class PoolRingWriter(wiring.Component):
                 m.d.sync += [n_in.eq(n_in + 1), x_in.eq(x_in + 1)]
             with m.Elif(g_in != geo.groups_last):
                 # The block again, for the next channel group.
-                m.d.sync += [n_in.eq(0), g_in.eq(g_in + 1), x_in.eq(block_x)]
+                m.d.sync += [n_in.eq(0), g_in.eq(g_in + 1), x_in.eq(block_x),
+                             on_last_group.eq(g_in + 1 == geo.groups_last)]
             with m.Elif(after_block != 0):
                 start_block(x_in + 1, after_block)
             with m.Else():

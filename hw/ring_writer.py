@@ -67,12 +67,13 @@ def ring_writer_signature(shape, geometry, word, row_top, depth) -> wiring.Signa
     })
 
 
-def store_lanes_in_use(m, writer, group):
+def store_lanes_in_use(m, writer, last_group):
     """Drive ``writer.write_data`` from ``writer.data``, with the lanes beyond ``C`` in the
-    last channel group (``group == groups_last``) stored as 0."""
+    last channel group stored as 0. ``last_group`` (the beat is of the last group)
+    should be a register: the mask drives the write register's reset pins."""
     geo = writer.geometry
     for lane in range(writer.data.shape().length):
-        in_use = (group != geo.groups_last) | (lane < geo.last_lanes)
+        in_use = ~last_group | (lane < geo.last_lanes)
         m.d.comb += writer.write_data[lane].eq(Mux(in_use, writer.data[lane], 0))
 
 
