@@ -26,8 +26,8 @@ class RegisterFIFO(wiring.Component):
     """Stream FIFO of ``depth`` registers; ``o.ready`` reaches no payload bit.
 
     Moves one beat per cycle with no bubble: a beat can enter and another
-    leave in the same cycle, also when it is full (the input waits then: its
-    ``ready`` is the registered "not full").
+    leave in the same cycle. When it is full the input waits a cycle even if
+    a beat leaves (its ``ready`` is the registered "not full").
 
     Parameters
     ----------
