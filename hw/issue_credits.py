@@ -43,6 +43,12 @@ class IssueCredits(wiring.Component):
         No partial sum in flight.
     credit_left : Out(1)
         At least one output-FIFO place is not claimed.
+    acc_idle_unless_issued : Out(1)
+        ``acc_idle`` of the next cycle if no ``issue_acc`` comes this cycle
+        (with one, it is 0).
+    credit_left_unless_issued, credit_left_if_issued : Out(1)
+        ``credit_left`` of the next cycle without and with ``issue_out``
+        this cycle (the engine decides a cycle ahead from these).
     """
 
     def __init__(self, max_in_flight: int, places: int):
@@ -53,20 +59,26 @@ class IssueCredits(wiring.Component):
         super().__init__({
             "issue_acc": In(1), "written": In(1), "issue_out": In(1), "popped": In(1),
             "acc_idle": Out(1, init=1), "credit_left": Out(1, init=1),
+            "acc_idle_unless_issued": Out(1), "credit_left_unless_issued": Out(1),
+            "credit_left_if_issued": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         in_flight = Signal(range(self.max_in_flight + 1))
         credits = Signal(range(self.places + 1), init=self.places)
+        # An issue and a write-back together leave a count above zero; so do
+        # an output issue and a pop together.
+        m.d.comb += [
+            self.acc_idle_unless_issued.eq(Mux(self.written, in_flight == 1, self.acc_idle)),
+            self.credit_left_unless_issued.eq(self.popped | self.credit_left),
+            self.credit_left_if_issued.eq(self.popped | (credits != 1)),
+        ]
         m.d.sync += [
             in_flight.eq(in_flight + self.issue_acc - self.written),
             credits.eq(credits - self.issue_out + self.popped),
-            # An issue and a write-back together leave a count above zero;
-            # so do an output issue and a pop together.
-            self.acc_idle.eq(~self.issue_acc & Mux(self.written, in_flight == 1,
-                                                   self.acc_idle)),
-            self.credit_left.eq(self.popped | Mux(self.issue_out, credits != 1,
-                                                  self.credit_left)),
+            self.acc_idle.eq(~self.issue_acc & self.acc_idle_unless_issued),
+            self.credit_left.eq(Mux(self.issue_out, self.credit_left_if_issued,
+                                    self.credit_left_unless_issued)),
         ]
         return m

@@ -41,7 +41,13 @@ from .group_tiles import tile_range_layout
 from .helpers import above, smallest_of, times_constant
 from .job_control import JobControl
 
-__all__ = ["TileSequencer", "layer_size_members"]
+__all__ = ["TileSequencer", "layer_size_members", "step_facts_layout"]
+
+#: The step facts the engine's issue decision reads: the current step's, or
+#: the next cycle's (``done``: the problem's last vector has issued).
+step_facts_layout = data.StructLayout({
+    "first": 1, "step_end": 1, "to_output": 1, "has_sums": 1, "spaced": 1, "settled": 1,
+    "done": 1})
 
 
 def layer_size_members(config: AccelConfig, chunk_max: int) -> dict:
@@ -94,6 +100,10 @@ class TileSequencer(wiring.Component):
         block; its previous visit is at least ``writeback`` issues back.
     settled : Out(1)
         The next step is worked out: the current step may end.
+    next_if_idle, next_if_issue : Out(step_facts_layout)
+        The step facts of the next cycle if the current vector does not
+        issue this cycle, and if it does: the engine registers its issue
+        decision a cycle ahead from these (meaningless while ``done``).
     """
 
     def __init__(self, config: AccelConfig, *, writeback: int):
@@ -115,6 +125,7 @@ class TileSequencer(wiring.Component):
             "last_mt": Out(1), "last_kt": Out(1), "last_block": Out(1),
             "to_output": Out(1), "from_stream": Out(1), "has_sums": Out(1), "spaced": Out(1),
             "settled": Out(1),
+            "next_if_idle": Out(step_facts_layout), "next_if_issue": Out(step_facts_layout),
         })
 
     def elaborate(self, platform):
@@ -253,11 +264,33 @@ class TileSequencer(wiring.Component):
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
 
+        self._next_facts(m, remaining, settle, spaced_past, b)
         with m.If(self.job.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                         n_left, row_left, block_size, remaining, seen, since, settle)
             m.d.sync += next_chunk.eq(above(self.chunks, 1))    # chunk 0's successor
         return m
+
+    def _next_facts(self, m, remaining, settle, spaced_past, b):
+        """``next_if_idle`` and ``next_if_issue``: what the updates above will leave."""
+        idle, issued = self.next_if_idle, self.next_if_issue
+        m.d.comb += [
+            idle.first.eq(self.first), idle.step_end.eq(self.step_end),
+            idle.to_output.eq(self.to_output), idle.has_sums.eq(self.has_sums),
+            idle.spaced.eq(Mux(self.first & ~self.spaced,
+                               spaced_past.bit_select(self.mt, 1), self.spaced)),
+            idle.settled.eq(settle <= 1), idle.done.eq(self.job.done),
+        ]
+        with m.If(~self.step_end):          # the next vector of this step
+            m.d.comb += [issued.step_end.eq(remaining == 2), issued.to_output.eq(self.to_output),
+                         issued.has_sums.eq(self.has_sums), issued.spaced.eq(1),
+                         issued.settled.eq(settle <= 1)]
+        with m.Elif(self.last_mt & self.last_kt & self.last_block):
+            m.d.comb += issued.done.eq(1)
+        with m.Else():                      # the next step, from stage B; settled is 0
+            m.d.comb += [issued.first.eq(1), issued.step_end.eq(b.block_size == 1),
+                         issued.to_output.eq(b.to_output), issued.has_sums.eq(b.has_sums),
+                         issued.spaced.eq(b.spaced)]
 
     def _spacing_flags(self, m, since, block_size, spaced_at, spaced_past):
         """Next cycle's ``since[t] >= spacing_m2`` and ``since[t] > spacing_m2``.

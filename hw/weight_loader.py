@@ -40,6 +40,9 @@ class WeightLoader(wiring.Component):
         With ``consume``: another tile follows the consumed one.
     full : Out(1)
         A whole tile waits in the shadow registers.
+    full_unless_consumed : Out(1)
+        ``full`` of the next cycle if no ``consume`` comes this cycle (with
+        one, it is 0).
     wload_valid, wload_row, wload_data : Out
         The array's shadow-register load port (registered).
     """
@@ -56,6 +59,7 @@ class WeightLoader(wiring.Component):
             "consume": In(1),
             "more": In(1),
             "full": Out(1),
+            "full_unless_consumed": Out(1),
             "wload_valid": Out(1),
             "wload_row": Out(range(rows)),
             "wload_data": Out(row),
@@ -69,20 +73,24 @@ class WeightLoader(wiring.Component):
         row = Signal(range(rows))
         enable = self.running & wanted & ~self.full & (guard == 0)
         loaded = self.weights.valid & enable
-        m.d.comb += self.weights.ready.eq(enable)
+        m.d.comb += [
+            self.weights.ready.eq(enable),
+            self.full_unless_consumed.eq(self.full | (loaded & (row == rows - 1))),
+        ]
         m.d.sync += [
             self.wload_valid.eq(loaded),
             self.wload_row.eq(row),
             self.wload_data.eq(self.weights.payload),
         ]
         # A consume needs a full tile and a load an empty one: never together.
+        m.d.sync += self.full.eq(~self.consume & self.full_unless_consumed)
         with m.If(self.consume):
-            m.d.sync += [self.full.eq(0), guard.eq(cols), wanted.eq(self.more)]
+            m.d.sync += [guard.eq(cols), wanted.eq(self.more)]
         with m.Elif(guard != 0):
             m.d.sync += guard.eq(guard - 1)
         with m.If(loaded):
             with m.If(row == rows - 1):
-                m.d.sync += [row.eq(0), self.full.eq(1), wanted.eq(0)]
+                m.d.sync += [row.eq(0), wanted.eq(0)]
             with m.Else():
                 m.d.sync += row.eq(row + 1)
         with m.If(self.first_tile):

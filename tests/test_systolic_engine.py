@@ -54,9 +54,17 @@ def run_problem(config, a, w, *, rng, idle=0.3, stall=0.3, max_cycles=200_000, p
         report.update(error=ctx.get(job.error), done=ctx.get(job.done), busy=ctx.get(job.busy),
                       acts_taken=sent_a, weights_taken=sent_w)
 
+    async def decision_check(ctx):
+        # The registered issue decision equals the rule on each cycle's facts.
+        cycle = 0
+        async for _, _, gate, check in ctx.tick().sample(dut.issue_gate, dut.issue_check):
+            assert gate == check, f"issue decision {gate}, rule says {check} at cycle {cycle}"
+            cycle += 1
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
+    sim.add_testbench(decision_check, background=True)
     sim.run()
     return results, report
 
