@@ -1,4 +1,4 @@
-"""Issue credits: the registered acc_idle / credit_left facts follow the counts exactly."""
+"""Issue credits: the registered acc_idle / credit_left facts (and their next values) follow the counts exactly."""
 
 import numpy as np
 import pytest
@@ -29,6 +29,12 @@ def test_facts_match_the_counts_every_cycle(seed):
             for port, value in ((dut.issue_acc, issue_acc), (dut.written, written),
                                 (dut.issue_out, issue_out), (dut.popped, popped)):
                 ctx.set(port, value)
+            # The next cycle's facts, as the engine's one-cycle-ahead decision reads them.
+            idle_next = len(in_flight) - written == 0
+            assert ctx.get(dut.acc_idle_unless_issued) == idle_next, cycle
+            assert ctx.get(dut.credit_left_unless_issued) == (free + popped != 0), cycle
+            if free:                          # an output issue needs a place
+                assert ctx.get(dut.credit_left_if_issued) == (free + popped - 1 != 0), cycle
             await ctx.tick()
             if written:
                 in_flight.pop(0)

@@ -39,7 +39,9 @@ def test_tiles_load_whole_in_order_after_the_swap_guard(seed):
                 assert not (took and full), "a beat taken while a tile waits"
             if ctx.get(dut.wload_valid):
                 loads.append((cycle, ctx.get(dut.wload_row), list(ctx.get(dut.wload_data))))
+            predicted = ctx.get(dut.full_unless_consumed)
             await ctx.tick()
+            assert ctx.get(dut.full) == (predicted and not consume), cycle
             sent += took
             if consume:
                 consumes.append(cycle)
