@@ -74,8 +74,9 @@ from .config import AccelConfig, checked_config
 from .engine_counters import EngineCounters, engine_counters_layout
 from .helpers import above, smallest_of, times_constant
 from .issue_credits import IssueCredits
+from .issue_gate import IssueGate
 from .job_control import JobControl
-from .tile_sequencer import TileSequencer, layer_size_members, step_facts_layout
+from .tile_sequencer import TileSequencer, layer_size_members
 from .weight_loader import WeightLoader
 from .systolic_array import SystolicArray
 
@@ -143,8 +144,8 @@ class SystolicEngine(wiring.Component):
             "job": In(JobControl()),
             "counters": Out(engine_counters_layout()),
         })
-        #: The registered issue decision, and the same rule on this cycle's
-        #: facts (for tests: the two are always equal).
+        #: The registered issue decision and the same rule on this cycle's
+        #: facts (:mod:`convaccel.hw.issue_gate`; tests check they are equal).
         self.issue_gate, self.issue_check = Signal(), Signal()
 
     def elaborate(self, platform):
@@ -187,35 +188,22 @@ class SystolicEngine(wiring.Component):
             max_in_flight=block * mt_max * 2 + lat + 4, places=self.fifo_depth)
 
         m.submodules.loader = loader = WeightLoader(cfg)
-        shadow_full = loader.full
 
         # ---- issue decision (stage 0): a flip-flop and a gate ------------
-        # `go` is the decision worked out a cycle ahead from the next-state
-        # facts of the sequencer, the loader and the credits, for both
-        # outcomes of this cycle; only the stream's valid joins it here, so
-        # the wide fan-out of `issue` starts one gate after a flip-flop.
-        # `can_issue`, the same rule on the current facts, drives only the
-        # stall counters (and a test that `go` always equals it).
-        go = self.issue_gate
-        now = Signal(step_facts_layout)
-        m.d.comb += [getattr(now, name).eq(getattr(seq, name)) for name in (
+        m.submodules.issue_gate = gate = IssueGate()
+        issue = gate.issue
+        m.d.comb += [getattr(gate.now, name).eq(getattr(seq, name)) for name in (
             "first", "step_end", "to_output", "has_sums", "spaced", "settled")]
-        m.d.comb += now.done.eq(issued_all)
-        can_issue, (weights_ok, drain_ok, credit_ok, settled) = _may_issue(
-            now, shadow_full, credits.acc_idle, credits.credit_left)
-        m.d.comb += self.issue_check.eq(running & can_issue)
-        go_idle, _ = _may_issue(seq.next_if_idle, loader.full_unless_consumed,
-                                credits.acc_idle_unless_issued, credits.credit_left_unless_issued)
-        go_issued, _ = _may_issue(
-            seq.next_if_issue, ~first & loader.full_unless_consumed,
-            to_output & credits.acc_idle_unless_issued,
-            Mux(to_output, credits.credit_left_if_issued, credits.credit_left_unless_issued))
-        issue = Signal()
-        m.d.sync += go.eq(running & Mux(issue, go_issued, go_idle))
+        m.d.comb += [getattr(gate, name).eq(getattr(unit, name)) for unit, names in (
+            (loader, ("full", "full_unless_consumed")),
+            (credits, ("acc_idle", "acc_idle_unless_issued", "credit_left",
+                       "credit_left_unless_issued", "credit_left_if_issued")),
+            (seq, ("next_if_idle", "next_if_issue", "from_stream"))) for name in names]
         m.d.comb += [
+            gate.now.done.eq(issued_all), gate.running.eq(running),
+            gate.act_valid.eq(self.act.valid), self.act.ready.eq(gate.act_ready),
+            self.issue_gate.eq(gate.go), self.issue_check.eq(gate.check),
             seq.issue.eq(issue),
-            self.act.ready.eq(go & from_stream),
-            issue.eq(go & (~from_stream | self.act.valid)),
             acc_buffer.read_addr.eq((n << mt_bits) | mt),
         ]
 
@@ -306,25 +294,10 @@ class SystolicEngine(wiring.Component):
             counters.rows.eq(valid_rows),
             counters.cols.eq(Mux(cols_left < cols, cols_left, cols)),
             status.running.eq(running), status.issue.eq(issue), status.issued_all.eq(issued_all),
-            status.weights_ok.eq(weights_ok), status.settled.eq(settled),
-            status.drain_ok.eq(drain_ok), status.credit_ok.eq(credit_ok),
+            *[getattr(status, name).eq(getattr(gate.terms, name))
+              for name in ("weights_ok", "drain_ok", "credit_ok", "settled")],
             status.out_blocked.eq(self.result.valid & ~self.result.ready),
             self.counters.eq(counters.counters),
         ]
         return m
 
-
-def _may_issue(facts, full, acc_idle, credit_left):
-    """The issue rule on one set of step facts; returns it and its four terms.
-
-    A step's first vector needs its weight tile (``full``) and, when the
-    tile already holds sums that may still be in flight, the write-backs
-    done (``acc_idle``); a vector whose sums leave needs an output place
-    (``credit_left``); a step's last vector needs the next step worked out.
-    """
-    weights_ok = ~facts.first | full
-    drain_ok = ~(facts.first & facts.has_sums & ~facts.spaced) | acc_idle
-    credit_ok = ~facts.to_output | credit_left
-    settled = ~facts.step_end | facts.settled
-    return ~facts.done & weights_ok & drain_ok & credit_ok & settled, (
-        weights_ok, drain_ok, credit_ok, settled)
