@@ -11,7 +11,7 @@ and the channel group by increments only (no multiplier); ``pad`` tells a
 tap outside the image.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,73 +94,95 @@ class WindowWalk(wiring.Component):
         next_x0 = Signal(coord)            # ... of the next block's
         x_s = Signal(coord)                # tap column of the block's first position
         rest = Signal.like(geo.out_width)  # positions of the row after this block
-        more_blocks = Signal()             # rest != 0
         # Each loop's "at its last value" is a register, set one step ahead,
-        # so the step decision (the enable of the tap registers) is a few
-        # gates deep instead of four compares.
-        n_last, g_last, s_last, r_last = Signal(), Signal(), Signal(), Signal()
-        first_pass = Signal()              # (r, s, g) = (0, 0, 0)
-        loops = {"n": (n, n_last, block_last == 0),
-                 "g": (tap.group, g_last, geo.groups_last == 0),
-                 "s": (s, s_last, geo.kernel_w_last == 0),
-                 "r": (r, r_last, geo.kernel_h_last == 0)}
+        # and so is the branch the next step takes (`move`, decoded from
+        # the flags' next values): the enables of the tap registers are
+        # then `step` and one flip-flop, not a chain of flag tests.
+        flags = data.StructLayout({"n_last": 1, "g_last": 1, "s_last": 1, "r_last": 1,
+                                   "more_blocks": 1, "first_pass": 1})
+        now, after = Signal(flags), Signal(flags)      # first_pass: (r, s, g) = (0, 0, 0)
+        move = Signal(data.StructLayout({"n": 1, "g": 1, "s": 1, "r": 1, "block": 1,
+                                         "capture": 1}), init={"n": 1})   # _moves(reset)
+        m.d.comb += after.eq(now)
+        m.d.sync += [now.eq(after), move.eq(_moves(after))]
+        loops = {"n": (n, after.n_last, block_last == 0),
+                 "g": (tap.group, after.g_last, geo.groups_last == 0),
+                 "s": (s, after.s_last, geo.kernel_w_last == 0),
+                 "r": (r, after.r_last, geo.kernel_h_last == 0)}
 
         def restart(*names):
             for name in names:
                 value, last, single = loops[name]
-                m.d.sync += [value.eq(0), last.eq(single)]
+                m.d.sync += value.eq(0)
+                m.d.comb += last.eq(single)
 
         def advance(name, limit):
             value, last, _ = loops[name]
-            m.d.sync += [value.eq(value + 1), last.eq(value + 1 == limit)]
+            m.d.sync += value.eq(value + 1)
+            m.d.comb += last.eq(value + 1 == limit)
 
         def start_block(x_first, positions):
             size_last = Mux(positions > block, block - 1, positions - 1)
             restart("g", "s", "r")
             m.d.sync += [
-                n.eq(0), n_last.eq(positions == 1), block_last.eq(size_last),
-                first_pass.eq(1), rest.eq(Mux(positions > block, positions - block, 0)),
-                more_blocks.eq(positions > block),
+                n.eq(0), block_last.eq(size_last),
+                rest.eq(Mux(positions > block, positions - block, 0)),
                 tap.y.eq(self.row_top), tap.slot.eq(self.row_top_slot),
                 x_s.eq(x_first), tap.x.eq(x_first), x0.eq(x_first),
             ]
+            m.d.comb += [after.n_last.eq(positions == 1), after.first_pass.eq(1),
+                         after.more_blocks.eq(positions > block)]
 
-        block_end = r_last & s_last & g_last & n_last
+        block_end = now.r_last & now.s_last & now.g_last & now.n_last
         m.d.comb += [
             self.pad.eq((tap.y < 0) | (tap.y >= shape.height)
                         | (tap.x < 0) | (tap.x >= shape.width)),
-            self.last_group.eq(g_last),
-            self.row_last.eq(block_end & ~more_blocks),
+            self.last_group.eq(now.g_last),
+            self.row_last.eq(block_end & ~now.more_blocks),
         ]
 
         with m.If(self.begin):
             start_block(0 - shape.pad_left, geo.out_width)
         with m.Elif(self.step):
-            with m.If(first_pass & n_last):
+            with m.If(move.capture):
                 m.d.sync += next_x0.eq(tap.x + shape.stride_w)
-            with m.If(~n_last):
+            with m.If(move.n):
                 advance("n", block_last)
                 m.d.sync += tap.x.eq(tap.x + shape.stride_w)
-            with m.Elif(~g_last):
+            with m.Elif(move.g):
                 restart("n")
                 advance("g", geo.groups_last)
-                m.d.sync += [tap.x.eq(x_s), first_pass.eq(0)]
-            with m.Elif(~s_last):
+                m.d.sync += tap.x.eq(x_s)
+                m.d.comb += after.first_pass.eq(0)
+            with m.Elif(move.s):
                 restart("n", "g")
                 advance("s", geo.kernel_w_last)
-                m.d.sync += [x_s.eq(x_s + shape.dilation_w), tap.x.eq(x_s + shape.dilation_w),
-                             first_pass.eq(0)]
-            with m.Elif(~r_last):
+                m.d.sync += [x_s.eq(x_s + shape.dilation_w), tap.x.eq(x_s + shape.dilation_w)]
+                m.d.comb += after.first_pass.eq(0)
+            with m.Elif(move.r):
                 next_slot = tap.slot + shape.dilation_h
                 restart("n", "g", "s")
                 advance("r", geo.kernel_h_last)
                 m.d.sync += [x_s.eq(x0), tap.x.eq(x0), tap.y.eq(tap.y + shape.dilation_h),
                              tap.slot.eq(Mux(next_slot >= geo.ring, next_slot - geo.ring,
-                                             next_slot)),
-                             first_pass.eq(0)]
-            with m.Elif(more_blocks):
+                                             next_slot))]
+                m.d.comb += after.first_pass.eq(0)
+            with m.Elif(move.block):
                 # The row's next block. next_x0 is captured during the
                 # (r, s, g) = 0 pass; when that pass is this one, it is not
                 # written yet.
-                start_block(Mux(first_pass, tap.x + shape.stride_w, next_x0), rest)
+                start_block(Mux(now.first_pass, tap.x + shape.stride_w, next_x0), rest)
         return m
+
+
+def _moves(flags):
+    """The branch a step takes from these loop flags (one-hot), and whether it
+    captures the next block's first column (a step of the first pass that
+    ends a position loop)."""
+    inner_done = flags.n_last
+    return Cat(~flags.n_last,
+               inner_done & ~flags.g_last,
+               inner_done & flags.g_last & ~flags.s_last,
+               inner_done & flags.g_last & flags.s_last & ~flags.r_last,
+               inner_done & flags.g_last & flags.s_last & flags.r_last & flags.more_blocks,
+               flags.first_pass & flags.n_last)
