@@ -181,9 +181,11 @@ class ConvCore(wiring.Component):
         """The units' streams, with a registered stage wherever a ``ready`` is
         combinational (so no path crosses a unit boundary): in front of the
         window generator and the engine's weights (the core's inputs),
-        between the window generator and the engine, and between the
-        requantization and the pooling unit. The engine's results and the
-        requantization's output leave from FIFOs already."""
+        between the window generator and the engine, between the engine and
+        the requantization (the engine's output FIFO spans the chip from the
+        array to here; a registered ``ready`` keeps its level logic local),
+        and between the requantization and the pooling unit. The
+        requantization's output leaves from a FIFO already."""
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
 
         def stage(name, source, reset, kind=SkidBuffer):
@@ -208,6 +210,7 @@ class ConvCore(wiring.Component):
         # The engine's act.ready is the end of its issue decision: it moves
         # only the pointers of a register FIFO, not a skid buffer's payload.
         slices = stage("slice_stage", window.o, flush, RegisterFIFO)
+        results = stage("result_stage", engine.result, flush)
         values = stage("value_stage", requant.o, flush)
         wiring.connect(m, pixels, window.i)
         wiring.connect(m, weights, engine.weights)
@@ -219,11 +222,11 @@ class ConvCore(wiring.Component):
             engine.act.valid.eq(slices.valid),
             engine.act.payload.eq(slices.payload.data),
             slices.ready.eq(engine.act.ready),
-            requant.i.valid.eq(engine.result.valid),
-            requant.i.payload.acc.eq(engine.result.payload.psum),
-            requant.i.payload.group.eq(engine.result.payload.group),
-            requant.i.payload.last.eq(engine.result.payload.last),
-            engine.result.ready.eq(requant.i.ready),
+            requant.i.valid.eq(results.valid),
+            requant.i.payload.acc.eq(results.payload.psum),
+            requant.i.payload.group.eq(results.payload.group),
+            requant.i.payload.last.eq(results.payload.last),
+            results.ready.eq(requant.i.ready),
             pool.i.valid.eq(values.valid),
             pool.i.payload.data.eq(values.payload.value),
             pool.i.payload.last.eq(values.payload.last),
