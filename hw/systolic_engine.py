@@ -72,7 +72,8 @@ from .array_feed import ArrayFeed
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
 from .engine_counters import EngineCounters, engine_counters_layout
-from .helpers import above, smallest_of, times_constant
+from .engine_start import SIZE_NAMES, EngineStart
+from .helpers import times_constant
 from .issue_credits import IssueCredits
 from .issue_gate import IssueGate
 from .job_control import JobControl
@@ -168,21 +169,17 @@ class SystolicEngine(wiring.Component):
 
         # ---- step position (registered facts of the current step) ----------
         m.submodules.sequencer = seq = TileSequencer(cfg, writeback=lat + 2)
-        # The sizes are sampled at start; the sequencer begins a cycle later
-        # from these registers (with the size check registered too), so its
-        # wide start fan-out comes from flip-flops, not from compares.
-        sizes = {name: Signal.like(getattr(self, name), name=f"{name}_held")
-                 for name in ("k_terms", "m_outputs", "n_vectors", "row_length", "chunks")}
-        m.d.comb += [getattr(seq, name).eq(held) for name, held in sizes.items()]
-        m.d.comb += seq.tile_map.eq(self.tile_map)
-        first_block = Signal.like(seq.first_block)
-        m.d.comb += seq.first_block.eq(first_block)
-        running = Signal()
+        m.submodules.start = start = EngineStart(cfg, self.chunk_max)
+        wiring.connect(m, wiring.flipped(self.job), start.job)
+        m.d.comb += [getattr(start, name).eq(getattr(self, name)) for name in SIZE_NAMES]
+        m.d.comb += [getattr(seq, name).eq(getattr(start.held, name)) for name in SIZE_NAMES]
+        m.d.comb += [seq.tile_map.eq(self.tile_map), seq.first_block.eq(start.first_block)]
+        running = start.running
         issued_all = seq.job.done
         n, mt, first = seq.n, seq.mt, seq.first
         last_kt, last_mt, last_block = seq.last_kt, seq.last_mt, seq.last_block
         to_output, from_stream = seq.to_output, seq.from_stream
-        m_total = sizes["m_outputs"]            # for the issued-MAC counter
+        m_total = start.held.m_outputs          # for the issued-MAC counter
 
         m.submodules.issue_credits = credits = IssueCredits(
             max_in_flight=block * mt_max * 2 + lat + 4, places=self.fifo_depth)
@@ -261,27 +258,10 @@ class SystolicEngine(wiring.Component):
         ]
         wiring.connect(m, wiring.flipped(self.weights), loader.weights)
 
-        # ---- start / done / error ---------------------------------------
-        finished = self.result.valid & self.result.ready & self.result.payload.last
-        bad = ((self.n_vectors == 0) | above(self.n_vectors, cfg.max_vectors)
-               | (self.row_length == 0) | above(self.chunks, self.chunk_max)
-               | (self.k_terms == 0) | above(self.k_terms, cfg.max_reduction)
-               | (self.m_outputs == 0) | above(self.m_outputs, cfg.max_out_channels))
-        begin, bad_held = Signal(), Signal()      # the cycle after start
-        m.d.comb += self.job.busy.eq(running | begin)
-        m.d.sync += begin.eq(0)
-        with m.If(self.job.start & ~self.job.busy):
-            m.d.sync += [begin.eq(1), bad_held.eq(bad), self.job.done.eq(0), self.job.error.eq(0)]
-            m.d.sync += [held.eq(getattr(self, name)) for name, held in sizes.items()]
-            m.d.sync += first_block.eq(smallest_of(self.n_vectors, self.row_length, block)[0])
-        with m.If(begin):
-            m.d.sync += [self.job.done.eq(bad_held), self.job.error.eq(bad_held)]
-            m.d.comb += seq.job.start.eq(~bad_held)
-            m.d.comb += loader.first_tile.eq(~bad_held)
-            with m.If(~bad_held):
-                m.d.sync += running.eq(1)
-        with m.Elif(running & finished):
-            m.d.sync += [running.eq(0), self.job.done.eq(1)]
+        m.d.comb += [
+            start.finished.eq(self.result.valid & self.result.ready & self.result.payload.last),
+            seq.job.start.eq(start.launch), loader.first_tile.eq(start.launch),
+        ]
 
         # ---- performance counters --------------------------------------
         valid_rows = Mux(last_kt, seq.k_left, rows)
@@ -290,7 +270,7 @@ class SystolicEngine(wiring.Component):
         m.submodules.engine_counters = counters = EngineCounters(cfg)
         status = counters.status
         m.d.comb += [
-            counters.clear.eq(begin & ~bad_held),
+            counters.clear.eq(start.launch),
             counters.rows.eq(valid_rows),
             counters.cols.eq(Mux(cols_left < cols, cols_left, cols)),
             status.running.eq(running), status.issue.eq(issue), status.issued_all.eq(issued_all),
