@@ -228,8 +228,8 @@ XILINX_CELLS = {"luts": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
 def xilinx_resources(design: str, config: AccelConfig) -> dict:
     """Resource counts from yosys ``synth_xilinx`` (7 series), no place & route.
 
-    Many users target Xilinx parts; yosys maps to LUT6, FDRE, DSP48E1 and
-    RAMB18E1/RAMB36E1 primitives. These are synthesis estimates without
+    Many users target Xilinx parts; yosys maps the flattened design to LUT6,
+    FDRE, DSP48E1 and RAMB18E1/RAMB36E1 primitives. These are synthesis estimates without
     timing: the vendor tools do their own mapping and placement.
     """
     component = build_design(design, config)
@@ -237,7 +237,10 @@ def xilinx_resources(design: str, config: AccelConfig) -> dict:
         work = Path(folder)
         (work / "design.il").write_text(rtlil.convert(component, name=design, emit_src=False))
         started = time.perf_counter()
-        result, log_text = _yosys_stat(work, f"synth_xilinx -family xc7 -top {design}")
+        # Flattened, like the ECP5 flow: on the hierarchical conv_accel
+        # netlist, yosys 0.70's abc9 step stops on a wire-name assertion
+        # (a known yosys issue with multi-bit names); flat, it maps cleanly.
+        result, log_text = _yosys_stat(work, f"synth_xilinx -flatten -family xc7 -top {design}")
         if result.returncode != 0:
             raise _yosys_failure(f"{design} (synth_xilinx)", result, log_text)
         cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
