@@ -122,6 +122,8 @@ class PoolUnit(wiring.Component):
         slot_y0 = counter(cfg.max_pool_kernel)
         advance_steps = Signal(range(cfg.max_pool_stride + 1))
         issue = Signal()                     # a tap's read goes out this cycle
+        height_last = Signal.like(self.out_height)     # held from set-up on (see PoolWalk)
+        m.d.sync += height_last.eq(geo.out_height - 1)
 
         m.d.comb += [
             setup.shape.eq(self.shape), setup.cancel.eq(job.cancel),
@@ -137,7 +139,7 @@ class PoolUnit(wiring.Component):
                                                        walk.tap.slot)),
             output.issue.eq(issue), output.read_data.eq(line_buffer.read_data),
             output.tag.first.eq(walk.first), output.tag.end.eq(walk.window_end),
-            output.tag.last.eq(walk.row_last & (p == geo.out_height - 1)),
+            output.tag.last.eq(walk.row_last & (p == height_last)),
             output.kernel.eq(shape.kernel), output.average.eq(shape.mode == PoolMode.AVG),
             output.clear.eq(job.cancel),
         ]
@@ -185,7 +187,7 @@ class PoolUnit(wiring.Component):
                 frame.leave_on_cancel()
 
             with m.State("ADVANCE"):
-                with m.If(p == geo.out_height - 1):
+                with m.If(p == height_last):
                     m.next = "DRAIN"
                 with m.Elif(advance_steps != 0):
                     m.d.comb += writer.extend.eq(1)

@@ -85,14 +85,20 @@ class PoolWalk(wiring.Component):
         r, s = counter(kmax), counter(kmax)
         q = Signal.like(geo.out_width)
         x0 = Signal(range(cfg.max_width + cfg.max_pool_stride + 1))   # window's left column
-        kernel_last = shape.kernel - 1
+        # The loop ends are registers: the shape and geometry hold from the
+        # frame's set-up on, long before a row begins, and the step decision
+        # (and the pooling unit's row end) then compares with flip-flops,
+        # not through a subtractor's carry chain.
+        kernel_last = Signal.like(shape.kernel)
+        width_last = Signal.like(geo.out_width)
+        m.d.sync += [kernel_last.eq(shape.kernel - 1), width_last.eq(geo.out_width - 1)]
 
         m.d.comb += [
             tap.x.eq(x0 + s),
             self.first.eq((r == 0) & (s == 0)),
             self.window_end.eq((r == kernel_last) & (s == kernel_last)),
             self.row_last.eq(self.window_end & (tap.group == geo.groups_last)
-                             & (q == geo.out_width - 1)),
+                             & (q == width_last)),
         ]
         with m.If(self.begin):
             m.d.sync += [q.eq(0), x0.eq(0), tap.group.eq(0), r.eq(0), s.eq(0),
@@ -108,6 +114,6 @@ class PoolWalk(wiring.Component):
                 m.d.sync += [s.eq(0), r.eq(0), tap.slot.eq(self.row_top_slot)]
                 with m.If(tap.group != geo.groups_last):
                     m.d.sync += tap.group.eq(tap.group + 1)
-                with m.Elif(q != geo.out_width - 1):
+                with m.Elif(q != width_last):
                     m.d.sync += [tap.group.eq(0), q.eq(q + 1), x0.eq(x0 + shape.stride)]
         return m
