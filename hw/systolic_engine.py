@@ -128,8 +128,9 @@ class SystolicEngine(wiring.Component):
         #: the input registers (after the buffer reads) plus the array.
         self.latency = self.rows + self.cols + 2
         #: Output FIFO depth: enough for every vector in flight plus slack,
-        #: so a ready result stream never throttles the array.
-        self.fifo_depth = self.latency + 4
+        #: so a ready result stream never throttles the array (the places
+        #: cover the round trip from issue through the registered FIFO write).
+        self.fifo_depth = self.latency + 5
         acc = signed(config.acc_width)
         #: Bits of the output-tile index carried with each result.
         self.group_bits = max(1, ceil_log2(-(-config.max_out_channels // self.cols)))
@@ -228,14 +229,21 @@ class SystolicEngine(wiring.Component):
             acc_buffer.write_en.eq(to_acc),
             acc_buffer.write_addr.eq(meta.addr),
             acc_buffer.write_data.eq(array.psum_out),
-            out_fifo.w_en.eq(to_fifo),
         ]
-        result_in = Signal(self.result.payload.shape())
-        m.d.comb += [
+        # The FIFO's write is registered once more, so its enable and data
+        # load only the FIFO and sit beside it: the FIFO's level logic joins
+        # its write and read sides, and the array is far from the reader.
+        # (The output places reserved at issue cover the extra register.)
+        fifo_write = Signal()
+        result_in = Signal(self.result.payload.shape(), reset_less=True)
+        m.d.sync += [
+            fifo_write.eq(to_fifo),
             result_in.psum.eq(array.psum_out),
             result_in.last.eq(meta.last),
             result_in.group.eq(meta.addr[:mt_bits]),
-            out_fifo.w_data.eq(result_in),
+        ]
+        m.d.comb += [
+            out_fifo.w_en.eq(fifo_write), out_fifo.w_data.eq(result_in),
             self.result.valid.eq(out_fifo.r_rdy),
             self.result.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.result.ready),

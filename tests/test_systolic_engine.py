@@ -181,10 +181,10 @@ def test_compute_bound_problem_keeps_the_array_busy():
     ideal = 32 * 8 * 8 // 4   # 512 vector issues: 2 blocks x 4 kt x 4 mt x 16
     # No bubble between the 32 tiles: the only stalls are the first tile's
     # 2 load cycles; the fill is the array's latency (rows + cols + 1 = 5) plus
-    # 4 register stages (issue, array inputs, accumulate, output FIFO).
+    # 5 register stages (issue, array inputs, accumulate, FIFO write, output FIFO).
     assert report["weight_stall"] == 2, report
     assert report["input_stall"] == report["output_stall"] == report["drain_stall"] == 0
-    assert report["busy_cycles"] == ideal + 2 + 5 + 4, report
+    assert report["busy_cycles"] == ideal + 2 + 5 + 5, report
 
 
 @pytest.mark.parametrize("block", [5, 6, 7, 8])
