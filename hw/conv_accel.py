@@ -344,11 +344,17 @@ class ConvAccel(wiring.Component):
         # later, from registers (its decode does not follow the register
         # file's in one cycle); the requantization reads them only once a
         # layer's first results arrive, long after any start.
+        # The core starts from a register: the start decision (busy, the
+        # layer check, a bad parameter write) ends at one flip-flop instead
+        # of reaching every unit's layer-sampling enables in the same cycle.
+        # While that start is pending the accelerator counts as busy.
+        start_pending = Signal()
+        busy = core.job.busy | start_pending
         param_en = Signal()
         param_addr = Signal.like(core.param_addr, reset_less=True)
         param_data = Signal.like(core.param_data, reset_less=True)
         m.d.sync += [
-            param_en.eq(param_write & ~bad_channel & ~core.job.busy),
+            param_en.eq(param_write & ~bad_channel & ~busy),
             param_addr.eq(channel),
             param_data.bias.eq(port("param_bias", "bias")),
             param_data.multiplier.eq(port("param_multiplier", "multiplier")),
@@ -356,24 +362,25 @@ class ConvAccel(wiring.Component):
         ]
         m.d.comb += [core.param_en.eq(param_en), core.param_addr.eq(param_addr),
                      core.param_data.eq(param_data)]
-        idle_start = port("control", "start") & ~core.job.busy
+        idle_start = port("control", "start") & ~busy
         # A parameter write to a channel beyond the maximum since the last
         # start; like a register above its maximum, it makes start refuse.
         bad_param_write = Signal()
         refused = Signal()
         m.d.comb += [
-            core.job.start.eq(idle_start & ~exceeds & ~bad_param_write),
+            core.job.start.eq(start_pending),
             core.job.cancel.eq(port("control", "cancel")),
         ]
+        m.d.sync += start_pending.eq(idle_start & ~exceeds & ~bad_param_write)
         m.d.sync += refused.eq(idle_start & (exceeds | bad_param_write))
-        with m.If(param_write & bad_channel & ~core.job.busy):
+        with m.If(param_write & bad_channel & ~busy):
             m.d.sync += bad_param_write.eq(1)
         with m.Elif(idle_start):
             m.d.sync += bad_param_write.eq(0)
         # Parameters are not double-buffered: a write while busy would change
         # the running layer's remaining outputs, so it is dropped and flagged.
         param_busy = Signal()
-        with m.If(param_write & core.job.busy):
+        with m.If(param_write & busy):
             m.d.sync += param_busy.eq(1)
         with m.Elif(idle_start):
             m.d.sync += param_busy.eq(0)
@@ -402,7 +409,7 @@ class ConvAccel(wiring.Component):
         m.d.sync += done_before.eq(core.job.done)
         m.d.comb += [
             ended.eq((core.job.done & ~done_before) | refused),
-            port("status", "busy").eq(core.job.busy),
+            port("status", "busy").eq(busy),
             getattr(self.registers, set_port_name("status", "done")).eq(ended),
             # A start clears done (and so irq): a host may start on the interrupt.
             getattr(self.registers, clear_port_name("status", "done")).eq(idle_start),
@@ -420,8 +427,9 @@ class ConvAccel(wiring.Component):
         counters = core.counters
         live = {
             # The core counts from the edge that takes start; that edge comes
-            # WRITE_LATENCY - 1 edges after the start write's handshake.
-            "busy_cycles": counters.layer.busy_cycles + (AxiLiteRegisterFile.WRITE_LATENCY - 1),
+            # WRITE_LATENCY edges after the start write's handshake (the
+            # last one is the start register's).
+            "busy_cycles": counters.layer.busy_cycles + AxiLiteRegisterFile.WRITE_LATENCY,
             "active_cycles": counters.engine.active_cycles,
             "macs_lo": counters.layer.macs[:32], "macs_hi": counters.layer.macs[32:],
             "input_stall": counters.engine.input_stall,
