@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -106,6 +107,16 @@ def machine_description() -> str:
     except (OSError, ValueError):
         memory = ""
     return f"{os.cpu_count()} cores{memory}{model}"
+
+
+def source_commit() -> str | None:
+    """The short commit of the source checkout the figures are from (None outside git)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).resolve().parents[1], timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def _dsp_outside_array(units: list[dict]) -> str:
@@ -225,7 +236,8 @@ def run_results(out: Path, *, log=print) -> str:
     save(("array", array_figures), ("layers", layers))
     (out / "meta.json").write_text(json.dumps(
         {"minutes": round((time.perf_counter() - started) / 60, 1),
-         "date": datetime.date.today().isoformat(), "machine": machine_description()}) + "\n")
+         "date": datetime.date.today().isoformat(), "machine": machine_description(),
+         "commit": source_commit()}) + "\n")
     return render_results(out)
 
 
@@ -251,9 +263,10 @@ def render_results(out: Path) -> str:
     machine = meta.get("machine", "the 2-core reference machine")
     when = f" on {meta['date']}" if "date" in meta else ""
     took = f"{meta['minutes']:.0f} minutes on {machine}{when}; " if "minutes" in meta else ""
+    commit = f" at commit {meta['commit']}" if meta.get("commit") else ""
     tools = main[0]["tools"]
     markdown = "\n".join([
-        f"Produced by `convaccel results` ({took}tables and plots). Tools: "
+        f"Produced by `convaccel results`{commit} ({took}tables and plots). Tools: "
         f"{tools['yosys'].split(' (')[0]}, {tools['nextpnr'].split('(')[-1].rstrip(')')}; "
         "ECP5 = LFE5U-85F-6BG381 out of context, iCE40 = UP5K-SG48 with the ports folded "
         "(see `scripts/synth.py`; ECP5 netlists use the block RAM and DSP primitives with "
