@@ -174,22 +174,29 @@ class TileSequencer(wiring.Component):
         # ---- stage A: the next step's position ---------------------------
         a = Signal(data.StructLayout({
             "kind": 2,            # 0: next tile, 1: next reduction tile, 2: next block
-            "mt": mt_bits, "chunk": len(chunk), "k_left": len(self.k_left),
-            "n_left": len(n_left), "row_left": len(row_left)}))
+            "mt": mt_bits, "chunk": len(chunk), "chunk_after": len(chunk),
+            "k_left": len(self.k_left), "n_left": len(n_left), "row_left": len(row_left)}))
         # The chunk after the current one is a register (worked out in stage
-        # B with the step), so the tile map is read straight from it.
+        # B with the step), so the tile map is read straight from it; the
+        # chunk after a.chunk (0 after the last, and always 0 when dense) is
+        # worked out here, so stage B reads the tile map at a register too.
         next_chunk = Signal.like(chunk)
+        chunk_last = Signal.like(chunk)              # chunks - 1 (when grouped)
         next_lo = Mux(grouped, self.tile_map[next_chunk].lo, 0)
         with m.If(~self.last_mt):
             m.d.sync += [a.kind.eq(0), a.mt.eq(self.mt + 1), a.chunk.eq(chunk),
+                         a.chunk_after.eq(next_chunk),
                          a.k_left.eq(self.k_left), a.n_left.eq(n_left),
                          a.row_left.eq(row_left)]
         with m.Elif(~self.last_kt):
             m.d.sync += [a.kind.eq(1), a.mt.eq(next_lo), a.chunk.eq(next_chunk),
+                         a.chunk_after.eq(Mux((next_chunk == chunk_last) | ~grouped, 0,
+                                              next_chunk + 1)),
                          a.k_left.eq(self.k_left - rows), a.n_left.eq(n_left),
                          a.row_left.eq(row_left)]
         with m.Else():
-            m.d.sync += [a.kind.eq(2), a.mt.eq(0), a.chunk.eq(0), a.k_left.eq(k_total),
+            m.d.sync += [a.kind.eq(2), a.mt.eq(0), a.chunk.eq(0), a.chunk_after.eq(grouped),
+                         a.k_left.eq(k_total),
                          a.n_left.eq(n_left - block_size),
                          a.row_left.eq(Mux(row_left == block_size, row_total,
                                            row_left - block_size))]
@@ -204,15 +211,13 @@ class TileSequencer(wiring.Component):
         # The next block: up to `block` positions, within the row and the problem.
         next_size, block_is_last = smallest_of(a.n_left, a.row_left, block)
         visits = self.tile_map[a.chunk]
-        # The chunk after a.chunk (0 after the last, and always 0 when dense).
-        chunk_after = Mux((a.chunk == chunk_total - 1) | ~grouped, 0, a.chunk + 1)
-        after_next = self.tile_map[chunk_after]
+        after_next = self.tile_map[a.chunk_after]
         # The write-back rule for the next visit: it shares this block's size
         # (a new block has no sums to wait for), so the threshold is a register.
         spaced_next = Mux(a.mt == self.mt, big_block, spaced_at.bit_select(a.mt, 1))
         m.d.sync += [
             b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
-            b.next_chunk.eq(chunk_after),
+            b.next_chunk.eq(a.chunk_after),
             b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
             b.block_size.eq(Mux(a.kind == 2, next_size, block_size)),
             b.last_mt.eq(Mux(grouped, a.mt == visits.hi,
@@ -221,7 +226,7 @@ class TileSequencer(wiring.Component):
             b.last_block.eq(Mux(a.kind == 2, block_is_last,
                                 self.last_block)),
             b.to_output.eq(Mux(grouped, (a.k_left <= tap_terms)
-                               & ((a.chunk == chunk_total - 1) | (after_next.lo > a.mt)),
+                               & ((a.chunk_after == 0) | (after_next.lo > a.mt)),
                                a.k_left <= rows)),
             b.has_sums.eq((a.kind != 2) & ((a.mt == self.mt) | seen.bit_select(a.mt, 1))),
             b.spaced.eq((a.kind == 2) | spaced_next),
@@ -268,7 +273,8 @@ class TileSequencer(wiring.Component):
         with m.If(self.job.start):
             self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
                         n_left, row_left, block_size, remaining, seen, since, settle)
-            m.d.sync += next_chunk.eq(above(self.chunks, 1))    # chunk 0's successor
+            m.d.sync += [next_chunk.eq(above(self.chunks, 1)),   # chunk 0's successor
+                         chunk_last.eq(self.chunks - 1)]
         return m
 
     def _next_facts(self, m, remaining, settle, spaced_past, b):
