@@ -402,13 +402,16 @@ class ConvAccel(wiring.Component):
             "cancelled": ran & error.cancelled, "param_busy": param_busy,
         }
         assert list(causes) == list(ERROR_BITS)
-        # A layer ends when the core raises done, or one cycle after a refused
-        # start (once `exceeded` and `param_error` hold its causes).
+        # A layer ends the cycle after the core raises done, or two cycles
+        # after a refused start (once `exceeded` and `param_error` hold its
+        # causes). `ended` is a register: the layer counters see each stream
+        # beat a cycle late (a registered handshake), and the readback
+        # captures them with `ended`, complete.
         done_before = Signal()
         ended = Signal()
-        m.d.sync += done_before.eq(core.job.done)
+        m.d.sync += [done_before.eq(core.job.done),
+                     ended.eq((core.job.done & ~done_before) | refused)]
         m.d.comb += [
-            ended.eq((core.job.done & ~done_before) | refused),
             port("status", "busy").eq(busy),
             getattr(self.registers, set_port_name("status", "done")).eq(ended),
             # A start clears done (and so irq): a host may start on the interrupt.

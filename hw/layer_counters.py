@@ -17,10 +17,11 @@ between groups and the unused columns of a partial tile are not counted
 
 ``pixel_beats``, ``weight_beats`` and ``out_beats`` count the handshakes on
 the core's three streams from ``start`` on: times the ``tdata`` bytes of
-each, the bytes a layer moves across the bus.
+each, the bytes a layer moves across the bus. Each beat is counted one
+cycle after its handshake.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -104,6 +105,13 @@ class LayerCounters(wiring.Component):
             s2_macs.eq(Mux(s1_valid, times_small(self.terms, s1_lanes), 0)),
         ]
 
+        # The stream handshakes are registered before they are counted: the
+        # ports' ready is logic, and the counters sit by the register file.
+        # A beat is counted a cycle late (the top reads the counters after
+        # its registered `ended`); no beat is taken in the cycle of start.
+        beats = Signal(3)
+        m.d.sync += beats.eq(Cat(self.pixel_beat, self.weight_beat, self.out_beat))
+
         # ---- busy cycles: the start edge to the last output handshake ----
         counting = Signal()
         with m.If(self.start):
@@ -111,9 +119,9 @@ class LayerCounters(wiring.Component):
                          ctr.pixel_beats.eq(0), ctr.weight_beats.eq(0), ctr.out_beats.eq(0)]
         with m.Else():
             m.d.sync += [ctr.macs.eq(ctr.macs + s2_macs),
-                         ctr.pixel_beats.eq(ctr.pixel_beats + self.pixel_beat),
-                         ctr.weight_beats.eq(ctr.weight_beats + self.weight_beat),
-                         ctr.out_beats.eq(ctr.out_beats + self.out_beat)]
+                         ctr.pixel_beats.eq(ctr.pixel_beats + beats[0]),
+                         ctr.weight_beats.eq(ctr.weight_beats + beats[1]),
+                         ctr.out_beats.eq(ctr.out_beats + beats[2])]
             with m.If(counting):
                 m.d.sync += ctr.busy_cycles.eq(ctr.busy_cycles + 1)
                 with m.If(self.out_last | self.stop):
