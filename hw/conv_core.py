@@ -51,7 +51,7 @@ Counters: :class:`~convaccel.hw.layer_counters.LayerCounters` (cycles from
 engine's own issue and stall counters.
 """
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -437,9 +437,9 @@ class ConvCore(wiring.Component):
             counters.result.eq(engine.result.valid & engine.result.ready),
             counters.result_tile.eq(engine.result.payload.group),
             counters.out_last.eq(self.out.valid & self.out.ready & self.out.payload.last),
-            counters.pixel_beat.eq(self.pixels.valid & self.pixels.ready),
-            counters.weight_beat.eq(self.weights.valid & self.weights.ready),
-            counters.out_beat.eq(self.out.valid & self.out.ready),
+            *[getattr(counters.streams, name).eq(Cat(port.valid, port.ready))
+              for name, port in (("pixels", self.pixels), ("weights", self.weights),
+                                 ("out", self.out))],
             counters.stop.eq(finish),
         ]
         # busy is a register (set by an idle start, cleared with `finish`:

@@ -21,7 +21,7 @@ each, the bytes a layer moves across the bus. Each beat is counted one
 cycle after its handshake.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -56,8 +56,9 @@ class LayerCounters(wiring.Component):
         A result beat of output tile ``result_tile`` was handed on.
     out_last, stop : In(1)
         The output handshake with ``last``; the layer ended without it.
-    pixel_beat, weight_beat, out_beat : In(1)
-        A handshake on the core's pixel, weight or output stream.
+    streams : In(StructLayout)
+        ``valid`` and ``ready`` of the core's ``pixels``, ``weights`` and
+        ``out`` streams (a handshake is a beat).
     counters : Out(layer_counters_layout())
     """
 
@@ -75,7 +76,9 @@ class LayerCounters(wiring.Component):
             "result_tile": In(self.tile_bits),
             "out_last": In(1),
             "stop": In(1),
-            "pixel_beat": In(1), "weight_beat": In(1), "out_beat": In(1),
+            "streams": In(data.StructLayout({
+                name: data.StructLayout({"valid": 1, "ready": 1})
+                for name in ("pixels", "weights", "out")})),
             "counters": Out(layer_counters_layout()),
         })
 
@@ -105,12 +108,17 @@ class LayerCounters(wiring.Component):
             s2_macs.eq(Mux(s1_valid, times_small(self.terms, s1_lanes), 0)),
         ]
 
-        # The stream handshakes are registered before they are counted: the
-        # ports' ready is logic, and the counters sit by the register file.
-        # A beat is counted a cycle late (the top reads the counters after
-        # its registered `ended`); no beat is taken in the cycle of start.
-        beats = Signal(3)
-        m.d.sync += beats.eq(Cat(self.pixel_beat, self.weight_beat, self.out_beat))
+        # Each stream's valid and ready are registered before they are
+        # counted: the counters sit by the register file, far from the
+        # ports, and the handshake AND of the port's own stage stays there
+        # (not shared with the counter). A beat is counted a cycle late (the
+        # top reads the counters after its registered `ended`); no beat is
+        # taken in the cycle of start.
+        seen = Signal.like(self.streams)
+        m.d.sync += seen.eq(self.streams)
+        beats = [seen.pixels.valid & seen.pixels.ready,
+                 seen.weights.valid & seen.weights.ready,
+                 seen.out.valid & seen.out.ready]
 
         # ---- busy cycles: the start edge to the last output handshake ----
         counting = Signal()
