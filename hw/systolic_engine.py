@@ -64,10 +64,10 @@ stays idle.
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .array_drain import ArrayDrain, engine_result_layout
 from .array_feed import ArrayFeed
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
@@ -131,17 +131,12 @@ class SystolicEngine(wiring.Component):
         #: so a ready result stream never throttles the array (the places
         #: cover the round trip from issue through the registered FIFO write).
         self.fifo_depth = self.latency + 5
-        acc = signed(config.acc_width)
-        #: Bits of the output-tile index carried with each result.
-        self.group_bits = max(1, ceil_log2(-(-config.max_out_channels // self.cols)))
         self.chunk_max = -(-config.max_in_channels // self.rows)
-        result = data.StructLayout({"psum": data.ArrayLayout(acc, self.cols),
-                                    "group": self.group_bits, "last": 1})
         super().__init__({
             "act": In(stream.Signature(data.ArrayLayout(signed(config.act_width), self.rows))),
             "weights": In(stream.Signature(
                 data.ArrayLayout(signed(config.weight_width), self.cols))),
-            "result": Out(stream.Signature(result)),
+            "result": Out(stream.Signature(engine_result_layout(config))),
             **layer_size_members(config, self.chunk_max),
             "job": In(JobControl()),
             "counters": Out(engine_counters_layout()),
@@ -165,8 +160,6 @@ class SystolicEngine(wiring.Component):
         # RAM's slow output; writes come from registers already.
         m.submodules.acc_buffer = acc_buffer = BankedMemory(
             acc_layout, block << mt_bits, bank_depth=512, registered_write=False, ram_width=36)
-        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(
-            width=len(self.result.payload.as_value()), depth=self.fifo_depth)
 
         # ---- step position (registered facts of the current step) ----------
         m.submodules.sequencer = seq = TileSequencer(cfg, writeback=lat + 2)
@@ -217,39 +210,17 @@ class SystolicEngine(wiring.Component):
             array.swap.eq(feed.array_swap), array.psum_in.eq(feed.array_psum),
         ]
 
-        # ---- outputs of the array ---------------------------------------
-        meta = feed.meta
-        for stage in range(lat):
-            delayed = Signal.like(feed.meta, name=f"meta_d{stage + 1}")
-            m.d.sync += delayed.eq(meta)
-            meta = delayed
-        to_fifo = meta.valid & meta.to_output
-        to_acc = meta.valid & ~meta.to_output
+        # ---- the array's sums: write-back or result FIFO -----------------
+        m.submodules.drain = drain = ArrayDrain(cfg, latency=lat, depth=self.fifo_depth)
         m.d.comb += [
-            acc_buffer.write_en.eq(to_acc),
-            acc_buffer.write_addr.eq(meta.addr),
-            acc_buffer.write_data.eq(array.psum_out),
+            drain.issued.eq(feed.meta), drain.sums.eq(array.psum_out),
+            acc_buffer.write_en.eq(drain.write_en),
+            acc_buffer.write_addr.eq(drain.write_addr),
+            acc_buffer.write_data.eq(drain.write_data),
         ]
-        # The FIFO's write is registered once more, so its enable and data
-        # load only the FIFO and sit beside it: the FIFO's level logic joins
-        # its write and read sides, and the array is far from the reader.
-        # (The output places reserved at issue cover the extra register.)
-        fifo_write = Signal()
-        result_in = Signal(self.result.payload.shape(), reset_less=True)
-        m.d.sync += [
-            fifo_write.eq(to_fifo),
-            result_in.psum.eq(array.psum_out),
-            result_in.last.eq(meta.last),
-            result_in.group.eq(meta.addr[:mt_bits]),
-        ]
+        wiring.connect(m, drain.result, wiring.flipped(self.result))
         m.d.comb += [
-            out_fifo.w_en.eq(fifo_write), out_fifo.w_data.eq(result_in),
-            self.result.valid.eq(out_fifo.r_rdy),
-            self.result.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.result.ready),
-        ]
-        m.d.comb += [
-            credits.issue_acc.eq(issue & ~to_output), credits.written.eq(to_acc),
+            credits.issue_acc.eq(issue & ~to_output), credits.written.eq(drain.write_en),
             credits.issue_out.eq(issue & to_output),
             credits.popped.eq(self.result.valid & self.result.ready),
         ]
