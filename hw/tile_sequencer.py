@@ -31,6 +31,8 @@ when it is exactly one less than at the transition; a step whose first
 vector waits (for its weight tile) re-checks the rule every cycle.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -130,29 +132,42 @@ class TileSequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, rows, cols, block = self.config, self.rows, self.cols, self.block
-        mt_bits = len(self.mt)
+        r = self._registers(m)
+        a = self._stage_a(m, r)
+        b = self._stage_b(m, r, a)
+        self._current_step(m, r, b)
+        self._next_facts(m, r, b)
+        with m.If(self.job.start):
+            self._begin(m, r)
+        return m
 
-        # Problem registers.
-        k_total = Signal.like(self.k_terms)
-        m_last_base = Signal(range(-cols, cfg.max_out_channels + 1))   # M - cols
-        chunk_total = Signal.like(self.chunks)
-        tap_terms = Signal(range(self.chunk_max * rows + 1))           # chunks * rows
-        row_total = Signal.like(self.row_length)
-        grouped = Signal()
-        m.d.comb += grouped.eq(above(chunk_total, 1))
-
-        # Current step.
-        chunk = Signal(range(max(2, self.chunk_max)))
-        n_left = Signal.like(self.n_vectors)        # positions from this block on
-        row_left = Signal.like(self.row_length)     # positions left in this output row
-        block_size = Signal.like(self.n_vectors)
-        remaining = Signal.like(self.n_vectors)     # vectors of the step still to issue
-        seen = Signal(self.mt_max)                  # tiles with sums in this block (before mt)
-        # Cycles since each tile's last issue (saturating at writeback).
-        since = Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max))
-        settle = Signal(range(3))
-        m.d.comb += self.settled.eq(settle == 0)
+    def _registers(self, m):
+        """The problem's registers and the current step's (beyond the ports)."""
+        cfg, rows = self.config, self.rows
+        r = SimpleNamespace(
+            k_total=Signal.like(self.k_terms),
+            m_last_base=Signal(range(-self.cols, cfg.max_out_channels + 1)),   # M - cols
+            chunk_total=Signal.like(self.chunks),
+            tap_terms=Signal(range(self.chunk_max * rows + 1)),                # chunks * rows
+            row_total=Signal.like(self.row_length),
+            grouped=Signal(),
+            chunk=Signal(range(max(2, self.chunk_max))),
+            n_left=Signal.like(self.n_vectors),        # positions from this block on
+            row_left=Signal.like(self.row_length),     # positions left in this output row
+            block_size=Signal.like(self.n_vectors),
+            remaining=Signal.like(self.n_vectors),     # vectors of the step still to issue
+            seen=Signal(self.mt_max),                  # tiles with sums in this block (before mt)
+            # Cycles since each tile's last issue (saturating at writeback).
+            since=Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max)),
+            settle=Signal(range(3)),
+            # The two tests on since[t] against spacing_m2 (see _spacing_flags).
+            spaced_at=Signal(self.mt_max),
+            spaced_past=Signal(self.mt_max),
+            big_block=Signal(),          # block_size >= writeback: no wait at all
+        )
+        r.next_chunk = Signal.like(r.chunk)     # the chunk after the current one
+        r.chunk_last = Signal.like(r.chunk)     # chunks - 1 (when grouped)
+        m.d.comb += [r.grouped.eq(above(r.chunk_total, 1)), self.settled.eq(r.settle == 0)]
         # The next visit's vector n comes at least since + 1 + block_size
         # cycles after the last visit's vector n, and must come writeback
         # cycles after it: since >= writeback - 1 - block_size at the
@@ -161,125 +176,116 @@ class TileSequencer(wiring.Component):
         # block_size a cycle late: they are read from the second cycle of a
         # step on (stage B; a new block's first step has no sums, so its wait
         # check is off), when they hold the step's block size.
-        # The two tests on since[t] against spacing_m2 are kept as one flag
-        # per tile (spaced_at[t]: since >= spacing_m2, spaced_past[t]: since
-        # > spacing_m2), worked out a cycle ahead from since[t] and
-        # block_size, so a step reads a bit where it would compare a mux of
-        # counters.
-        spaced_at = Signal(self.mt_max)
-        spaced_past = Signal(self.mt_max)
-        big_block = Signal()          # block_size >= writeback: no wait at all
-        m.d.sync += big_block.eq(block_size >= self.writeback)
+        m.d.sync += r.big_block.eq(r.block_size >= self.writeback)
+        return r
 
-        # ---- stage A: the next step's position ---------------------------
+    def _stage_a(self, m, r):
+        """Stage A: the next step's position, from the current step's registers.
+
+        The chunk after the current one is a register (worked out in stage
+        B with the step), so the tile map is read straight from it; the
+        chunk after ``a.chunk`` (0 after the last, and always 0 when dense)
+        is worked out here, so stage B reads the tile map at a register too.
+        """
         a = Signal(data.StructLayout({
             "kind": 2,            # 0: next tile, 1: next reduction tile, 2: next block
-            "mt": mt_bits, "chunk": len(chunk), "chunk_after": len(chunk),
-            "k_left": len(self.k_left), "n_left": len(n_left), "row_left": len(row_left)}))
-        # The chunk after the current one is a register (worked out in stage
-        # B with the step), so the tile map is read straight from it; the
-        # chunk after a.chunk (0 after the last, and always 0 when dense) is
-        # worked out here, so stage B reads the tile map at a register too.
-        next_chunk = Signal.like(chunk)
-        chunk_last = Signal.like(chunk)              # chunks - 1 (when grouped)
+            "mt": len(self.mt), "chunk": len(r.chunk), "chunk_after": len(r.chunk),
+            "k_left": len(self.k_left), "n_left": len(r.n_left), "row_left": len(r.row_left)}))
+        next_chunk, grouped = r.next_chunk, r.grouped
         next_lo = Mux(grouped, self.tile_map[next_chunk].lo, 0)
         with m.If(~self.last_mt):
-            m.d.sync += [a.kind.eq(0), a.mt.eq(self.mt + 1), a.chunk.eq(chunk),
+            m.d.sync += [a.kind.eq(0), a.mt.eq(self.mt + 1), a.chunk.eq(r.chunk),
                          a.chunk_after.eq(next_chunk),
-                         a.k_left.eq(self.k_left), a.n_left.eq(n_left),
-                         a.row_left.eq(row_left)]
+                         a.k_left.eq(self.k_left), a.n_left.eq(r.n_left),
+                         a.row_left.eq(r.row_left)]
         with m.Elif(~self.last_kt):
             m.d.sync += [a.kind.eq(1), a.mt.eq(next_lo), a.chunk.eq(next_chunk),
-                         a.chunk_after.eq(Mux((next_chunk == chunk_last) | ~grouped, 0,
+                         a.chunk_after.eq(Mux((next_chunk == r.chunk_last) | ~grouped, 0,
                                               next_chunk + 1)),
-                         a.k_left.eq(self.k_left - rows), a.n_left.eq(n_left),
-                         a.row_left.eq(row_left)]
+                         a.k_left.eq(self.k_left - self.rows), a.n_left.eq(r.n_left),
+                         a.row_left.eq(r.row_left)]
         with m.Else():
             m.d.sync += [a.kind.eq(2), a.mt.eq(0), a.chunk.eq(0), a.chunk_after.eq(grouped),
-                         a.k_left.eq(k_total),
-                         a.n_left.eq(n_left - block_size),
-                         a.row_left.eq(Mux(row_left == block_size, row_total,
-                                           row_left - block_size))]
+                         a.k_left.eq(r.k_total),
+                         a.n_left.eq(r.n_left - r.block_size),
+                         a.row_left.eq(Mux(r.row_left == r.block_size, r.row_total,
+                                           r.row_left - r.block_size))]
+        return a
 
-        # ---- stage B: the next step's size and facts ---------------------
+    def _stage_b(self, m, r, a):
+        """Stage B: the next step's size and facts, from stage A."""
+        rows, grouped = self.rows, r.grouped
         b = Signal(data.StructLayout({
-            "kind": 2, "mt": mt_bits, "chunk": len(chunk), "next_chunk": len(chunk),
-            "k_left": len(self.k_left), "n_left": len(n_left), "row_left": len(row_left),
-            "block_size": len(block_size),
+            "kind": 2, "mt": len(self.mt), "chunk": len(r.chunk), "next_chunk": len(r.chunk),
+            "k_left": len(self.k_left), "n_left": len(r.n_left), "row_left": len(r.row_left),
+            "block_size": len(r.block_size),
             "last_mt": 1, "last_kt": 1, "last_block": 1, "to_output": 1, "has_sums": 1,
             "spaced": 1}))
         # The next block: up to `block` positions, within the row and the problem.
-        next_size, block_is_last = smallest_of(a.n_left, a.row_left, block)
+        next_size, block_is_last = smallest_of(a.n_left, a.row_left, self.block)
         visits = self.tile_map[a.chunk]
         after_next = self.tile_map[a.chunk_after]
         # The write-back rule for the next visit: it shares this block's size
         # (a new block has no sums to wait for), so the threshold is a register.
-        spaced_next = Mux(a.mt == self.mt, big_block, spaced_at.bit_select(a.mt, 1))
+        spaced_next = Mux(a.mt == self.mt, r.big_block, r.spaced_at.bit_select(a.mt, 1))
         m.d.sync += [
             b.kind.eq(a.kind), b.mt.eq(a.mt), b.chunk.eq(a.chunk), b.k_left.eq(a.k_left),
             b.next_chunk.eq(a.chunk_after),
             b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
-            b.block_size.eq(Mux(a.kind == 2, next_size, block_size)),
+            b.block_size.eq(Mux(a.kind == 2, next_size, r.block_size)),
             b.last_mt.eq(Mux(grouped, a.mt == visits.hi,
-                             times_constant(a.mt, cols) >= m_last_base)),
+                             times_constant(a.mt, self.cols) >= r.m_last_base)),
             b.last_kt.eq(a.k_left <= rows),
-            b.last_block.eq(Mux(a.kind == 2, block_is_last,
-                                self.last_block)),
-            b.to_output.eq(Mux(grouped, (a.k_left <= tap_terms)
+            b.last_block.eq(Mux(a.kind == 2, block_is_last, self.last_block)),
+            b.to_output.eq(Mux(grouped, (a.k_left <= r.tap_terms)
                                & ((a.chunk_after == 0) | (after_next.lo > a.mt)),
                                a.k_left <= rows)),
-            b.has_sums.eq((a.kind != 2) & ((a.mt == self.mt) | seen.bit_select(a.mt, 1))),
+            b.has_sums.eq((a.kind != 2) & ((a.mt == self.mt) | r.seen.bit_select(a.mt, 1))),
             b.spaced.eq((a.kind == 2) | spaced_next),
         ]
+        return b
 
-        # ---- the current step ------------------------------------------
+    def _current_step(self, m, r, b):
+        """The current step's updates: the next vector, or the next step from stage B."""
         for tile in range(self.mt_max):
             with m.If(self.issue & (self.mt == tile)):
-                m.d.sync += since[tile].eq(0)
-            with m.Elif(since[tile] < self.writeback):
-                m.d.sync += since[tile].eq(since[tile] + 1)
-        self._spacing_flags(m, since, block_size, spaced_at, spaced_past)
+                m.d.sync += r.since[tile].eq(0)
+            with m.Elif(r.since[tile] < self.writeback):
+                m.d.sync += r.since[tile].eq(r.since[tile] + 1)
+        self._spacing_flags(m, r)
         # A step waiting for its first issue (for weights, say) becomes
         # spaced once enough cycles have passed: the new visit's vector n
         # issues at t + n or later and needs since + block_size >= writeback
         # at t, i.e. since > spacing_m2 a cycle before.
         with m.If(self.first & ~self.spaced):
-            m.d.sync += self.spaced.eq(spaced_past.bit_select(self.mt, 1))
+            m.d.sync += self.spaced.eq(r.spaced_past.bit_select(self.mt, 1))
         with m.If(self.issue):
             with m.If(~self.step_end):
-                m.d.sync += [self.n.eq(self.n + 1), remaining.eq(remaining - 1),
-                             self.first.eq(0), self.step_end.eq(remaining == 2)]
+                m.d.sync += [self.n.eq(self.n + 1), r.remaining.eq(r.remaining - 1),
+                             self.first.eq(0), self.step_end.eq(r.remaining == 2)]
             with m.Elif(self.last_mt & self.last_kt & self.last_block):
                 m.d.sync += [self.job.done.eq(1), self.job.busy.eq(0)]
             with m.Else():
-                # The next step, from stage B.
                 m.d.sync += [
-                    self.n.eq(0), self.first.eq(1), self.mt.eq(b.mt), chunk.eq(b.chunk),
-                    next_chunk.eq(b.next_chunk),
-                    self.k_left.eq(b.k_left), n_left.eq(b.n_left), row_left.eq(b.row_left),
-                    block_size.eq(b.block_size), remaining.eq(b.block_size),
+                    self.n.eq(0), self.first.eq(1), self.mt.eq(b.mt), r.chunk.eq(b.chunk),
+                    r.next_chunk.eq(b.next_chunk),
+                    self.k_left.eq(b.k_left), r.n_left.eq(b.n_left), r.row_left.eq(b.row_left),
+                    r.block_size.eq(b.block_size), r.remaining.eq(b.block_size),
                     self.step_end.eq(b.block_size == 1),
                     self.last_mt.eq(b.last_mt), self.last_kt.eq(b.last_kt),
                     self.last_block.eq(b.last_block), self.to_output.eq(b.to_output),
                     self.from_stream.eq(b.kind != 0), self.has_sums.eq(b.has_sums),
                     self.spaced.eq(b.spaced),
-                    seen.eq(Mux(b.kind == 2, 0, seen | (1 << self.mt))),
-                    settle.eq(2),
+                    r.seen.eq(Mux(b.kind == 2, 0, r.seen | (1 << self.mt))),
+                    r.settle.eq(2),
                 ]
-        with m.If(settle != 0):
-            m.d.sync += settle.eq(settle - 1)
+        with m.If(r.settle != 0):
+            m.d.sync += r.settle.eq(r.settle - 1)
 
-        self._next_facts(m, remaining, settle, spaced_past, b)
-        with m.If(self.job.start):
-            self._begin(m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
-                        n_left, row_left, block_size, remaining, seen, since, settle)
-            m.d.sync += [next_chunk.eq(above(self.chunks, 1)),   # chunk 0's successor
-                         chunk_last.eq(self.chunks - 1)]
-        return m
-
-    def _next_facts(self, m, remaining, settle, spaced_past, b):
+    def _next_facts(self, m, r, b):
         """``next_if_idle`` and ``next_if_issue``: what the updates above will leave."""
         idle, issued = self.next_if_idle, self.next_if_issue
+        remaining, settle, spaced_past = r.remaining, r.settle, r.spaced_past
         m.d.comb += [
             idle.first.eq(self.first), idle.step_end.eq(self.step_end),
             idle.to_output.eq(self.to_output), idle.has_sums.eq(self.has_sums),
@@ -298,7 +304,7 @@ class TileSequencer(wiring.Component):
                          issued.to_output.eq(b.to_output), issued.has_sums.eq(b.has_sums),
                          issued.spaced.eq(b.spaced)]
 
-    def _spacing_flags(self, m, since, block_size, spaced_at, spaced_past):
+    def _spacing_flags(self, m, r):
         """Next cycle's ``since[t] >= spacing_m2`` and ``since[t] > spacing_m2``.
 
         With ``spacing_m2 = writeback - 2 - block_size`` (of this cycle's
@@ -307,7 +313,7 @@ class TileSequencer(wiring.Component):
         ``writeback`` (then both hold). The issue picks between two results
         at the end, so it does not wait for the adds.
         """
-        wb = self.writeback
+        wb, since, block_size = self.writeback, r.since, r.block_size
         zero_at = block_size >= wb - 2          # 0 >= spacing_m2
         zero_past = block_size >= wb - 1        # 0 > spacing_m2
         for tile in range(self.mt_max):
@@ -316,23 +322,22 @@ class TileSequencer(wiring.Component):
             at = held | (total >= wb - 3)
             past = held | (total >= wb - 2)
             reset = self.job.start | (self.issue & (self.mt == tile))
-            m.d.sync += [spaced_at[tile].eq(Mux(reset, zero_at, at)),
-                         spaced_past[tile].eq(Mux(reset, zero_past, past))]
+            m.d.sync += [r.spaced_at[tile].eq(Mux(reset, zero_at, at)),
+                         r.spaced_past[tile].eq(Mux(reset, zero_past, past))]
 
-    def _begin(self, m, k_total, m_last_base, chunk_total, tap_terms, row_total, chunk,
-               n_left, row_left, block_size, remaining, seen, since, settle):
+    def _begin(self, m, r):
         """The problem's first step; its facts are worked out like stage B's."""
         rows, cols, block = self.rows, self.cols, self.block
         size = self.first_block
         grouped = above(self.chunks, 1)
         visits, after = self.tile_map[0], self.tile_map[Mux(grouped, 1, 0)]
         m.d.sync += [
-            k_total.eq(self.k_terms), m_last_base.eq(self.m_outputs - cols),
-            chunk_total.eq(self.chunks), tap_terms.eq(times_constant(self.chunks, rows)),
-            row_total.eq(self.row_length),
-            chunk.eq(0), self.mt.eq(0), self.n.eq(0), self.k_left.eq(self.k_terms),
-            n_left.eq(self.n_vectors), row_left.eq(self.row_length),
-            block_size.eq(size), remaining.eq(size), self.first.eq(1),
+            r.k_total.eq(self.k_terms), r.m_last_base.eq(self.m_outputs - cols),
+            r.chunk_total.eq(self.chunks), r.tap_terms.eq(times_constant(self.chunks, rows)),
+            r.row_total.eq(self.row_length),
+            r.chunk.eq(0), self.mt.eq(0), self.n.eq(0), self.k_left.eq(self.k_terms),
+            r.n_left.eq(self.n_vectors), r.row_left.eq(self.row_length),
+            r.block_size.eq(size), r.remaining.eq(size), self.first.eq(1),
             self.step_end.eq(size == 1),
             self.last_mt.eq(Mux(grouped, visits.hi == 0, self.m_outputs <= cols)),
             self.last_kt.eq(self.k_terms <= rows),
@@ -341,5 +346,6 @@ class TileSequencer(wiring.Component):
                                   & ((self.chunks == 1) | (after.lo > 0)),
                                   self.k_terms <= rows)),
             self.from_stream.eq(1), self.has_sums.eq(0), self.spaced.eq(1),
-            seen.eq(0), since.eq(0), settle.eq(2), self.job.done.eq(0), self.job.busy.eq(1),
+            r.seen.eq(0), r.since.eq(0), r.settle.eq(2), self.job.done.eq(0), self.job.busy.eq(1),
+            r.next_chunk.eq(grouped), r.chunk_last.eq(self.chunks - 1),   # chunk 0's successor
         ]
