@@ -76,12 +76,13 @@ def test_trace_config_leaves_out_anonymous_nets_and_in_a_shallow_trace_the_datap
         "conv_accel", verilog, shallow_trace=True)
     assert all(name.startswith("$") for name in untraced(full)) and untraced(full)
     assert "-scope" not in full
-    # Below the units whole instances are off: the engine's array and its
-    # input stages (where its activation registers live).
+    # Below the units whole instances are off: the engine's array, its
+    # input stages (where its activation registers live) and its drain.
     assert {'tracing_off -scope "conv_accel.core.engine.array"',
-            'tracing_off -scope "conv_accel.core.engine.feed"'} <= set(shallow.splitlines())
+            'tracing_off -scope "conv_accel.core.engine.feed"',
+            'tracing_off -scope "conv_accel.core.engine.drain"'} <= set(shallow.splitlines())
     off = untraced(shallow)
-    assert {"meta_d1", "result_in", "counters"} <= off    # engine datapath, counter structs
+    assert {"cols_left", "counters"} <= off    # engine datapath, counter structs
     assert not {"state_state", "running", "o__valid", "i__ready", "busy_cycles_count"} & off
 
 
