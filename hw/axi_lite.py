@@ -127,6 +127,10 @@ class AxiLiteRegisterFile(wiring.Component):
         The registers and fields to implement.
     data_width : int
         AXI data width, 32 or 64 (``wstrb`` has ``data_width // 8`` bits).
+    interrupt : (str, str), optional
+        ``("register.flag", "register.enable")``: add an ``irq`` output for
+        a 1-bit ``w1c`` field (the flag) and a 1-bit ``rw`` field (its
+        enable).
     addr_width : int, optional
         Width of ``awaddr``/``araddr``; defaults to the map's
         :attr:`~RegisterMap.address_width` (at least enough to address one
@@ -140,6 +144,10 @@ class AxiLiteRegisterFile(wiring.Component):
     s_axil_* : AXI4-Lite slave port (see :data:`AXIL_PORTS`).
     <register>_<field> : one port per field (and ``<register>_<field>_set``
         for ``w1c`` fields), see the module documentation.
+    irq : Out(1)
+        Only with ``interrupt``: a register that is high while the ``w1c``
+        flag and its ``rw`` enable both are (it changes in the same cycle
+        as they do: it is computed from their next values).
 
     Raises
     ------
@@ -147,7 +155,8 @@ class AxiLiteRegisterFile(wiring.Component):
         If ``regmap`` is not a :class:`RegisterMap`.
     ValueError
         For an unsupported ``data_width``, an ``addr_width`` too narrow for
-        the map, or a field port name that clashes with an AXI port.
+        the map, a field port name that clashes with an AXI port, or an
+        ``interrupt`` that does not name a ``w1c`` and an ``rw`` bit.
     """
 
     #: Cycles from the last of AW/W to BVALID, and from AR to RVALID.
@@ -155,7 +164,8 @@ class AxiLiteRegisterFile(wiring.Component):
     READ_LATENCY = 3
 
     def __init__(self, regmap: RegisterMap, *, data_width: int = 32,
-                 addr_width: int | None = None):
+                 addr_width: int | None = None,
+                 interrupt: tuple[str, str] | None = None):
         if not isinstance(regmap, RegisterMap):
             raise TypeError(f"regmap must be a RegisterMap, got {regmap!r}")
         if data_width not in (32, 64):
@@ -196,7 +206,27 @@ class AxiLiteRegisterFile(wiring.Component):
                         raise ValueError(f"field {reg.name}.{item.name}: port name {port!r} "
                                          "clashes with an AXI port")
                 members.update(ports)
+        self.interrupt = self._checked_interrupt(regmap, interrupt)
+        if self.interrupt:
+            members["irq"] = Out(1)
         super().__init__(members)
+
+    @staticmethod
+    def _checked_interrupt(regmap, interrupt):
+        if interrupt is None:
+            return None
+        if (not isinstance(interrupt, (tuple, list)) or len(interrupt) != 2
+                or not all(isinstance(name, str) and name.count(".") == 1 for name in interrupt)):
+            raise ValueError('interrupt must be ("register.flag", "register.enable"), '
+                             f"got {interrupt!r}")
+        fields = {f"{reg.name}.{item.name}": item
+                  for reg in regmap.registers for item in reg.fields}
+        for name, access in zip(interrupt, ("w1c", "rw")):
+            item = fields.get(name)
+            if item is None or item.access != access or item.width != 1:
+                raise ValueError(f"interrupt: {name} must be a 1-bit {access} field "
+                                 f"of {regmap.name!r}")
+        return tuple(tuple(name.split(".")) for name in interrupt)
 
     def _word_index(self, offset: int) -> tuple[int, int]:
         """(bus word index, 32-bit lane within the word) of a register offset."""
@@ -270,12 +300,18 @@ class AxiLiteRegisterFile(wiring.Component):
                          self.s_axil_awready.eq(1), self.s_axil_wready.eq(1)]
 
         # ---- field updates --------------------------------------------------
+        nexts = {}
         for index, lane_regs in words.items():
             for lane, reg in enumerate(lane_regs):
                 if reg is not None:
-                    self._write_register(m, reg, do_write & write_hits[index],
-                                         w_data[lane * REGISTER_WIDTH:][:REGISTER_WIDTH],
-                                         w_strb[lane * 4:][:4])
+                    nexts[reg.name] = self._write_register(
+                        m, reg, do_write & write_hits[index],
+                        w_data[lane * REGISTER_WIDTH:][:REGISTER_WIDTH], w_strb[lane * 4:][:4])
+        if self.interrupt:
+            # From the fields' next values, so irq changes in the same cycle
+            # as they do and still leaves from a flip-flop.
+            (flag_reg, flag), (enable_reg, enable) = self.interrupt
+            m.d.sync += self.irq.eq(nexts[flag_reg][flag] & nexts[enable_reg][enable])
 
         # ---- read channel: the address is registered, then decoded ---------
         ar_fire = Signal()
@@ -307,21 +343,32 @@ class AxiLiteRegisterFile(wiring.Component):
         return m
 
     def _write_register(self, m, reg, hit, data, strb):
-        """Field updates of ``reg`` for a write (``hit``) of ``data`` with byte enables ``strb``."""
+        """Field updates of ``reg`` for a write (``hit``) of ``data`` with byte enables ``strb``.
+
+        Returns each ``rw`` and ``w1c`` field's next value (by field name).
+        """
+        nexts = {}
         for item in reg.fields:
             port = getattr(self, field_port_name(reg.name, item.name))
             if item.access == "rw":
+                following = Signal.like(port, name=f"{field_port_name(reg.name, item.name)}_next")
+                m.d.comb += following.eq(port)
                 # One update per byte lane the field touches.
                 for byte in range(item.lsb // 8, item.msb // 8 + 1):
                     low, high = max(item.lsb, 8 * byte), min(item.msb, 8 * byte + 7) + 1
                     with m.If(hit & strb[byte]):
-                        m.d.sync += port[low - item.lsb:high - item.lsb].eq(data[low:high])
+                        m.d.comb += following[low - item.lsb:high - item.lsb].eq(data[low:high])
+                m.d.sync += port.eq(following)
+                nexts[item.name] = following
             elif item.access == "pulse":
                 m.d.sync += port.eq(hit & strb[item.lsb // 8] & data[item.lsb])
             elif item.access == "w1c":
                 clear = ((hit & strb[item.lsb // 8] & data[item.lsb])
                          | getattr(self, clear_port_name(reg.name, item.name)))
-                with m.If(getattr(self, set_port_name(reg.name, item.name))):
-                    m.d.sync += port.eq(1)  # set wins over a clear in the same cycle
-                with m.Elif(clear):
-                    m.d.sync += port.eq(0)
+                # Set wins over a clear in the same cycle.
+                following = Signal(name=f"{field_port_name(reg.name, item.name)}_next")
+                m.d.comb += following.eq(getattr(self, set_port_name(reg.name, item.name))
+                                         | (port & ~clear))
+                m.d.sync += port.eq(following)
+                nexts[item.name] = following
+        return nexts

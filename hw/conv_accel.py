@@ -14,7 +14,8 @@ Ports (one clock ``clk``, one synchronous active-high reset ``rst``):
   (``tdata`` = ``array_cols`` weights; ``tlast`` ignored);
 * ``m_axis_out_*``: output feature map, ``array_cols`` activations per beat,
   raster order ``p, q, channel group``, ``tlast`` on the final beat;
-* ``irq``: ``status.done & status.irq_enable``.
+* ``irq``: ``status.done & status.irq_enable``, from a flip-flop (it
+  changes in the same cycle as they do).
 
 ``tdata`` widths are rounded up to whole bytes; the extra bits are ignored
 (inputs) or 0 (outputs).
@@ -224,7 +225,8 @@ class ConvAccel(wiring.Component):
         checked_config(config)
         self.config = config
         self.regmap = conv_accel_register_map(config)
-        self.registers = AxiLiteRegisterFile(self.regmap)
+        self.registers = AxiLiteRegisterFile(self.regmap,
+                                             interrupt=("status.done", "status.irq_enable"))
         self.core = ConvCore(config)
         rows, cols = config.array_rows, config.array_cols
         members = {name: (In if self.registers.signature.members[name].flow == In else Out)(
@@ -416,7 +418,7 @@ class ConvAccel(wiring.Component):
             getattr(self.registers, set_port_name("status", "done")).eq(ended),
             # A start clears done (and so irq): a host may start on the interrupt.
             getattr(self.registers, clear_port_name("status", "done")).eq(idle_start),
-            self.irq.eq(port("status", "done") & port("status", "irq_enable")),
+            self.irq.eq(self.registers.irq),    # a flip-flop: done & irq_enable
         ]
         self._last_layer_readback(m, ended, causes)
 

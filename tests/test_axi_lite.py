@@ -339,6 +339,43 @@ def test_w1c_set_by_hardware_cleared_by_writing_one_set_wins():
     simulate(dut, testbench)
 
 
+def test_irq_is_flag_and_enable_in_the_same_cycle_from_a_register():
+    """irq follows status.done & ctrl.enable cycle by cycle, whatever changes them."""
+    dut = AxiLiteRegisterFile(example_map(), interrupt=("status.done", "ctrl.enable"))
+    rng = np.random.default_rng(4)
+    checked = []
+
+    def random_hardware(ctx, cycle):
+        ctx.set(dut.status_done_set, rng.random() < 0.1)
+        ctx.set(dut.status_done_clear, rng.random() < 0.1)
+        level = (ctx.get(dut.status_done), ctx.get(dut.ctrl_enable))
+        checked.append((ctx.get(dut.irq), level[0] & level[1]))
+
+    async def testbench(ctx):
+        for _ in range(60):
+            address, data = [(0x00, int(rng.integers(2))), (0x04, 1 << 8),
+                             (0x04, 0)][int(rng.integers(3))]
+            await write(ctx, dut, address, data, each_cycle=random_hardware)
+            for cycle in range(int(rng.integers(3))):
+                random_hardware(ctx, cycle)
+                await ctx.tick()
+
+    simulate(dut, testbench)
+    assert all(irq == want for irq, want in checked)
+    assert {want for _, want in checked} == {0, 1}
+
+
+@pytest.mark.parametrize("interrupt, phrase", [
+    (("status.done",), "interrupt must be"),
+    (("status.busy", "ctrl.enable"), "status.busy must be a 1-bit w1c field"),
+    (("status.done", "ctrl.mode"), "ctrl.mode must be a 1-bit rw field"),
+    (("status.done", "ctrl.nothing"), "ctrl.nothing must be a 1-bit rw field"),
+])
+def test_interrupt_must_name_a_w1c_flag_and_an_rw_enable(interrupt, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        AxiLiteRegisterFile(example_map(), interrupt=interrupt)
+
+
 @pytest.mark.parametrize("data_width", [32, 64])
 def test_outputs_do_not_depend_combinationally_on_inputs(data_width):
     """Every output is a register: changing any input within a cycle changes no output."""
