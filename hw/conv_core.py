@@ -58,12 +58,14 @@ from amaranth.lib.wiring import In, Out
 from .config import AccelConfig, checked_config
 from .group_tiles import GroupTileMap
 from .helpers import above
+from .input_port_stage import InputPortStage
 from .job_control import JobControl
 from .layer_counters import LayerCounters, layer_counters_layout
 from .layer_setup import LayerSetup
 from .pool_unit import PoolMode, PoolUnit, pool_shape_layout
 from .requant_activation import Activation, RequantActivation, channel_params_layout
 from .register_fifo import RegisterFIFO
+from .output_port_stage import OutputPortStage
 from .skid_buffer import SkidBuffer
 from .systolic_engine import SystolicEngine, engine_counters_layout
 from .window_generator import WindowGenerator, layer_shape_layout, window_error_layout
@@ -177,15 +179,17 @@ class ConvCore(wiring.Component):
             "out_width": Out(self.pool.out_width.shape()),
         })
 
-    def _datapath(self, m, flush, closing):
+    def _datapath(self, m, flush, stopping, busy_next):
         """The units' streams, with a registered stage wherever a ``ready`` is
-        combinational (so no path crosses a unit boundary): in front of the
-        window generator and the engine's weights (the core's inputs),
+        combinational (so no path crosses a unit boundary): two in front of
+        the window generator and of the engine's weights (the core's inputs:
+        a port stage whose ready is the port's tready, then a skid buffer),
         between the window generator and the engine, between the engine and
         the requantization (the engine's output FIFO spans the chip from the
         array to here; a registered ``ready`` keeps its level logic local),
-        and between the requantization and the pooling unit. The
-        requantization's output leaves from a FIFO already."""
+        between the requantization and the pooling unit, and after the
+        pooling unit (the core's output). The requantization's output leaves
+        from a FIFO already. Returns the output stage."""
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
 
         def stage(name, source, reset, kind=SkidBuffer):
@@ -195,18 +199,20 @@ class ConvCore(wiring.Component):
             return unit.o
 
         def input_stage(name, port, reset):
-            # The core's inputs take beats only while a layer runs, so nothing
-            # of a finished or failed layer stays behind for the next one.
-            unit = ResetInserter(reset)(SkidBuffer(port.payload.shape()))
-            m.submodules[name] = unit
-            m.d.comb += [unit.i.valid.eq(port.valid & self.job.busy),
-                         unit.i.payload.eq(port.payload),
-                         port.ready.eq(unit.i.ready & self.job.busy)]
-            return unit.o
+            # The core's inputs take beats only while a layer runs (busy), so
+            # nothing of a finished or failed layer stays behind for the next
+            # one; the port stage's ready is one flip-flop, the port's tready.
+            # A second stage keeps the unit's combinational ready away from
+            # the port stage (the port's logic sits near the pins).
+            unit = ResetInserter(reset)(InputPortStage(port.payload.shape()))
+            m.submodules[f"{name}_port"] = unit
+            m.d.comb += unit.open_next.eq(busy_next)
+            wiring.connect(m, wiring.flipped(port), unit.i)
+            return stage(f"{name}_stage", unit.o, reset)
 
-        # A cancelled frame leaves nothing behind in the input stage.
-        pixels = input_stage("pixel_stage", self.pixels, window.job.cancel)
-        weights = input_stage("weight_stage", self.weights, flush)
+        # A cancelled frame leaves nothing behind in the input stages.
+        pixels = input_stage("pixel", self.pixels, window.job.cancel)
+        weights = input_stage("weight", self.weights, flush)
         # The engine's act.ready is the end of its issue decision: it moves
         # only the pointers of a register FIFO, not a skid buffer's payload.
         slices = stage("slice_stage", window.o, flush, RegisterFIFO)
@@ -214,10 +220,14 @@ class ConvCore(wiring.Component):
         values = stage("value_stage", requant.o, flush)
         wiring.connect(m, pixels, window.i)
         wiring.connect(m, weights, engine.weights)
-        # While `closing`, the output port offers nothing (see elaborate()).
-        m.d.comb += [self.out.valid.eq(pool.o.valid & ~closing),
-                     self.out.payload.eq(pool.o.payload),
-                     pool.o.ready.eq(self.out.ready & ~closing)]
+        # The output port leaves from flip-flops; while the core ends a failed
+        # or cancelled layer (`stopping`) it offers no new beat, so once none
+        # is left waiting the flush withdraws nothing (see elaborate()).
+        out_stage = ResetInserter(flush)(OutputPortStage(pool.o.payload.shape()))
+        m.submodules.out_stage = out_stage
+        m.d.comb += out_stage.hold.eq(stopping)
+        wiring.connect(m, pool.o, out_stage.i)
+        wiring.connect(m, out_stage.o, wiring.flipped(self.out))
         m.d.comb += [
             engine.act.valid.eq(slices.valid),
             engine.act.payload.eq(slices.payload.data),
@@ -232,6 +242,7 @@ class ConvCore(wiring.Component):
             pool.i.payload.last.eq(values.payload.last),
             values.ready.eq(pool.i.ready),
         ]
+        return out_stage
 
     def _configure_units(self, m):
         """The layer register (sampled at ``start``) and what each unit and the
@@ -280,7 +291,8 @@ class ConvCore(wiring.Component):
         ]
         return layer
 
-    def _control(self, m, layer, closing, finish, out_free, oversize, pool_start):
+    def _control(self, m, layer, closing, finish, out_free, oversize, pool_start, stopping,
+                 out_empty):
         """The core's FSM: starts the units in turn, stops them all on the first
         error or a cancel, and finishes when the next ``start`` will be taken."""
         window, engine, requant, pool = self.window, self.engine, self.requant, self.pool
@@ -306,7 +318,7 @@ class ConvCore(wiring.Component):
             with m.If(job.cancel):
                 m.next = "CANCEL"
 
-        with m.FSM(name="state"):
+        with m.FSM(name="state") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.state.eq(CoreState.IDLE)
                 with m.If(job.start):
@@ -343,7 +355,8 @@ class ConvCore(wiring.Component):
                 with m.If(unit_failed):
                     capture_errors()
                     m.next = "FAILED"
-                with m.Elif(pool.job.done & ~pool.job.busy & ~engine.job.busy & ~window.job.busy):
+                with m.Elif(pool.job.done & ~pool.job.busy & ~engine.job.busy & ~window.job.busy
+                            & out_empty):
                     # The window generator is idle only once it has read the
                     # whole input frame: the next start will be taken.
                     capture_errors()
@@ -377,6 +390,9 @@ class ConvCore(wiring.Component):
                     m.d.comb += finish.eq(1)
                     m.d.sync += [job.error.cancelled.eq(1), closing.eq(0)]
                     m.next = "IDLE"
+        # The output stage holds from the cycle after the state turns to
+        # FAILED or CANCEL: a beat it offers then is still taken first.
+        m.d.sync += stopping.eq(fsm.ongoing("FAILED") | fsm.ongoing("CANCEL"))
 
     def elaborate(self, platform):
         m = Module()
@@ -387,9 +403,9 @@ class ConvCore(wiring.Component):
         # `flush` returns the units after the window generator to their reset
         # state (their memories keep their contents) after an error or cancel.
         # It is the register `closing`, set once no output beat is left
-        # waiting at the port: from then on the port offers nothing, so the
-        # reset can withdraw nothing, and no port signal drives the units'
-        # reset through logic.
+        # waiting at the port while the output stage holds: from then on the
+        # port offers nothing, so the reset can withdraw nothing, and no port
+        # signal drives the units' reset through logic.
         closing = Signal()
         flush = closing
         m.submodules.window = window
@@ -403,7 +419,9 @@ class ConvCore(wiring.Component):
         # wiring.connect: the FSM starts and cancels each unit in its own
         # states and combines their busy, done and error.
 
-        self._datapath(m, flush, closing)
+        busy_next = Signal()    # job.busy of the next cycle (the input ports open)
+        stopping = Signal()     # ending a failed or cancelled layer (a cycle late)
+        out_stage = self._datapath(m, flush, stopping, busy_next)
         m.d.comb += [
             requant.param_en.eq(self.param_en),
             requant.param_addr.eq(self.param_addr),
@@ -443,12 +461,13 @@ class ConvCore(wiring.Component):
             counters.stop.eq(finish),
         ]
         # busy is a register (set by an idle start, cleared with `finish`:
-        # exactly when the state leaves and re-enters IDLE), so the input
-        # ports' tready is a flip-flop and one gate.
+        # exactly when the state leaves and re-enters IDLE); its next value
+        # opens the input stages, whose ready is then a flip-flop of its own.
+        m.d.comb += busy_next.eq(Mux(finish, 0, job.busy | job.start))
+        m.d.sync += job.busy.eq(busy_next)
         with m.If(finish):
-            m.d.sync += [job.done.eq(1), job.busy.eq(0)]
-        with m.Elif(job.start & ~job.busy):
-            m.d.sync += job.busy.eq(1)
+            m.d.sync += job.done.eq(1)
 
-        self._control(m, layer, closing, finish, out_free, oversize, pool_start)
+        self._control(m, layer, closing, finish, stopping & out_free, oversize, pool_start,
+                      stopping, out_stage.empty)
         return m
