@@ -27,8 +27,9 @@ Pipeline (:data:`RequantActivation.LATENCY` cycles, one beat per cycle, never
 stalled): parameter read; bias add; the multiply as partial products of
 17-bit slices of ``v`` (one :class:`~.registered_multiplier.RegisteredMultiplier`
 each: a DSP block with its operand and product registers on); their
-sum; the rounding add; the saturation test and the shift; the zero-point
-add; saturation and activation. The first saturation, to ``act_width + 1``
+sum; the rounding add; the saturation test and the shift, in two stages
+(ORs of 8-bit chunks and a shift by whole bytes, then the rest); the
+zero-point add; saturation and activation. The first saturation, to ``act_width + 1``
 bits, needs no full-width shifter: the shifted value leaves that range
 exactly when ``v * M0 + 2**(sh-1)`` reaches ``+-2**(sh + act_width)``, a
 masked test of the bits at and above that position, and only the
@@ -51,6 +52,8 @@ ignored. ``clear_error`` clears the flag. Lanes of the last group beyond
 ``max_out_channels`` give 0 too, whatever the zero point.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -66,6 +69,8 @@ __all__ = ["Activation", "RequantActivation", "channel_params_layout"]
 #: Bits of ``v`` per partial product: a 17-bit unsigned slice times an
 #: unsigned multiplier of up to 17 bits fits one signed 18x18 DSP block.
 SLICE_BITS = 17
+#: Bits per OR of the saturation tests' first stage (two LUT levels with the mask).
+OR_CHUNK = 8
 
 
 class Activation(enum.Enum, shape=2):
@@ -120,7 +125,7 @@ class RequantActivation(wiring.Component):
     """
 
     #: Register stages from the accepted beat to the output FIFO's input.
-    STAGES = 8
+    STAGES = 9
     #: Cycles from a beat accepted on ``i`` to it being valid on ``o`` with no stalls.
     LATENCY = STAGES + 2
 
@@ -193,12 +198,7 @@ class RequantActivation(wiring.Component):
 
         # Derived from the static inputs for the activation's comparisons
         # (a beat reaches them STAGES - 1 cycles after it is taken).
-        aw = cfg.act_width
-        high_over_zo = Signal(signed(aw + 2))     # clamp_high - zo
-        zo_over_high = Signal()                   # zo > clamp_high: clamp gives clamp_high
-        m.d.sync += [high_over_zo.eq(self.clamp_high - self.zero_point),
-                     zo_over_high.eq(self.zero_point > self.clamp_high)]
-        limits = (high_over_zo, zo_over_high)
+        limits = self._limits(m)
 
         acc = Signal.like(self.i.payload.acc, reset_less=True)
         bad_group = Signal(reset_less=True)
@@ -250,6 +250,28 @@ class RequantActivation(wiring.Component):
             ]
             reads.append(read)
         return reads
+
+    def _limits(self, m):
+        """Registers worked out from the static ``clamp_high`` and ``zero_point``.
+
+        For a saturated ``w`` (``+-2**act_width``) the clamp test and the sum
+        with ``zo`` are known ahead, so stage 8 only selects them.
+        """
+        aw = self.config.act_width
+        w_max, w_min = (1 << aw) - 1, -(1 << aw)
+        limits = SimpleNamespace(
+            high_over_zo=Signal(signed(aw + 2)),     # clamp_high - zo
+            zo_over_high=Signal(),                   # zo > clamp_high: clamp gives clamp_high
+            max_above=Signal(), min_above=Signal(),  # w_max / w_min > clamp_high - zo
+            max_plus_zo=Signal(signed(aw + 2)), min_plus_zo=Signal(signed(aw + 2)))
+        high_over_zo = self.clamp_high - self.zero_point
+        m.d.sync += [limits.high_over_zo.eq(high_over_zo),
+                     limits.zo_over_high.eq(self.zero_point > self.clamp_high),
+                     limits.max_above.eq(w_max > high_over_zo),
+                     limits.min_above.eq(w_min > high_over_zo),
+                     limits.max_plus_zo.eq(w_max + self.zero_point),
+                     limits.min_plus_zo.eq(w_min + self.zero_point)]
+        return limits
 
     def _lane(self, m, lane, acc, params, missing, limits):
         """The lane's pipeline from the parameter read on; returns its final register."""
@@ -313,27 +335,47 @@ class RequantActivation(wiring.Component):
         shift5 = stage(shift4, "shift5_")
         gone = stage(gone, "missing5_")
 
-        # Stage 6: beyond the act_width + 1-bit range above / below, and the
-        # in-range result bits.
+        # Stage 6: the saturation tests as one OR per chunk of the masked
+        # bits, and the shift by whole bytes (a wide OR or a 6-level shifter
+        # in one cycle was the unit's critical path).
         negative = rounded[-1]
-        over = stage(~zero & ~negative & (rounded & high_mask).any(), "over")
-        under = stage(~zero & negative & (~rounded & high_mask).any(), "under")
-        low_bits = stage(Mux(zero, 0, (rounded >> shift5)[:aw + 1]), "low_bits",
-                         signed(aw + 1))
+        chunks = range(0, len(rounded), OR_CHUNK)
+        ones = stage(Cat(*((rounded & high_mask)[k:k + OR_CHUNK].any() for k in chunks)),
+                     "ones_in_chunk")
+        zeros = stage(Cat(*((~rounded & high_mask)[k:k + OR_CHUNK].any() for k in chunks)),
+                      "zeros_in_chunk")
+        byte_shifted = stage((rounded >> Cat(Const(0, 3), shift5[3:]))[:aw + 8],
+                             "byte_shifted", signed(aw + 8))
+        shift6 = stage(shift5[:3], "shift6_")
+        zero = stage(zero, "zero6_")
+        negative = stage(negative, "negative6_")
         gone = stage(gone, "missing6_")
 
-        # Stage 7: w = the shifted value saturated to act_width + 1 bits;
-        # w + zo, and the activation's tests on w: y < zo is w < 0, y >
-        # clamp_high is w > clamp_high - zo (saturation keeps both).
-        high_over_zo, zo_over_high = limits
-        activation = self.activation
-        wide = Mux(over, (1 << aw) - 1, Mux(under, -(1 << aw), low_bits))
-        shifted = stage(wide + Mux(gone, 0, self.zero_point), "shifted", signed(aw + 2))
-        below = stage((activation != Activation.NONE) & wide[-1], "below")
-        above = stage((activation == Activation.CLAMP) & ~gone
-                      & ((wide > high_over_zo) | zo_over_high), "above")
+        # Stage 7: beyond the act_width + 1-bit range above / below, and the
+        # in-range result bits.
+        over = stage(~zero & ~negative & ones.any(), "over")
+        under = stage(~zero & negative & zeros.any(), "under")
+        low_bits = stage(Mux(zero, 0, (byte_shifted >> shift6)[:aw + 1]), "low_bits",
+                         signed(aw + 1))
+        gone = stage(gone, "missing7_")
 
-        # Stage 8: y = shifted saturated to act_width bits (in range when its
+        # Stage 8: w = the shifted value saturated to act_width + 1 bits;
+        # w + zo, and the activation's tests on w: y < zo is w < 0, y >
+        # clamp_high is w > clamp_high - zo (saturation keeps both). For a
+        # saturated w both are registers already, so the adder and the
+        # compare start from low_bits and the saturation only selects.
+        activation = self.activation
+        in_range_sum = low_bits + Mux(gone, 0, self.zero_point)
+        shifted = stage(Mux(over, limits.max_plus_zo, Mux(under, limits.min_plus_zo, in_range_sum)),
+                        "shifted", signed(aw + 2))
+        w_negative = Mux(over, 0, Mux(under, 1, low_bits[-1]))
+        w_above = Mux(over, limits.max_above,
+                      Mux(under, limits.min_above, low_bits > limits.high_over_zo))
+        below = stage((activation != Activation.NONE) & w_negative, "below")
+        above = stage((activation == Activation.CLAMP) & ~gone
+                      & (w_above | limits.zo_over_high), "above")
+
+        # Stage 9: y = shifted saturated to act_width bits (in range when its
         # top three bits agree), then min(max(y, zo), clamp_high).
         sign, top = shifted[-1], shifted[aw - 1:aw + 1]
         y = Mux(~sign & (top != 0), cfg.act_max,
