@@ -69,6 +69,11 @@ class PoolFinish(wiring.Component):
     valid, last : In(1)
         A window's fold results are on ``sums`` (``last``: the frame's final one).
     sums : In(ArrayLayout(pool_sum_shape(config), lanes))
+        The fold's results: the max, or the sum plus ``round_bias``.
+    round_bias : Out(unsigned)
+        What an average's fold adds to its sum: ``K*K / 2`` for an average
+        over a power of two (the rounding term, so the finish only shifts),
+        else 0. A register, from ``kernel`` and ``average``.
     out_valid, out_last : Out(1)
     out_data : Out(ArrayLayout(signed(act_width), lanes))
     busy : Out(1)
@@ -87,6 +92,7 @@ class PoolFinish(wiring.Component):
             "valid": In(1),
             "last": In(1),
             "sums": In(data.ArrayLayout(pool_sum_shape(config), self.lanes)),
+            "round_bias": Out(range(config.max_pool_kernel ** 2 // 2 + 1)),
             "out_valid": Out(1),
             "out_last": Out(1),
             "out_data": Out(data.ArrayLayout(signed(config.act_width), self.lanes)),
@@ -101,7 +107,7 @@ class PoolFinish(wiring.Component):
 
         # Per-kernel constants, registered (the kernel is stable for a layer).
         divide = Signal()                                # n is not a power of two
-        log2_n = Signal(range(2 * ceil_log2(cfg.max_pool_kernel) + 1))
+        fast_shift = Signal(range(2 * ceil_log2(cfg.max_pool_kernel) + 1))  # log2(n), max: 0
         n = Signal(range(cfg.max_pool_kernel ** 2 + 1))
         # Only kernels whose K*K is not a power of two use the divider: the
         # reciprocal is as wide as theirs (one DSP block for 8-bit data).
@@ -110,19 +116,21 @@ class PoolFinish(wiring.Component):
         with m.Switch(self.kernel):
             for k, value in table.items():
                 with m.Case(k):
+                    fast = self.average & _power_of_two(k * k)
                     m.d.sync += [n.eq(k * k), reciprocal.eq(divided.get(k, 0)),
                                  divide.eq(self.average & ~_power_of_two(k * k)),
-                                 log2_n.eq((k * k).bit_length() - 1),
+                                 fast_shift.eq(Mux(fast, (k * k).bit_length() - 1, 0)),
+                                 self.round_bias.eq(Mux(fast, (k * k) >> 1, 0)),
                                  self.slow.eq(self.average & ~_power_of_two(k * k)
                                               & (lanes > k * k))]
 
-        # Max, and averages over a power of two: every lane in one cycle.
+        # Max, and averages over a power of two: every lane in one cycle. The
+        # sums arrive with round_bias (n / 2) in them, so the average is a
+        # shift (by 0 for the max).
         with m.If(self.valid & ~divide):
             m.d.sync += self.out_last.eq(self.last)
             for lane in range(lanes):
-                total = self.sums[lane]
-                rounded = (total + (n >> 1)) >> log2_n
-                m.d.sync += self.out_data[lane].eq(Mux(self.average, rounded, total))
+                m.d.sync += self.out_data[lane].eq(self.sums[lane] >> fast_shift)
         m.d.sync += self.out_valid.eq(self.valid & ~divide)
 
         self._shared_divider(m, divide, n, reciprocal, shift, offset)

@@ -115,16 +115,18 @@ class PoolOutput(wiring.Component):
         # starts its sum afresh on its first tap.
         tap = Signal.like(self.read_data, reset_less=True)
         m.d.sync += tap.eq(self.read_data)
+        # An average over a power of two starts from the finish's rounding
+        # term (round_bias, else 0), so the finish needs no adder.
+        m.submodules.finish = finish = ResetInserter(self.clear)(PoolFinish(cfg))
         acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes), reset_less=True)
         with m.If(tap_tag.valid):
             for lane in range(lanes):
                 value, sofar = tap[lane], acc[lane]
                 merged = Mux(self.average, sofar + value, Mux(value > sofar, value, sofar))
-                m.d.sync += acc[lane].eq(Mux(tap_tag.first, value, merged))
+                m.d.sync += acc[lane].eq(Mux(tap_tag.first, value + finish.round_bias, merged))
         window_done, window_last = Signal(), Signal()
         m.d.sync += [window_done.eq(tap_tag.valid & tap_tag.end), window_last.eq(tap_tag.last)]
 
-        m.submodules.finish = finish = ResetInserter(self.clear)(PoolFinish(cfg))
         m.d.comb += [finish.kernel.eq(self.kernel), finish.average.eq(self.average),
                      finish.valid.eq(window_done), finish.last.eq(window_last),
                      finish.sums.eq(acc)]
