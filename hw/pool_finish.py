@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig, checked_config
+from .registered_multiplier import RegisteredMultiplier
 
 __all__ = ["PoolFinish", "average_divider", "pool_sum_shape"]
 
@@ -156,16 +157,20 @@ class PoolFinish(wiring.Component):
                 m.d.sync += reading.eq(0)
             m.d.sync += lane.eq(lane + 1)
 
-        # Three stages: pick the lane, multiply (the DSP block), scale and store.
-        picked = Signal(dividend_shape, reset_less=True)
+        # Three stages: pick the lane (into the multiplier's operand
+        # register), multiply (its product register: both inside the DSP
+        # block, so no fabric path crosses the multiplier), scale and store.
+        dividend_bits = len(Signal(dividend_shape))
+        multiply = RegisteredMultiplier(dividend_bits + 1, len(reciprocal) + 1)
+        m.submodules.multiply = multiply
+        m.d.comb += [multiply.a.eq(bank[lane]), multiply.b.eq(reciprocal)]
+        product = multiply.p
         picked_lane = Signal.like(lane)
         picked_valid, picked_last = Signal(), Signal()
-        m.d.sync += [picked.eq(bank[lane]), picked_lane.eq(lane), picked_valid.eq(reading),
-                     picked_last.eq(bank_last)]
-        product = Signal(len(picked) + len(reciprocal), reset_less=True)
+        m.d.sync += [picked_lane.eq(lane), picked_valid.eq(reading), picked_last.eq(bank_last)]
         product_lane = Signal.like(lane)
         product_valid, product_last = Signal(), Signal()
-        m.d.sync += [product.eq(picked * reciprocal), product_lane.eq(picked_lane),
+        m.d.sync += [product_lane.eq(picked_lane),
                      product_valid.eq(picked_valid), product_last.eq(picked_last)]
         with m.If(product_valid):
             for index in range(lanes):

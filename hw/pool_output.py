@@ -122,7 +122,9 @@ class PoolOutput(wiring.Component):
         with m.If(tap_tag.valid):
             for lane in range(lanes):
                 value, sofar = tap[lane], acc[lane]
-                merged = Mux(self.average, sofar + value, Mux(value > sofar, value, sofar))
+                # A running max stays an activation: compare act_width bits only.
+                larger = value > sofar[:cfg.act_width].as_signed()
+                merged = Mux(self.average, sofar + value, Mux(larger, value, sofar))
                 m.d.sync += acc[lane].eq(Mux(tap_tag.first, value + finish.round_bias, merged))
         window_done, window_last = Signal(), Signal()
         m.d.sync += [window_done.eq(tap_tag.valid & tap_tag.end), window_last.eq(tap_tag.last)]

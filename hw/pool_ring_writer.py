@@ -117,10 +117,14 @@ class PoolRingWriter(wiring.Component):
         on_last_group = Signal()
 
         def start_block(first_x, columns):
-            size = Mux(columns < shape.in_block, columns, shape.in_block)
+            # min(columns, in_block) - 1 and the columns after it, with the
+            # subtractions beside the compare rather than after it.
+            beyond = columns - shape.in_block
+            short = beyond[-1]                      # columns < in_block
             m.d.sync += [block_x.eq(first_x), x_in.eq(first_x), n_in.eq(0), g_in.eq(0),
                          on_last_group.eq(geo.groups_last == 0),
-                         block_last.eq(size - 1), after_block.eq(columns - size)]
+                         block_last.eq(Mux(short, columns - 1, shape.in_block - 1)),
+                         after_block.eq(Mux(short, 0, beyond))]
 
         m.d.comb += [
             self.frame_end.eq((y_in == geo.height_last) & (g_in == geo.groups_last)
