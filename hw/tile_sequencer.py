@@ -144,29 +144,35 @@ class TileSequencer(wiring.Component):
     def _registers(self, m):
         """The problem's registers and the current step's (beyond the ports)."""
         cfg, rows = self.config, self.rows
+        # Named, so waveforms and timing reports show what they are.
         r = SimpleNamespace(
-            k_total=Signal.like(self.k_terms),
-            m_last_base=Signal(range(-self.cols, cfg.max_out_channels + 1)),   # M - cols
-            chunk_total=Signal.like(self.chunks),
-            tap_terms=Signal(range(self.chunk_max * rows + 1)),                # chunks * rows
-            row_total=Signal.like(self.row_length),
-            grouped=Signal(),
-            chunk=Signal(range(max(2, self.chunk_max))),
-            n_left=Signal.like(self.n_vectors),        # positions from this block on
-            row_left=Signal.like(self.row_length),     # positions left in this output row
-            block_size=Signal.like(self.n_vectors),
-            remaining=Signal.like(self.n_vectors),     # vectors of the step still to issue
-            seen=Signal(self.mt_max),                  # tiles with sums in this block (before mt)
+            k_total=Signal.like(self.k_terms, name="k_total"),
+            m_last_base=Signal(range(-self.cols, cfg.max_out_channels + 1),
+                               name="m_last_base"),                       # M - cols
+            chunk_total=Signal.like(self.chunks, name="chunk_total"),
+            tap_terms=Signal(range(self.chunk_max * rows + 1), name="tap_terms"),  # chunks*rows
+            row_total=Signal.like(self.row_length, name="row_total"),
+            grouped=Signal(name="grouped"),
+            chunk=Signal(range(max(2, self.chunk_max)), name="chunk"),
+            # Positions from this block on, and left in this output row.
+            n_left=Signal.like(self.n_vectors, name="n_left"),
+            row_left=Signal.like(self.row_length, name="row_left"),
+            block_size=Signal.like(self.n_vectors, name="block_size"),
+            # Vectors of the step still to issue.
+            remaining=Signal.like(self.n_vectors, name="remaining"),
+            # Tiles with sums in this block (before mt).
+            seen=Signal(self.mt_max, name="seen"),
             # Cycles since each tile's last issue (saturating at writeback).
-            since=Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max)),
-            settle=Signal(range(3)),
+            since=Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max), name="since"),
+            settle=Signal(range(3), name="settle"),
             # The two tests on since[t] against spacing_m2 (see _spacing_flags).
-            spaced_at=Signal(self.mt_max),
-            spaced_past=Signal(self.mt_max),
-            big_block=Signal(),          # block_size >= writeback: no wait at all
+            spaced_at=Signal(self.mt_max, name="spaced_at"),
+            spaced_past=Signal(self.mt_max, name="spaced_past"),
+            # block_size >= writeback: no wait at all.
+            big_block=Signal(name="big_block"),
         )
-        r.next_chunk = Signal.like(r.chunk)     # the chunk after the current one
-        r.chunk_last = Signal.like(r.chunk)     # chunks - 1 (when grouped)
+        r.next_chunk = Signal.like(r.chunk, name="next_chunk")   # the chunk after the current one
+        r.chunk_last = Signal.like(r.chunk, name="chunk_last")   # chunks - 1 (when grouped)
         m.d.comb += [r.grouped.eq(above(r.chunk_total, 1)), self.settled.eq(r.settle == 0)]
         # The next visit's vector n comes at least since + 1 + block_size
         # cycles after the last visit's vector n, and must come writeback
