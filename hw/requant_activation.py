@@ -175,13 +175,18 @@ class RequantActivation(wiring.Component):
         out_layout = self.o.payload.shape()
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=out_layout.size,
                                                     depth=self.fifo_depth)
-        # Credits: FIFO places not yet claimed by an accepted beat.
+        # Credits: FIFO places not yet claimed by an accepted beat. i.ready
+        # is a register of its own (worked out from the next count), so the
+        # stage in front sees a flip-flop, not a compare.
         credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
+        credits_next = Signal.like(credits)
+        has_credit = Signal(init=1)
         taken = self.i.valid & self.i.ready
         popped = self.o.valid & self.o.ready
-        m.d.sync += credits.eq(credits - taken + popped)
+        m.d.comb += credits_next.eq(credits - taken + popped)
+        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
         m.d.comb += [
-            self.i.ready.eq(credits != 0),
+            self.i.ready.eq(has_credit),
             self.o.valid.eq(fifo.r_rdy),
             self.o.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
