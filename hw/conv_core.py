@@ -183,7 +183,7 @@ class ConvCore(wiring.Component):
         """The units' streams, with a registered stage wherever a ``ready`` is
         combinational (so no path crosses a unit boundary): two in front of
         the window generator and of the engine's weights (the core's inputs:
-        a port stage whose ready is the port's tready, then a skid buffer),
+        a port stage whose ready is the port's tready, then a register FIFO),
         between the window generator and the engine, between the engine and
         the requantization (the engine's output FIFO spans the chip from the
         array to here; a registered ``ready`` keeps its level logic local),
@@ -202,13 +202,14 @@ class ConvCore(wiring.Component):
             # The core's inputs take beats only while a layer runs (busy), so
             # nothing of a finished or failed layer stays behind for the next
             # one; the port stage's ready is one flip-flop, the port's tready.
-            # A second stage keeps the unit's combinational ready away from
-            # the port stage (the port's logic sits near the pins).
+            # A register FIFO after it keeps the unit's combinational ready
+            # (the window generator's state, the weight loader's decision)
+            # away from the port stage, and from the payload's enables.
             unit = ResetInserter(reset)(InputPortStage(port.payload.shape()))
             m.submodules[f"{name}_port"] = unit
             m.d.comb += unit.open_next.eq(busy_next)
             wiring.connect(m, wiring.flipped(port), unit.i)
-            return stage(f"{name}_stage", unit.o, reset)
+            return stage(f"{name}_stage", unit.o, reset, RegisterFIFO)
 
         # A cancelled frame leaves nothing behind in the input stages.
         pixels = input_stage("pixel", self.pixels, window.job.cancel)
@@ -217,7 +218,7 @@ class ConvCore(wiring.Component):
         # only the pointers of a register FIFO, not a skid buffer's payload.
         slices = stage("slice_stage", window.o, flush, RegisterFIFO)
         results = stage("result_stage", engine.result, flush)
-        values = stage("value_stage", requant.o, flush)
+        values = stage("value_stage", requant.o, flush, RegisterFIFO)   # pool ready: its state
         wiring.connect(m, pixels, window.i)
         wiring.connect(m, weights, engine.weights)
         # The output port leaves from flip-flops; while the core ends a failed
