@@ -170,6 +170,12 @@ class TileSequencer(wiring.Component):
             spaced_past=Signal(self.mt_max, name="spaced_past"),
             # block_size >= writeback: no wait at all.
             big_block=Signal(name="big_block"),
+            # writeback - 3 - block_size and writeback - 2 - block_size, set
+            # with block_size (at most array_block; see _spacing_flags).
+            at_threshold=Signal(range(self.writeback - 3 - self.block, self.writeback),
+                                name="at_threshold"),
+            past_threshold=Signal(range(self.writeback - 2 - self.block, self.writeback),
+                                  name="past_threshold"),
         )
         r.next_chunk = Signal.like(r.chunk, name="next_chunk")   # the chunk after the current one
         r.chunk_last = Signal.like(r.chunk, name="chunk_last")   # chunks - 1 (when grouped)
@@ -277,6 +283,7 @@ class TileSequencer(wiring.Component):
                     r.next_chunk.eq(b.next_chunk),
                     self.k_left.eq(b.k_left), r.n_left.eq(b.n_left), r.row_left.eq(b.row_left),
                     r.block_size.eq(b.block_size), r.remaining.eq(b.block_size),
+                    *self._thresholds(r, b.block_size),
                     self.step_end.eq(b.block_size == 1),
                     self.last_mt.eq(b.last_mt), self.last_kt.eq(b.last_kt),
                     self.last_block.eq(b.last_block), self.to_output.eq(b.to_output),
@@ -319,17 +326,23 @@ class TileSequencer(wiring.Component):
         ``writeback`` (then both hold). The issue picks between two results
         at the end, so it does not wait for the adds.
         """
-        wb, since, block_size = self.writeback, r.since, r.block_size
-        zero_at = block_size >= wb - 2          # 0 >= spacing_m2
-        zero_past = block_size >= wb - 1        # 0 > spacing_m2
+        wb, since = self.writeback, r.since
+        # since + 1 (>, >=) wb - 2 - block_size is since >= the thresholds,
+        # registers set with block_size: one compare, no add before it.
+        zero_at = r.past_threshold <= 0         # 0 >= spacing_m2
+        zero_past = r.past_threshold < 0        # 0 > spacing_m2
         for tile in range(self.mt_max):
             held = since[tile] >= wb
-            total = since[tile] + block_size    # since + 1 (>, >=) wb - 2 - block_size
-            at = held | (total >= wb - 3)
-            past = held | (total >= wb - 2)
+            at = held | (since[tile] >= r.at_threshold)
+            past = held | (since[tile] >= r.past_threshold)
             reset = self.job.start | (self.issue & (self.mt == tile))
             m.d.sync += [r.spaced_at[tile].eq(Mux(reset, zero_at, at)),
                          r.spaced_past[tile].eq(Mux(reset, zero_past, past))]
+
+    def _thresholds(self, r, block_size):
+        """Assignments of the write-back thresholds for a step of ``block_size``."""
+        return [r.at_threshold.eq(self.writeback - 3 - block_size),
+                r.past_threshold.eq(self.writeback - 2 - block_size)]
 
     def _begin(self, m, r):
         """The problem's first step; its facts are worked out like stage B's."""
@@ -344,6 +357,7 @@ class TileSequencer(wiring.Component):
             r.chunk.eq(0), self.mt.eq(0), self.n.eq(0), self.k_left.eq(self.k_terms),
             r.n_left.eq(self.n_vectors), r.row_left.eq(self.row_length),
             r.block_size.eq(size), r.remaining.eq(size), self.first.eq(1),
+            *self._thresholds(r, size),
             self.step_end.eq(size == 1),
             self.last_mt.eq(Mux(grouped, visits.hi == 0, self.m_outputs <= cols)),
             self.last_kt.eq(self.k_terms <= rows),
