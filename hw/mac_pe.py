@@ -14,9 +14,13 @@ the activation moves on to the right-hand neighbour::
               wload_out  psum_out = psum_in + product
 
 The multiply and the add are pipelined: the activation is registered next
-to the multiplier, ``product = activation * weight`` is registered, and the
-partial sum arriving two cycles *after* the activation is added to it. The
-activation, active-weight and product registers form a
+to the multiplier, ``product = activation * weight`` is registered, copied
+into a fabric register beside the adder, and the partial sum arriving
+:data:`MacPE.PRODUCT_DELAY` (three) cycles *after* the activation is added
+to it. The copy is there because a DSP block may sit far from the fabric
+that adds its product (a whole route from the block's output register,
+then a carry chain, was the top's critical path). The activation,
+active-weight and product registers form a
 :class:`~.registered_multiplier.RegisteredMultiplier` (on ECP5 the DSP
 block's own input and output registers); only the domain's reset clears
 them (a ``flush`` of the engine does not reach into a DSP block), which the
@@ -83,8 +87,8 @@ class MacPE(wiring.Component):
         "The next activation starts a new weight tile" flag, one cycle ahead
         of that activation.
     psum_in, psum_out : Signal(signed(acc_width))
-        Partial sum in from above, two cycles after the activation it meets;
-        ``psum_in + product`` registered out.
+        Partial sum in from above, ``PRODUCT_DELAY`` cycles after the
+        activation it meets; ``psum_in + product`` registered out.
     wload_in, wload_out : View(weight_load_layout(config))
         Weight-load chain; ``wload_out`` is ``wload_in`` delayed by one cycle.
     en : Signal(1), init 1
@@ -92,6 +96,10 @@ class MacPE(wiring.Component):
         partial sum and active weight hold their values (a stall); the
         weight-load chain keeps running.
     """
+
+    #: Cycles from ``act_in`` to the product the add uses: the activation,
+    #: product and product-copy registers.
+    PRODUCT_DELAY = 3
 
     def __init__(self, config: AccelConfig, *, row: int = 0):
         checked_config(config)
@@ -135,12 +143,14 @@ class MacPE(wiring.Component):
             multiplier.b.eq(shadow), multiplier.b_en.eq(self.en & swap_local),
             multiplier.p_en.eq(self.en),
         ]
+        product = Signal.like(multiplier.p, reset_less=True)   # the copy beside the adder
         with m.If(self.en):
             m.d.sync += [
                 act.eq(self.act_in),
                 self.swap_out.eq(self.swap_in),
                 swap_local.eq(self.swap_in),
-                psum.eq(self.psum_in + multiplier.p),
+                product.eq(multiplier.p),
+                psum.eq(self.psum_in + product),
             ]
 
         m.d.sync += [load.eq(self.wload_in), load_valid.eq(self.wload_in.valid)]

@@ -4,7 +4,7 @@
 reduction term ``k = r`` of the current weight tile, column ``c`` output
 channel ``c``: PE ``(r, c)`` keeps weight ``W[r][c]``. Each cycle one
 activation vector ``a[0..rows-1]`` (a slice of one output pixel's window)
-enters, and ``rows + cols + 1`` cycles later ``cols`` sums
+enters, and ``rows + cols + 2`` cycles later ``cols`` sums
 ``psum_in[c] + sum_r a[r] * W[r][c]`` leave::
 
     act[0] ------------> PE(0,0) -> PE(0,1) -> ... -> PE(0,cols-1)
@@ -30,8 +30,8 @@ clock and reset.
 Timing contract (cycle numbers relative to a vector presented at cycle ``S``):
 
 * its results appear on ``psum_out`` with ``out_valid`` at ``S + LATENCY``,
-  ``LATENCY = rows + cols + 1`` (one cycle per cell of its path, plus the
-  local activation and product registers of the last PE);
+  ``LATENCY = rows + cols + 2`` (one cycle per cell of its path, plus the
+  local activation, product and product-copy registers of the last PE);
 * ``swap`` presented at cycle ``S`` makes every PE multiply the vectors
   from ``S + 1`` on (the tile's first vector comes the cycle after its swap)
   by the weight in its shadow register;
@@ -54,7 +54,16 @@ from amaranth.utils import ceil_log2
 from .config import AccelConfig, checked_config
 from .mac_pe import MacPE
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "array_latency"]
+
+
+def array_latency(config: AccelConfig) -> int:
+    """Cycles from a vector at the array's inputs to its sums at ``psum_out``.
+
+    One per cell of the longest path (``rows + cols - 1``) plus the last
+    PE's activation, product and product-copy registers.
+    """
+    return config.array_rows + config.array_cols - 1 + MacPE.PRODUCT_DELAY
 
 
 class SystolicArray(wiring.Component):
@@ -94,7 +103,7 @@ class SystolicArray(wiring.Component):
         self.config = config
         self.rows, self.cols = config.array_rows, config.array_cols
         #: Cycles from a vector at the inputs to its sums at ``psum_out``.
-        self.latency = self.rows + self.cols + 1
+        self.latency = array_latency(config)
         acc = signed(config.acc_width)
         super().__init__({
             "act": In(data.ArrayLayout(signed(config.act_width), self.rows)),
@@ -141,13 +150,14 @@ class SystolicArray(wiring.Component):
                     grid[r][c].swap_in.eq(grid[r][c - 1].swap_out),
                 ]
 
-        # A PE adds the partial sum arriving two cycles after its activation
-        # (its local activation and product registers in between): column
-        # c's top takes psum_in c + 2 cycles late.
+        # A PE adds the partial sum arriving PRODUCT_DELAY cycles after its
+        # activation (its local activation and product registers in
+        # between): column c's top takes psum_in c + PRODUCT_DELAY cycles late.
         for c in range(cols):
             top = grid[0][c]
+            skew = c + MacPE.PRODUCT_DELAY
             m.d.comb += [
-                top.psum_in.eq(self._delayed(m, self.psum_in[c], c + 2, f"psum_skew{c}")),
+                top.psum_in.eq(self._delayed(m, self.psum_in[c], skew, f"psum_skew{c}")),
                 top.wload_in.data.eq(self.wload_data[c]),
                 top.wload_in.row.eq(self.wload_row),
                 top.wload_in.valid.eq(self.wload_valid),

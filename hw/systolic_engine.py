@@ -79,7 +79,7 @@ from .issue_gate import IssueGate
 from .job_control import JobControl
 from .tile_sequencer import TileSequencer, layer_size_members
 from .weight_loader import WeightLoader
-from .systolic_array import SystolicArray
+from .systolic_array import SystolicArray, array_latency
 
 __all__ = ["SystolicEngine", "engine_counters_layout"]
 
@@ -126,7 +126,7 @@ class SystolicEngine(wiring.Component):
         self.block = config.array_block
         #: Cycles from the array-input register stage to the array's sums:
         #: the input registers (after the buffer reads) plus the array.
-        self.latency = self.rows + self.cols + 2
+        self.latency = array_latency(config) + 1
         #: Output FIFO depth: enough for every vector in flight plus slack,
         #: so a ready result stream never throttles the array (the places
         #: cover the round trip from issue through the registered FIFO write).

@@ -41,22 +41,25 @@ def test_pe_double_buffered_weight_hand_example():
             await ctx.tick()
             seen.append(ctx.get(dut.psum_out))
 
-        # A partial sum meets the product of the activation two cycles before
-        # it; a swap takes effect for the activation after the one beside it.
+        # A partial sum meets the product of the activation three cycles
+        # before it; a swap takes effect for the activation after the one
+        # beside it; a stalled cycle (en = 0) does not count.
         await step(load=(3, 1))                   # shadow = 3
         await step(load=(9, 0))                   # row 0 beat: not ours
         await step(swap=1)                        # active = 3 from the next activation on
         await step(act=2)
         await step(act=5, load=(7, 1))            # shadow = 7
-        await step(act=1, psum=100, swap=1)       # 100 + 2*3; the new tile after this one
-        await step(act=1, psum=10)                # 10 + 5*3
-        await step(act=-4, psum=1, en=0)          # stalled: holds 25
+        await step(act=1, swap=1)                 # the new tile after this one
+        await step(act=1, psum=100)               # 100 + 2*3
+        await step(act=-4, psum=10)               # 10 + 5*3
+        await step(act=99, psum=1, en=0)          # stalled: holds 25, takes nothing
         await step(act=-128, psum=0)              # 0 + 1*3 (the old tile's weight)
         await step(psum=0)                        # 0 + 1*7
-        await step(psum=-5)                       # -5 + -128*7
+        await step(psum=-5)                       # -5 + -4*7
+        await step(psum=0)                        # 0 + -128*7
 
     simulate(dut, testbench)
-    assert seen[5:] == [106, 25, 25, 3, 7, -5 - 896]
+    assert seen[6:] == [106, 25, 25, 3, 7, -5 - 28, -896]
 
 
 def test_pe_matches_reference_in_amaranth_sim():

@@ -140,5 +140,5 @@ def test_tiles_of_rows_plus_cols_minus_one_need_no_bubble():
     np.testing.assert_array_equal(
         out, np.concatenate([golden_tile(a, w, p) for a, w, p in tiles]))
     # rows cycles of first load + 4 tiles of `length` vectors + the activations'
-    # cycle behind their swap + the latency (rows + cols + 1) + 2.
-    assert cycles == 3 + 4 * length + 1 + (3 + 4 + 1) + 2
+    # cycle behind their swap + the latency (rows + cols + 2) + 2.
+    assert cycles == 3 + 4 * length + 1 + (3 + 4 + 2) + 2

@@ -180,24 +180,24 @@ def test_compute_bound_problem_keeps_the_array_busy():
     report = check_problem(config, 32, 8, 8, seed=3, idle=0.0, stall=0.0)
     ideal = 32 * 8 * 8 // 4   # 512 vector issues: 2 blocks x 4 kt x 4 mt x 16
     # No bubble between the 32 tiles: the only stalls are the first tile's
-    # 2 load cycles; the fill is the array's latency (rows + cols + 1 = 5) plus
+    # 2 load cycles; the fill is the array's latency (rows + cols + 2 = 6) plus
     # 5 register stages (issue, array inputs, accumulate, FIFO write, output FIFO).
     assert report["weight_stall"] == 2, report
     assert report["input_stall"] == report["output_stall"] == report["drain_stall"] == 0
-    assert report["busy_cycles"] == ideal + 2 + 5 + 5, report
+    assert report["busy_cycles"] == ideal + 2 + 6 + 5, report
 
 
-@pytest.mark.parametrize("block", [5, 6, 7, 8])
+@pytest.mark.parametrize("block", [5, 6, 7, 8, 9])
 def test_a_tile_revisit_waits_exactly_until_its_write_back(block):
-    # 1x2 array: sums are written back rows + cols + 4 = 7 cycles after their
+    # 1x2 array: sums are written back rows + cols + 5 = 8 cycles after their
     # vector issues; a weight tile loads in 4 cycles, so these blocks never
     # wait for weights. One output tile and 4 reduction tiles: each of the 3
     # revisits brings vector n back `block` cycles after its last read, so it
-    # must wait 7 - block cycles (by hand), and not one more.
+    # must wait 8 - block cycles (by hand), and not one more.
     config = PRESETS["tiny"].replace(array_rows=1, array_cols=2, array_block=block,
                                      max_out_channels=8)
     writeback = SystolicEngine(config).latency + 2
-    assert writeback == 7
+    assert writeback == 8
     report = check_problem(config, block, 4, 2, seed=block, idle=0.0, stall=0.0)
     assert report["drain_stall"] == 3 * max(0, writeback - block), report
     assert report["weight_stall"] == 1, report      # the first tile's load only

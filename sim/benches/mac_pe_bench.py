@@ -21,6 +21,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 from ...golden import conv2d
+from ...hw.mac_pe import MacPE
 from ..streams import bench_rng, start_clock_and_reset
 from . import bench_config
 
@@ -38,13 +39,15 @@ class PeReference:
     shadow: int = 0
     active: int = 0
     product: int = 0
+    product_copy: int = 0     # the fabric copy beside the adder
     act_local: int = 0
     swap_local: int = 0
 
     def step(self, *, en, act_in, swap_in, psum_in, wload_in):
         if en:
             self.act_out, self.swap_out = act_in, swap_in
-            self.psum_out = psum_in + self.product
+            self.psum_out = psum_in + self.product_copy
+            self.product_copy = self.product
             self.product = self.act_local * self.active   # before this edge's swap
             if self.swap_local:
                 self.active = self.shadow
@@ -113,14 +116,16 @@ class MacPeBench:
                 k += 1
             # Leave the ReadOnly phase before driving again.
             await Timer(1, unit="ns")
-        # The last two products are added by the two cycles after their activations.
-        for _ in range(2):
+        # Each product reaches psum_out PRODUCT_DELAY edges after its
+        # activation's: the last ones arrive in as many cycles after the loop.
+        flush = MacPE.PRODUCT_DELAY
+        for _ in range(flush):
             self.drive(en=1, act=0, swap=0, psum=accumulator)
             await RisingEdge(self.dut.clk)
             await ReadOnly()
             accumulator = self.dut.psum_out.value.to_signed()
             await Timer(1, unit="ns")
-        return accumulator, cycles + 2
+        return accumulator, cycles + flush
 
 
 @cocotb.test()
