@@ -35,6 +35,7 @@ _BUILD_FIELDS = {
     "max_pool_stride": ("build3", "max_pool_stride"),
     "bias_width": ("build4", "bias_width"), "mult_width": ("build4", "mult_width"),
     "shift_width": ("build4", "shift_width"), "array_block": ("build5", "array_block"),
+    "weight_buffer_depth": ("build5", "weight_buffer_depth"),
 }
 
 

@@ -86,7 +86,9 @@ def weight_lanes(config: AccelConfig, w: np.ndarray, n: int, row_length: int | N
                  tile_ranges=None) -> np.ndarray:
     """``W (K x M)`` as the weight stream ``(beats, array_cols)``: block, kt, mt, row.
 
-    With ``tile_ranges`` (a grouped problem) only the visited tiles are sent;
+    The first block's beats are all sent; each further block sends only the
+    beats the weight buffer does not hold (those from ``weight_buffer_depth``
+    on; every beat without a buffer). With ``tile_ranges`` (a grouped problem) only the visited tiles are sent;
     the others must be zero.
     """
     k, m = w.shape
@@ -108,7 +110,10 @@ def weight_lanes(config: AccelConfig, w: np.ndarray, n: int, row_length: int | N
                           for i in (0, 1))
     one_block = tiles[kt_index, mt_index].reshape(-1, cols)
     blocks = sum(1 for _ in block_ranges(config, n, row_length))
-    return np.tile(one_block, (blocks, 1))
+    if not config.weight_buffer_depth:
+        return np.tile(one_block, (blocks, 1))
+    # The engine's weight buffer replays its first weight_buffer_depth beats.
+    return np.concatenate([one_block] + [one_block[config.weight_buffer_depth:]] * (blocks - 1))
 
 
 def beat_bytes(config: AccelConfig, stream: str) -> int:

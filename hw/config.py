@@ -69,6 +69,7 @@ _MEMORY_SIZED_BY = {
     "engine activation buffer": "array_block",
     "engine accumulator buffer": "array_block, max_out_channels / array_cols",
     "requantization parameters": "max_out_channels / array_cols",
+    "weight buffer": "weight_buffer_depth",
 }
 
 
@@ -84,6 +85,8 @@ _INT_LIMITS = (
     ("array_rows", 1, 64, "systolic array rows (reduction direction)"),
     ("array_cols", 1, 64, "systolic array columns (output-channel direction)"),
     ("array_block", 1, 4096, "output positions per block of the array sequencer"),
+    ("weight_buffer_depth", 0, (1 << 16) - 1, "weight buffer beats of array_cols weights (0: no "
+                                         "buffer, the weight stream repeats per block)"),
     ("max_in_channels", 1, 4096, "largest input channel count C"),
     ("max_out_channels", 1, 4096, "largest output channel count M"),
     ("max_height", 1, 4096, "largest input height H"),
@@ -160,6 +163,7 @@ class AccelConfig:
     array_rows: int = 8
     array_cols: int = 8
     array_block: int = 64
+    weight_buffer_depth: int = 4608
     max_in_channels: int = 64
     max_out_channels: int = 64
     max_height: int = 64
@@ -323,7 +327,16 @@ class AccelConfig:
                                           cols * self.acc_width),
             "requantization parameters": (out_groups, cols * (self.bias_width + self.mult_width
                                                               + self.shift_width)),
+            **({"weight buffer": (self.weight_buffer_depth, cols * self.weight_width)}
+               if self.weight_buffer_depth else {}),
         }
+
+    @property
+    def weight_beats_per_block(self) -> int:
+        """Most weight beats the engine can ask for per block (a layer at the maxima)."""
+        reduction_tiles = -(-self.max_reduction // self.array_rows)
+        output_tiles = -(-self.max_out_channels // self.array_cols)
+        return self.array_rows * reduction_tiles * output_tiles
 
     @property
     def memory_bits(self) -> int:
@@ -431,10 +444,10 @@ def _json_value(text: str, what: str):
 PRESETS: dict[str, AccelConfig] = {
     "tiny": AccelConfig(
         array_rows=2, array_cols=2, array_block=8, max_in_channels=4, max_out_channels=4,
-        max_height=12, max_width=12, max_kernel=3, max_stride=4,
+        weight_buffer_depth=32, max_height=12, max_width=12, max_kernel=3, max_stride=4,
         max_dilation=3, max_padding=2, max_pool_kernel=3, max_pool_stride=3),
     "default": AccelConfig(),
     "large": AccelConfig(
         array_rows=16, array_cols=16, max_in_channels=256, max_out_channels=256,
-        max_height=128, max_width=128),
+        weight_buffer_depth=9216, max_height=128, max_width=128),
 }

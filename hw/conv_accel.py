@@ -72,7 +72,7 @@ __all__ = ["ConvAccel", "conv_accel_register_map", "COUNTERS", "ERROR_BITS", "MA
 #: ``id.magic``: ASCII "CNVA".
 MAGIC = 0x434E5641
 #: ``version`` (major, minor) of the register map.
-VERSION = (2, 1)
+VERSION = (2, 2)
 #: ``error`` register bits, bit 0 first: name -> meaning (of the last layer that ended).
 ERROR_BITS = {
     "shape": "a zero size, or the kernel is larger than the padded input",
@@ -148,7 +148,10 @@ def conv_accel_register_map(config: AccelConfig) -> RegisterMap:
             _ro("shift_width", 16, 8, c.shift_width), _ro("acc_width", 24, 8, c.acc_width))),
         Register("build5", 0x1C, (
             _ro("array_block", 0, 16, c.array_block,
-                "output positions per block: the weight stream repeats per block"),),
+                "output positions per block: the weight stream repeats per block, "
+                "less what the weight buffer holds"),
+            _ro("weight_buffer_depth", 16, 16, c.weight_buffer_depth,
+                "weight beats the buffer replays for every block after the first")),
             "generate-time parameters that shape the streams"),
         Register("control", 0x20, (
             Field("start", 0, 1, "pulse", doc="start the layer described by the registers"),

@@ -41,14 +41,16 @@ __all__ = ["EXPRESSION_SYNTAX", "FORMAT_VERSION", "LAYER_SYMBOLS", "STREAMS", "E
            "StreamFormat", "StreamLayer"]
 
 #: Version of the JSON image (bumped when its structure changes).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: The rules a driver needs to evaluate the JSON's formulas.
 EXPRESSION_SYNTAX = (
     "Integer expressions in Python syntax: + - * // (floor division) % (modulo), "
     "comparisons, and/or/not, 'a if cond else b', min(), max(), ceil_div(a, b) = "
     "-(-a // b), sum(... for g in range(n)), the functions of 'functions' and the "
-    "names of 'symbols' and 'derived'. Array elements are written name[i][j]...")
+    "names of 'symbols' and 'derived'. Array elements are written name[i][j]... "
+    "A stream's 'loops' run outermost first: {index, range} is a for loop, {let, expr} "
+    "binds a name, {skip_if} leaves out the beats for which it holds.")
 
 #: The three stream ports, in the order the docs list them.
 STREAMS = ("pixels", "weights", "out")
@@ -87,6 +89,10 @@ LAYER_SYMBOLS = (
     _Symbol("Up", "pool_stride", "mode.pool_stride", "pooling stride"),
 )
 
+#: Weight tiles per kernel tap, and weight beats per block (L), as formulas.
+_TILES_PER_TAP = "sum(hi(h) - lo(h) + 1 for h in range(G))"
+_BLOCK_BEATS = f"R * S * rows * {_TILES_PER_TAP}"
+
 # Build parameters that shape the streams: (symbol, AccelConfig attribute, register, doc).
 _BUILD_SYMBOLS = (
     ("rows", "array_rows", "build0.array_rows",
@@ -94,7 +100,10 @@ _BUILD_SYMBOLS = (
     ("cols", "array_cols", "build0.array_cols",
      "array columns: weights per weight beat, channels per output beat"),
     ("B", "array_block", "build5.array_block",
-     "output positions per block; the weight stream repeats for every block"),
+     "output positions per block; the weights are used again for every block"),
+    ("D", "weight_buffer_depth", "build5.weight_buffer_depth",
+     "weight beats the accelerator keeps: each block after the first sends only its beats "
+     "from D on"),
     ("act_width", "act_width", "build0.act_width", "bits of a pixel or output lane"),
     ("weight_width", "weight_width", "build0.weight_width", "bits of a weight lane"),
 )
@@ -204,8 +213,8 @@ class StreamFormat:
     ----------
     config : AccelConfig
         The build; only ``act_width``, ``weight_width``, ``array_rows``,
-        ``array_cols`` and ``array_block`` shape the streams (all readable
-        in the ``build0`` and ``build5`` registers).
+        ``array_cols``, ``array_block`` and ``weight_buffer_depth`` shape the
+        streams (all readable in the ``build0`` and ``build5`` registers).
     """
 
     def __init__(self, config: AccelConfig):
@@ -291,9 +300,10 @@ class StreamFormat:
         n, rows, block = self.sizes(layer), self.build["rows"], self.build["B"]
         tiles_per_tap = sum(hi - lo + 1 for lo, hi in
                             (self.tile_range(layer, g) for g in range(n["G"])))
+        per_block = layer.kernel_h * layer.kernel_w * rows * tiles_per_tap
+        blocks = n["P"] * _ceil_div(n["Q"], block)
         return {"pixels": layer.height * layer.width * n["G"],
-                "weights": (n["P"] * _ceil_div(n["Q"], block) * layer.kernel_h
-                            * layer.kernel_w * rows * tiles_per_tap),
+                "weights": per_block + (blocks - 1) * max(0, per_block - self.build["D"]),
                 "out": n["Po"] * n["Qo"] * n["Go"]}
 
     def beats(self, stream: str, layer: StreamLayer) -> Iterator[tuple[dict, list]]:
@@ -334,7 +344,7 @@ class StreamFormat:
             return Element("w", (m, c % c_per_group, tap // layer.kernel_w,
                                  tap % layer.kernel_w))
 
-        # One block's beats; every block of output positions repeats them.
+        # One block's beats; every further block sends those the buffer lacks.
         one_block = []
         for kt in range(layer.kernel_h * layer.kernel_w * n["G"]):
             tap, g = divmod(kt, n["G"])
@@ -345,7 +355,8 @@ class StreamFormat:
                         lane(g * rows + i, mt * cols + j, tap) for j in range(cols)]))
         for p in range(n["P"]):
             for q0 in range(0, n["Q"], block):
-                for indices, lanes in one_block:
+                skipped = 0 if p == q0 == 0 else self.build["D"]
+                for indices, lanes in one_block[skipped:]:
                     yield {"p": p, "q0": q0, **indices}, lanes
 
     def _out_beats(self, layer, n):
@@ -385,13 +396,12 @@ class StreamFormat:
             "padding_bits": {"rule": "ignored",
                              "doc": "tdata bits above lanes*lane_bits are ignored"},
             "tlast": {"rule": "ignored", "doc": "ignored (any value)"},
-            "beats": "P * ceil_div(Q, B) * R * S * rows * sum(hi(g) - lo(g) + 1 for g in "
-                     "range(G))",
+            "beats": f"{_BLOCK_BEATS} + (P * ceil_div(Q, B) - 1) * max(0, {_BLOCK_BEATS} - D)",
             "loops": [
                 {"index": "p", "range": ["0", "P"], "doc": "convolution output row"},
                 {"index": "q0", "range": ["0", "Q", "B"],
                  "doc": "block: output positions q0 .. min(q0 + B, Q) - 1 of row p (blocks "
-                        "end at row ends); the weights repeat for every block"},
+                        "end at row ends)"},
                 {"index": "kt", "range": ["0", "R * S * G"],
                  "doc": "reduction tile: kernel tap t = kt // G (r = t // S, s = t % S), "
                         "input chunk g = kt % G"},
@@ -403,6 +413,10 @@ class StreamFormat:
                         "layer are not sent"},
                 {"index": "i", "range": ["0", "rows"],
                  "doc": "array row: reduction term k = kt * rows + i"},
+                {"let": "b", "expr": "rows * (t * " + _TILES_PER_TAP + " + sum(hi(h) - lo(h) "
+                                     "+ 1 for h in range(g)) + mt - lo(g)) + i"},
+                {"skip_if": "(p > 0 or q0 > 0) and b < D",
+                 "doc": "beat b of the block: the accelerator replays beats below D"},
             ],
             "lane": {"index": "j", "let": [["c", "g * rows + i"], ["m", "mt * cols + j"]],
                      "cases": [
@@ -419,9 +433,11 @@ class StreamFormat:
                 "c = g * rows + lane at kernel tap (r, s); each weight tile is the rows x "
                 "cols slice W[kt*rows : kt*rows + rows][mt*cols : mt*cols + cols] of the "
                 "K x M matrix W[k][m], sent one row (i) per beat.",
-                "The content does not depend on p or q0: the same sequence of "
-                "R * S * rows * sum(hi(g) - lo(g) + 1) beats is sent P * ceil_div(Q, B) "
-                "times.",
+                "The content does not depend on p or q0: every block uses the same "
+                "sequence of L = R * S * rows * sum(hi(g) - lo(g) + 1) beats. The first "
+                "block sends all L; each further block sends only beats D ... L - 1 (none "
+                "when L <= D), because the accelerator keeps the first D beats and replays "
+                "them (D = 0: every block sends all L).",
             ],
         }
         out = {
@@ -530,8 +546,9 @@ class StreamFormat:
                     entry["tdata"] = f"0x{self._example_tdata(stream, lanes):0{digits}x}"
                 first.append(entry)
             streams[stream] = {"beats": len(beats), "first": first}
-        blocks = [number for number, (indices, _) in enumerate(self.beats("weights", layer))
-                  if indices["kt"] == indices["mt"] == indices["i"] == 0]
+        block_of = [(indices["p"], indices["q0"]) for indices, _ in self.beats("weights", layer)]
+        blocks = [number for number, block in enumerate(block_of)
+                  if number == 0 or block != block_of[number - 1]]
         streams["weights"]["block_starts"] = blocks
         grouped = self.grouped_example_layer()
         sizes = self.sizes(grouped)
@@ -656,6 +673,10 @@ def _loop_text(stream: dict) -> list[str]:
         pad = "  " * depth
         if "let" in loop:
             lines.append(f"{pad}{loop['let']} = {loop['expr']}")
+            continue
+        if "skip_if" in loop:
+            lines.append(f"{pad}if {loop['skip_if']}: continue"
+                         + (f"    # {loop['doc']}" if loop.get("doc") else ""))
             continue
         lines.append(f"{pad}for {loop['index']} in range({', '.join(loop['range'])}):"
                      + (f"    # {loop['doc']}" if loop.get("doc") else ""))

@@ -39,7 +39,10 @@ where ``K`` or ``M`` does not fill a tile; blocks end at ``row_length``):
 
 * ``act``: for block, for kt, for n in block: ``A[n][kt*rows : kt*rows+rows]``;
 * ``weights``: for block, for kt, for mt (visited tiles only), for i < rows:
-  ``W[kt*rows+i][mt*cols : mt*cols+cols]``;
+  ``W[kt*rows+i][mt*cols : mt*cols+cols]``, the ``L`` beats of one block;
+  with a weight buffer (``weight_buffer_depth = D > 0``,
+  :mod:`convaccel.hw.weight_buffer`) the first block's ``L`` beats and then,
+  per further block, only its beats ``D ... L - 1`` (none if ``L <= D``);
 * ``result``: for block, for mt, for n in block: ``out[n][mt*cols : mt*cols+cols]``
   (``last`` set on the problem's final beat).
 
@@ -78,6 +81,7 @@ from .issue_credits import IssueCredits
 from .issue_gate import IssueGate
 from .job_control import JobControl
 from .tile_sequencer import TileSequencer, layer_size_members
+from .weight_buffer import WeightBuffer
 from .weight_loader import WeightLoader
 from .systolic_array import SystolicArray, array_latency
 
@@ -235,7 +239,15 @@ class SystolicEngine(wiring.Component):
             array.wload_row.eq(loader.wload_row),
             array.wload_data.eq(loader.wload_data),
         ]
-        wiring.connect(m, wiring.flipped(self.weights), loader.weights)
+        weights = wiring.flipped(self.weights)
+        if cfg.weight_buffer_depth:
+            m.submodules.weight_buffer = buffer = WeightBuffer(
+                self.weights.payload.shape(), cfg.weight_buffer_depth, cfg.weight_beats_per_block)
+            m.d.comb += [buffer.start.eq(start.launch),
+                         buffer.block_end.eq(issue & first & last_kt & last_mt)]
+            wiring.connect(m, weights, buffer.i)
+            weights = buffer.o
+        wiring.connect(m, weights, loader.weights)
 
         m.d.comb += [
             start.finished.eq(self.result.valid & self.result.ready & self.result.payload.last),

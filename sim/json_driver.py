@@ -145,6 +145,10 @@ class Streams:
             if "let" in loop:
                 yield from level(depth + 1, {**bound, loop["let"]: evaluate(loop["expr"], bound)})
                 return
+            if "skip_if" in loop:
+                if not evaluate(loop["skip_if"], bound):
+                    yield from level(depth + 1, bound)
+                return
             for value in range(*(evaluate(part, bound) for part in loop["range"])):
                 yield from level(depth + 1, {**bound, loop["index"]: value})
 

@@ -92,7 +92,7 @@ def test_partial_config_names_what_comes_from_the_preset(tmp_path):
     assert result.returncode == 0
     assert AccelConfig.from_json(result.stdout) == PRESETS["default"].replace(array_rows=4,
                                                                               array_cols=4)
-    assert "leaves 17 of 19 parameters to the default preset: act_width," in result.stderr
+    assert "leaves 18 of 20 parameters to the default preset: act_width," in result.stderr
 
 
 def write_config(folder: Path, name: str, data: dict) -> Path:

@@ -7,6 +7,7 @@ JSON's formulas and loop nests. The cocotb test runs that JSON-only driver on
 the ``conv_accel`` RTL.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_unpacking_reports_broken_layout_rules():
 
 def test_grouped_layers_skip_the_all_zero_tiles():
     """Depthwise 3x3, C = M = 16 on the 8x8 build: each chunk feeds one tile of two."""
-    fmt = StreamFormat(PRESETS["default"])
+    fmt = StreamFormat(dataclasses.replace(PRESETS["default"], weight_buffer_depth=0))
     layer = StreamLayer(height=4, width=4, in_channels=16, out_channels=16, kernel_h=3,
                         kernel_w=3, groups=16)
     assert [fmt.tile_range(layer, g) for g in range(2)] == [(0, 0), (1, 1)]
@@ -128,6 +129,33 @@ def test_grouped_layers_skip_the_all_zero_tiles():
     assert fmt.beat_counts(layer)["weights"] == 2 * 9 * 2 * 1 * 8
     example = fmt.to_dict()["example"]["grouped"]
     assert example["weight_beats"] * 2 == example["weight_beats_if_dense"]
+
+
+@pytest.mark.parametrize("depth, beats", [
+    (0, 2 * 144),           # no buffer: both blocks send their 144 beats
+    (4608, 144),            # the default buffer holds the block: sent once
+    (100, 144 + 44),        # a 100-beat buffer: the second block sends beats 100 ... 143
+])
+def test_the_weight_buffer_leaves_out_what_it_replays(depth, beats):
+    """Depthwise 3x3, C = M = 16 on the 8x8 build: 144 weight beats per block, 2 blocks."""
+    cfg = dataclasses.replace(PRESETS["default"], weight_buffer_depth=depth)
+    fmt = StreamFormat(cfg)
+    layer = StreamLayer(height=4, width=4, in_channels=16, out_channels=16, kernel_h=3,
+                        kernel_w=3, groups=16)
+    assert fmt.beat_counts(layer)["weights"] == beats
+    sent = list(fmt.beats("weights", layer))
+    assert len(sent) == beats
+    # The second block (row p = 1) starts at its beat 0, at its beat 100 (tile 12 =
+    # tap 6, chunk 0, so output tile 0; row 4), or is not sent.
+    first_of_second = {0: [(1, 0, 0, 0)], 4608: [], 100: [(1, 12, 0, 4)]}[depth]
+    assert [(b["p"], b["kt"], b["mt"], b["i"]) for b, _ in sent[144:145]] == first_of_second
+    names = Streams(fmt.to_json()).names({
+        "shape": {"height": 4, "width": 4}, "channels": {"in_channels": 16, "out_channels": 16},
+        "kernel": {"kernel_h": 3, "kernel_w": 3, "stride_h": 1, "stride_w": 1,
+                   "dilation_h": 1, "dilation_w": 1},
+        "padding": dict.fromkeys(("top", "bottom", "left", "right"), 0),
+        "groups": {"groups": 16}, "mode": {"pool_enable": 0, "pool_kernel": 1, "pool_stride": 1}})
+    assert Streams(fmt.to_json()).beat_count("weights", names) == beats
 
 
 def test_formulas_refuse_anything_but_integer_arithmetic():

@@ -59,7 +59,8 @@ async def accel_build_registers_read_back(dut):
     assert await driver.read("build1") == {"max_in_channels": cfg.max_in_channels,
                                            "max_out_channels": cfg.max_out_channels}
     assert (await driver.read("build4"))["acc_width"] == cfg.acc_width
-    assert await driver.read("build5") == {"array_block": cfg.array_block}
+    assert await driver.read("build5") == {"array_block": cfg.array_block,
+                                           "weight_buffer_depth": cfg.weight_buffer_depth}
 
 
 @cocotb.test()
