@@ -23,7 +23,8 @@ REGRESSION_CONFIGS: dict[str, AccelConfig] = {
     "default": PRESETS["default"],
     "odd": PRESETS["tiny"].replace(
         act_width=6, weight_width=5, bias_width=20, mult_width=12, shift_width=5,
-        array_rows=3, array_cols=1, max_in_channels=3, max_out_channels=3, max_kernel=5),
+        array_rows=3, array_cols=1, max_in_channels=3, max_out_channels=3, max_kernel=5,
+        weight_buffer_depth=20),   # the on-chip weight buffer, smaller than most layers' weights
 }
 
 

@@ -101,7 +101,7 @@ def check_problem(config, n, k, m, seed, row_length=None, **kwargs):
     (3, 2, 16, 17, 9, 4),    # exact tiles, block + 1 vectors
     (2, 3, 5, 1, 1, 1),      # a single MAC
 ])
-@pytest.mark.parametrize("buffer", [32, 0, 5])   # tiny's, none, less than one block's
+@pytest.mark.parametrize("buffer", [32, 0, 5])   # holds most blocks, none, less than one block's
 def test_random_problems_with_stalls_match_golden(rows, cols, block, n, k, m, buffer):
     config = PRESETS["tiny"].replace(array_rows=rows, array_cols=cols, array_block=block,
                                      max_out_channels=8, weight_buffer_depth=buffer)
