@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .batch import batch_limit, batched_layer, split_batch
 from .device import Accelerator, LayerRun
+from .lowering import lower
 from .host_ops import run_host_op
 from .program import HardwareStep, HostStep, Program
 from .tiling import assemble, pass_input
@@ -39,6 +41,9 @@ class GoldenRunner:
 
     checks_itself = True
 
+    def batch_size(self, step: HardwareStep) -> int:
+        return 1
+
     def run_step(self, step: HardwareStep, x: np.ndarray, on_pass=None):
         """``(output, runs)`` of one step on input ``x (C, H, W)``."""
         output = step.layer.with_input(x).golden()
@@ -55,6 +60,20 @@ class AcceleratorRunner:
         self.name = name
 
     checks_itself = False
+
+    def batch_size(self, step: HardwareStep) -> int:
+        """Images a pass of ``step`` takes side by side (1 unless fully connected in one pass)."""
+        if len(step.passes) != 1:
+            return 1
+        return batch_limit(step.layer, self.accelerator.config)
+
+    def run_batch(self, step: HardwareStep, xs: np.ndarray, on_pass=None):
+        """``(output (M, 1, N), runs)`` of a fully connected step on ``xs (N, C, H, W)``."""
+        layer = batched_layer(step.layer, xs)
+        run = self.accelerator.run(lower(layer, self.accelerator.config), layer.x)
+        if on_pass:
+            on_pass(1, 1)
+        return run.output, [run]
 
     def run_step(self, step: HardwareStep, x: np.ndarray, on_pass=None):
         """``(output, runs)`` of one step on input ``x (C, H, W)``: every pass, assembled."""
@@ -99,22 +118,35 @@ def _first_difference(got: np.ndarray, want: np.ndarray) -> str:
             f"(channel, row, column) {index}: got {int(got[index])}, golden {int(want[index])}")
 
 
-def _run_hardware(step: HardwareStep, tensors: dict, runner, check: bool, report: StepReport,
-                  on_pass) -> None:
-    x = np.asarray(tensors[step.input], dtype=np.int64).reshape(step.layer.in_shape)
-    output, runs = runner.run_step(step, x, on_pass)
-    if check and not runner.checks_itself:
-        want = step.layer.with_input(x).golden()
-        if not np.array_equal(output, want):
-            raise MismatchError(f"layer {step.name!r} on {runner.name}: not bit-exact with the "
-                                f"golden model: {_first_difference(output, want)}")
-        report.bit_exact = True
-    report.passes += len(step.passes)
-    for run in runs:
-        report.cycles += run.counters.get("busy_cycles", 0)
-        report.macs += run.counters.get("macs", 0)
-        report.bytes_moved += run.bytes_sent + run.bytes_received + 4 * run.register_writes
-    tensors[step.output] = output.reshape(step.out_shape)
+def _run_hardware(step: HardwareStep, images: list[dict], runner, check: bool,
+                  report: StepReport, on_pass) -> None:
+    """``step`` on every image: a batch per pass where the layer is fully connected."""
+    xs = [np.asarray(tensors[step.input], dtype=np.int64).reshape(step.layer.in_shape)
+          for tensors in images]
+    size = runner.batch_size(step) if len(xs) > 1 else 1
+    outputs = []
+    for first in range(0, len(xs), size):
+        group = xs[first:first + size]
+        if len(group) > 1:
+            output, runs = runner.run_batch(step, np.stack(group), on_pass)
+            outputs += split_batch(output)
+            report.passes += 1
+        else:
+            output, runs = runner.run_step(step, group[0], on_pass)
+            outputs.append(output)
+            report.passes += len(step.passes)
+        for run in runs:
+            report.cycles += run.counters.get("busy_cycles", 0)
+            report.macs += run.counters.get("macs", 0)
+            report.bytes_moved += run.bytes_sent + run.bytes_received + 4 * run.register_writes
+    for x, output, tensors in zip(xs, outputs, images, strict=True):
+        if check and not runner.checks_itself:
+            want = step.layer.with_input(x).golden()
+            if not np.array_equal(output, want):
+                raise MismatchError(f"layer {step.name!r} on {runner.name}: not bit-exact with "
+                                    f"the golden model: {_first_difference(output, want)}")
+            report.bit_exact = True
+        tensors[step.output] = output.reshape(step.out_shape)
 
 
 def _run_host(step: HostStep, tensors: dict) -> None:
@@ -160,26 +192,30 @@ def run_program(program: Program, feeds: dict[str, np.ndarray], runner, *,
     reports = [StepReport(step.name, step.kind,
                           step.op if step.kind == "host" else "conv",
                           reason=getattr(step, "reason", "")) for step in program.steps]
-    results = {tensor.name: [] for tensor in program.outputs}
+    # Step by step over the whole batch, so a fully connected layer can take
+    # the images side by side (host/batch.py).
+    images = []
     for image in batch:
         tensors = {name: values for name, (values, _) in program.constants.items()}
         tensors[graph_input.name] = _input_value(image[None], graph_input)
-        for index, (step, report) in enumerate(zip(program.steps, reports)):
-            start = time.perf_counter()
-            if step.kind == "hardware":
-                _run_hardware(step, tensors, runner, check, report,
-                              None if on_pass is None else
-                              (lambda done, total, i=index, s=step: on_pass(i, s, done, total)))
-            else:
+        images.append(tensors)
+    for index, (step, report) in enumerate(zip(program.steps, reports)):
+        start = time.perf_counter()
+        if step.kind == "hardware":
+            _run_hardware(step, images, runner, check, report,
+                          None if on_pass is None else
+                          (lambda done, total, i=index, s=step: on_pass(i, s, done, total)))
+        else:
+            for tensors in images:
                 _run_host(step, tensors)
-                if on_pass:
-                    on_pass(index, step, 1, 1)
-            report.wall_seconds += time.perf_counter() - start
-            if not report.outputs:
-                report.outputs = {name: tensors[name] for name in step.outputs}
-        for tensor in program.outputs:
-            results[tensor.name].append(_output_value(tensors[tensor.name], tensor))
-    outputs = {name: np.concatenate(values, axis=0) for name, values in results.items()}
+            if on_pass:
+                on_pass(index, step, 1, 1)
+        report.wall_seconds += time.perf_counter() - start
+        if images:
+            report.outputs = {name: images[0][name] for name in step.outputs}
+    outputs = {tensor.name: np.concatenate([_output_value(tensors[tensor.name], tensor)
+                                            for tensors in images], axis=0)
+               for tensor in program.outputs}
     return outputs, reports
 
 

@@ -39,6 +39,9 @@ BENCH_LAYERS = {
                          c=32, h=16, w=16, m=64, r=1, s=1, activation="clamp", clamp_high=96),
     "fc_256x64": dict(name="fully connected 256->64 (a 4x4 conv over 16x4x4)",
                       c=16, h=4, w=4, m=64, r=4, s=4),
+    "fc_256x64_b16": dict(name="fully connected 256->64, batch of 16 (16x4x4 inputs side by "
+                               "side: a 4x4/(1,4) conv over 16x4x64)",
+                          c=16, h=4, w=64, m=64, r=4, s=4, stride=[1, 4]),
 }
 
 #: A sweep of 3x3 same-padded layers (ReLU): channels at 16x16, then size at 32 channels.

@@ -372,3 +372,37 @@ def test_the_host_package_never_imports_the_simulator():
                     alias.name for alias in node.names]
                 assert not any(str(n).startswith(("convaccel.sim", "convaccel.scripts", "cocotb"))
                                for n in names), f"{path.name} imports {names}"
+
+
+# -- fully connected layers on a batch --------------------------------------------------------
+
+
+@pytest.mark.parametrize("c, side, m, stride", [(16, 4, 10, (1, 1)), (5, 1, 7, (1, 1)),
+                                                 (3, 2, 4, (2, 2))])
+def test_a_batch_side_by_side_equals_each_input_alone(c, side, m, stride):
+    """The golden model of the batched layer, split, equals the layer on each input."""
+    from convaccel.host.batch import batched_layer, split_batch
+    rng = np.random.default_rng(c + side)
+    layer = random_layer(rng, DEFAULT, c, side, side, m, k=side, stride=stride,
+                         activation="relu")
+    inputs = rng.integers(-128, 128, (6, c, side, side))
+    batched = batched_layer(layer, inputs)
+    assert batched.in_shape == (c, side, 6 * side) and batched.conv_size() == (1, 6)
+    for x, out in zip(inputs, split_batch(batched.golden()), strict=True):
+        np.testing.assert_array_equal(out, conv_layer(x, layer.w, layer.bias, layer.multiplier,
+                                                      layer.shift, activation="relu"))
+
+
+def test_batch_limits_come_from_max_width_and_max_stride():
+    from convaccel.host.batch import batch_limit, batched_layer
+    rng = np.random.default_rng(3)
+    fc = random_layer(rng, DEFAULT, 16, 4, 4, 64, k=4)
+    assert batch_limit(fc, DEFAULT) == 64 // 4          # max_width 64, 4 wide inputs
+    assert batch_limit(random_layer(rng, DEFAULT, 4, 5, 5, 8, k=5), DEFAULT) == 1   # 5 > max_stride
+    assert batch_limit(random_layer(rng, DEFAULT, 4, 1, 1, 8, k=1), DEFAULT) == 64
+    conv = random_layer(rng, DEFAULT, 4, 6, 6, 8, k=3)
+    assert batch_limit(conv, DEFAULT) == 1
+    with pytest.raises(ValueError, match="not fully connected"):
+        batched_layer(conv, conv.x[None])
+    with pytest.raises(ValueError, match="batch must have shape"):
+        batched_layer(fc, fc.x)

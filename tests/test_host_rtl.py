@@ -112,3 +112,46 @@ def test_mobilenet_96_on_the_rtl(tmp_path):
     print(f"mobilenet 96x96 on the RTL ({backend}): {report['seconds']:.0f} s for {images} "
           f"image(s); "
           f"onnxruntime: {figures}")
+
+
+def test_a_fully_connected_layer_takes_the_batch_side_by_side_on_the_fast_backend(sim_seed):
+    """Five images through conv 3x3 -> fully connected on tiny (12 wide, stride 4 at most):
+    the FC layer runs as a batch of 4 side by side plus 1, with random stalls; every output
+    equals the golden runner's, and the batched pass costs fewer cycles per image."""
+    import dataclasses
+
+    from convaccel.host import Accelerator, ConvLayer
+    from convaccel.host.program import Program, TensorInfo, hardware_step
+    from convaccel.host.runtime import AcceleratorRunner, GoldenRunner, run_program
+    from convaccel.sim.fast_transport import FastTransport
+    from convaccel.sim.program import Stalls
+
+    first_seed_only("tiny", sim_seed)
+    cfg = REGRESSION_CONFIGS["tiny"]
+    rng = np.random.default_rng([sim_seed, 31])
+
+    def layer(c, m, k, name, **kwargs):
+        return ConvLayer(x=None, input_shape=None, w=rng.integers(-128, 128, (m, c, k, k)),
+                         bias=rng.integers(-3000, 3000, m), multiplier=rng.integers(1, 1 << 12, m),
+                         shift=rng.integers(10, 16, m), name=name, **kwargs)
+
+    conv = dataclasses.replace(layer(2, 4, 3, "conv", activation="relu"), input_shape=(2, 5, 5))
+    fc = dataclasses.replace(layer(4, 3, 3, "fc"), input_shape=(4, 3, 3))
+    steps = [hardware_step("conv", conv, cfg, input="x", output="a", out_shape=(1, 4, 3, 3)),
+             hardware_step("fc", fc, cfg, input="a", output="y", out_shape=(1, 3, 1, 1))]
+    program = Program(cfg, [TensorInfo("x", [1, 2, 5, 5], "int8")],
+                      [TensorInfo("y", [1, 3, 1, 1], "int8")], steps)
+    from convaccel.host.host_ops import QuantParams
+    program.inputs[0].quant = program.outputs[0].quant = QuantParams(1.0, 0, "int8")
+    x = rng.integers(-128, 128, (5, 2, 5, 5))
+    want, _ = run_program(program, {"x": x}, GoldenRunner())
+    transport = FastTransport(cfg, stalls=Stalls.random(0.2), seed=sim_seed)
+    got, reports = run_program(program, {"x": x}, AcceleratorRunner(Accelerator(transport)))
+    np.testing.assert_array_equal(got["y"], want["y"])
+    conv_report, fc_report = reports
+    assert conv_report.passes == 5 and fc_report.passes == 2      # 4 side by side, then 1
+    assert fc_report.bit_exact and fc_report.macs == 5 * 3 * 4 * 3 * 3
+    # Alone, one image's FC pass takes longer than its share of the batched pass.
+    _, alone = run_program(program, {"x": x[:1]}, AcceleratorRunner(Accelerator(
+        FastTransport(cfg, stalls=Stalls.random(0.2), seed=sim_seed))))
+    assert alone[1].cycles * 5 > fc_report.cycles
