@@ -128,9 +128,9 @@ class AccelConfig:
     weight_buffer_depth : int
         Beats (``array_cols`` weights each) of the on-chip weight buffer: a
         layer sends its weights once and the engine replays them for every
-        further block; beats above the depth are sent again per block. 0 (the
-        default for now: the buffer's stream hand-off costs clock, see the
-        README) builds none. 4608 holds a 3x3 64 -> 64 layer on the 8x8 array.
+        further block; beats above the depth are sent again per block. 0
+        builds none. The default, 4608, holds a 3x3 64 -> 64 layer on the
+        8x8 array (18 block RAMs of 512 x 36 on ECP5).
     max_in_channels, max_out_channels : int
         Largest ``C`` and ``M`` a layer may use at run time.
     max_height, max_width : int
@@ -169,7 +169,7 @@ class AccelConfig:
     array_rows: int = 8
     array_cols: int = 8
     array_block: int = 64
-    weight_buffer_depth: int = 0
+    weight_buffer_depth: int = 4608
     max_in_channels: int = 64
     max_out_channels: int = 64
     max_height: int = 64
@@ -450,10 +450,10 @@ def _json_value(text: str, what: str):
 PRESETS: dict[str, AccelConfig] = {
     "tiny": AccelConfig(
         array_rows=2, array_cols=2, array_block=8, max_in_channels=4, max_out_channels=4,
-        max_height=12, max_width=12, max_kernel=3, max_stride=4,
+        weight_buffer_depth=72, max_height=12, max_width=12, max_kernel=3, max_stride=4,
         max_dilation=3, max_padding=2, max_pool_kernel=3, max_pool_stride=3),
     "default": AccelConfig(),
     "large": AccelConfig(
         array_rows=16, array_cols=16, max_in_channels=256, max_out_channels=256,
-        max_height=128, max_width=128),
+        weight_buffer_depth=9216, max_height=128, max_width=128),
 }

@@ -242,8 +242,10 @@ class SystolicEngine(wiring.Component):
         weights = wiring.flipped(self.weights)
         if cfg.weight_buffer_depth:
             m.submodules.weight_buffer = buffer = WeightBuffer(
-                self.weights.payload.shape(), cfg.weight_buffer_depth, cfg.weight_beats_per_block)
+                self.weights.payload.shape(), cfg.weight_buffer_depth, cfg.weight_beats_per_block,
+                rows)
             m.d.comb += [buffer.start.eq(start.launch),
+                         buffer.want_tile.eq(start.launch | (loader.consume & loader.more)),
                          buffer.block_end.eq(issue & first & last_kt & last_mt)]
             wiring.connect(m, weights, buffer.i)
             weights = buffer.o

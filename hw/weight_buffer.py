@@ -5,8 +5,8 @@ output positions (:mod:`convaccel.hw.systolic_engine`), so the ``L`` weight
 beats of one block are the whole layer's weights. The buffer sits between the
 weight stream and the engine's tile loader:
 
-* **first block (record)**: beats pass straight through, and the first
-  ``depth`` of them are written to a block RAM;
+* **first block (record)**: beats come from the stream, and the first
+  ``depth`` of them are also written to a block RAM;
 * **later blocks (replay)**: beat ``r`` of the block (``0 <= r < L``) comes
   from the RAM when ``r < depth``, otherwise from the stream again.
 
@@ -16,13 +16,19 @@ block, only beats ``depth ... L - 1`` (none when the layer's weights fit).
 
 ``L`` is learnt, not configured: ``block_end`` marks the cycle the last tile
 of a block is consumed by the engine, and its first pulse of a problem ends
-the recording. Until then the loader has taken exactly the block's beats (it
-takes a tile only after the previous one is consumed), and the stream is not
-read ahead, so a beat of the next block or layer is never taken early.
-Beats from the RAM are read ahead into a small register FIFO (the RAM's read
-latency is 2, its output registered); stream beats in replay pass straight
-through like recorded ones, so the stream is only read on the loader's
-demand. ``start`` (the engine's problem start) returns to recording.
+the recording.
+
+Fetching is driven by the loader's demand, not by its ``ready``: each
+``want_tile`` pulse (the problem's first tile, and every consume that has a
+further tile) allows ``rows`` more beats to be fetched, from the stream or
+the RAM, into a small register FIFO in front of the loader. The stream is
+therefore never read beyond the tiles the engine will load (no beat of the
+next block or layer is taken early), while the FIFO can fill during the
+loader's wait after a consume. Every hand-off is a register: the stream's
+``ready`` and the FIFO's ``valid`` are flip-flops or ANDs of flip-flops, the
+RAM's write port is registered, and its read data is registered once more
+after the bank multiplexer (so the replay's read latency is 3). ``start``
+(the engine's problem start) empties the FIFO and returns to recording.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
@@ -47,96 +53,94 @@ class WeightBuffer(wiring.Component):
     max_beats : int
         Largest number of beats per block the engine can ask for (sizes the
         counters).
+    rows : int
+        Beats per tile (``array_rows``): what one ``want_tile`` allows.
 
     Attributes
     ----------
     i : In(stream.Signature(shape))
         The weight stream (``L`` beats, then ``L - depth`` per further block).
+        ``i.ready`` is an AND of flip-flops.
     o : Out(stream.Signature(shape))
-        Every block's ``L`` beats, to the tile loader.
+        Every block's ``L`` beats, to the tile loader (a register FIFO's output).
     start : In(1)
-        A problem starts: record from the next beat on.
+        A problem starts: empty the FIFO, record from the next beat on.
+    want_tile : In(1)
+        The loader will take ``rows`` more beats (may pulse with ``start``).
     block_end : In(1)
         The last tile of a block is consumed (ends the recording).
     """
 
-    #: Read-ahead FIFO entries (covers the RAM's read latency of 2).
-    AHEAD = 4
+    #: Cycles from a RAM read to its word entering the FIFO.
+    READ_LATENCY = BankedMemory.READ_LATENCY + 1
 
-    def __init__(self, shape, depth: int, max_beats: int):
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"WeightBuffer depth must be a positive integer, got {depth!r}")
-        if not isinstance(max_beats, int) or max_beats < 1:
-            raise ValueError(f"WeightBuffer max_beats must be a positive integer, "
-                             f"got {max_beats!r}")
-        self.shape, self.depth, self.max_beats = shape, depth, max_beats
+    def __init__(self, shape, depth: int, max_beats: int, rows: int):
+        for name, value in (("depth", depth), ("max_beats", max_beats), ("rows", rows)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"WeightBuffer {name} must be a positive integer, "
+                                 f"got {value!r}")
+        self.shape, self.depth, self.max_beats, self.rows = shape, depth, max_beats, rows
+        # Enough entries to take a whole tile while the loader waits after a
+        # consume, and to hide the RAM's latency at one beat per cycle.
+        self.ahead = max(rows, self.READ_LATENCY + 2)
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
             "start": In(1),
+            "want_tile": In(1),
             "block_end": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        depth = self.depth
-        m.submodules.ram = ram = BankedMemory(self.shape, depth, bank_depth=512,
-                                              registered_write=False, ram_width=36)
-        m.submodules.ahead = ahead = ResetInserter(self.start)(
-            RegisterFIFO(self.shape, self.AHEAD))
+        depth, ahead = self.depth, self.ahead
+        m.submodules.ram = ram = BankedMemory(self.shape, depth, bank_depth=512, ram_width=36)
+        m.submodules.fifo = fifo = ResetInserter(self.start)(RegisterFIFO(self.shape, ahead))
+        wiring.connect(m, fifo.o, wiring.flipped(self.o))
 
         replay = Signal()               # the recording is over
         length = Signal(range(self.max_beats + 1))     # beats per block (L)
-        count = Signal.like(length)     # recorded beats; then the output's place r
-        from_ram = Signal()             # the output's beat r is below depth
-        read_at = Signal(range(depth))  # next RAM word to read ahead
-        read_last = Signal.like(read_at)    # min(depth, L) - 1
-        pending = Signal(range(self.AHEAD + 1))  # reads in flight + FIFO entries
-        arriving = Signal(BankedMemory.READ_LATENCY)
+        place = Signal.like(length)     # recorded beats; then the next fetch's r
+        from_ram = Signal()             # (replay) beat `place` is below depth
+        credit = Signal(range(2 * self.rows + 1))  # beats wanted, not yet fetched
+        pending = Signal(range(ahead + 1))  # RAM reads in flight + FIFO entries
+        arriving = Signal(self.READ_LATENCY)    # a RAM read is 1, 2, 3 cycles old
+        read_data = Signal.like(ram.read_data)  # the bank multiplexer, registered
 
-        # Recording, or replay of the part above `depth`: the stream itself.
-        passing = ~replay | ~from_ram
+        room = (credit != 0) & (pending < ahead)
+        read = replay & from_ram & room
+        m.d.comb += self.i.ready.eq((~replay | ~from_ram) & room & (arriving == 0))
+        took = self.i.valid & self.i.ready
+        fetched = read | took
         m.d.comb += [
-            self.o.valid.eq(Mux(passing, self.i.valid, ahead.o.valid)),
-            self.o.payload.eq(Mux(passing, self.i.payload, ahead.o.payload)),
-            self.i.ready.eq(passing & self.o.ready),
-            ahead.o.ready.eq(~passing & self.o.ready),
-        ]
-        taken = self.o.valid & self.o.ready
-
-        m.d.comb += [
-            ram.write_en.eq(~replay & self.i.valid & self.i.ready & (count < depth)),
-            ram.write_addr.eq(count[:len(ram.write_addr)]),
+            fifo.i.valid.eq(arriving[-1] | took),
+            fifo.i.payload.eq(Mux(arriving[-1], read_data, self.i.payload)),
+            ram.write_en.eq(~replay & took & (place < depth)),
+            ram.write_addr.eq(place[:len(ram.write_addr)]),
             ram.write_data.eq(self.i.payload),
-            ram.read_addr.eq(read_at),
-            ahead.i.valid.eq(arriving[-1]),
-            ahead.i.payload.eq(ram.read_data),
+            ram.read_addr.eq(place[:len(ram.read_addr)]),
         ]
-
-        read = replay & (pending < self.AHEAD)
-        m.d.sync += arriving.eq((arriving << 1) | read)
-        popped = ahead.o.valid & ahead.o.ready
-        m.d.sync += pending.eq(pending + read - popped)
-        with m.If(read):
-            m.d.sync += read_at.eq(Mux(read_at == read_last, 0, read_at + 1))
+        m.d.sync += [
+            read_data.eq(ram.read_data),
+            arriving.eq((arriving << 1) | read),
+            pending.eq(pending + fetched - (fifo.o.valid & fifo.o.ready)),
+            credit.eq(credit - fetched + Mux(self.want_tile, self.rows, 0)),
+        ]
 
         with m.If(~replay):
-            with m.If(taken):
-                m.d.sync += count.eq(count + 1)
+            with m.If(took):
+                m.d.sync += place.eq(place + 1)
             with m.If(self.block_end):
-                # The block's last tile is loaded and consumed: count = L.
-                last = Signal.like(read_last)
-                m.d.comb += last.eq(Mux(count < depth, count - 1, depth - 1))
-                m.d.sync += [replay.eq(1), length.eq(count), count.eq(0),
-                             from_ram.eq(1), read_last.eq(last), read_at.eq(0)]
-        with m.Elif(taken):
-            wrap = count == length - 1
+                # The block's last tile is loaded and consumed: place = L.
+                m.d.sync += [replay.eq(1), length.eq(place), place.eq(0), from_ram.eq(1)]
+        with m.Elif(fetched):
+            wrap = place == length - 1
             m.d.sync += [
-                count.eq(Mux(wrap, 0, count + 1)),
-                from_ram.eq(wrap | (from_ram & (count != depth - 1))),
+                place.eq(Mux(wrap, 0, place + 1)),
+                from_ram.eq(wrap | (from_ram & (place != depth - 1))),
             ]
 
         with m.If(self.start):
-            m.d.sync += [replay.eq(0), count.eq(0), pending.eq(0), arriving.eq(0)]
+            m.d.sync += [replay.eq(0), place.eq(0), pending.eq(0), arriving.eq(0),
+                         credit.eq(Mux(self.want_tile, self.rows, 0))]
         return m
-

@@ -130,10 +130,10 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     assert figures["array_issue_utilization"] == pytest.approx(
         counters["active_cycles"] / counters["busy_cycles"])
     assert figures["wall_seconds"] > 0
-    # 14x14 pixels, one channel group; 25 taps x 2 output tiles x 8 rows per block of
-    # 10 (default has no weight buffer: every block sends its weights).
+    # 14x14 pixels, one channel group; 25 taps x 2 output tiles x 8 rows, sent once:
+    # the weight buffer (4608 beats) replays them for the other 9 blocks (output rows).
     assert figures["pixel_beats"] == 14 * 14
-    assert figures["weight_beats"] == 10 * 25 * 2 * 8
+    assert figures["weight_beats"] == 25 * 2 * 8
     # The hardware's beat counters saw exactly those (and the 50 output beats).
     assert (counters["pixel_beats"], counters["weight_beats"], counters["out_beats"]) == (
         14 * 14, 10 * 25 * 2 * 8, 5 * 5 * 2)

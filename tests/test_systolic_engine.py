@@ -183,16 +183,25 @@ def test_zeros_give_zeros():
     assert not np.any(result_matrix(config, beats, 4, 3))
 
 
-def test_compute_bound_problem_keeps_the_array_busy():
-    config = PRESETS["tiny"].replace(array_rows=2, array_cols=2, array_block=16, max_out_channels=8)
+def first_tile_stall(config):
+    """Cycles the first step waits for its tile: one per row, plus the weight
+    buffer's FIFO stage when there is a buffer."""
+    return config.array_rows + (1 if config.weight_buffer_depth else 0)
+
+
+@pytest.mark.parametrize("buffer", [0, 72])
+def test_compute_bound_problem_keeps_the_array_busy(buffer):
+    config = PRESETS["tiny"].replace(array_rows=2, array_cols=2, array_block=16, max_out_channels=8,
+                                     weight_buffer_depth=buffer)
     report = check_problem(config, 32, 8, 8, seed=3, idle=0.0, stall=0.0)
     ideal = 32 * 8 * 8 // 4   # 512 vector issues: 2 blocks x 4 kt x 4 mt x 16
     # No bubble between the 32 tiles: the only stalls are the first tile's
-    # 2 load cycles; the fill is the array's latency (rows + cols + 2 = 6) plus
-    # 5 register stages (issue, array inputs, accumulate, FIFO write, output FIFO).
-    assert report["weight_stall"] == 2, report
+    # 2 load cycles (3 behind the buffer's FIFO); the fill is the array's
+    # latency (rows + cols + 2 = 6) plus 5 register stages (issue, array
+    # inputs, accumulate, FIFO write, output FIFO).
+    assert report["weight_stall"] == first_tile_stall(config) == 2 + (buffer > 0), report
     assert report["input_stall"] == report["output_stall"] == report["drain_stall"] == 0
-    assert report["busy_cycles"] == ideal + 2 + 6 + 5, report
+    assert report["busy_cycles"] == ideal + first_tile_stall(config) + 6 + 5, report
 
 
 @pytest.mark.parametrize("block", [5, 6, 7, 8, 9])
@@ -208,7 +217,8 @@ def test_a_tile_revisit_waits_exactly_until_its_write_back(block):
     assert writeback == 8
     report = check_problem(config, block, 4, 2, seed=block, idle=0.0, stall=0.0)
     assert report["drain_stall"] == 3 * max(0, writeback - block), report
-    assert report["weight_stall"] == 1, report      # the first tile's load only
+    # The first tile's load only.
+    assert report["weight_stall"] == first_tile_stall(config), report
 
 
 def test_single_vector_steps_do_not_wait_for_write_back():

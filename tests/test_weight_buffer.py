@@ -17,9 +17,10 @@ def stream_for(sequence, blocks, depth):
 def run_problems(dut, problems, rows, rng, idle=0.3, stall=0.3, spare=5):
     """Run ``problems`` (lists of (sequence, blocks)) one after another.
 
-    A model of the tile loader takes ``rows`` beats per tile, waits a random
-    time, then consumes the tile (``block_end`` on a block's last tile) and
-    only then takes the next one. The stream offers each problem's beats and
+    A model of the tile loader wants a tile at the start (``want_tile`` with
+    ``start``), takes its ``rows`` beats, waits a random time, then consumes
+    the tile (``block_end`` on a block's last tile, ``want_tile`` when a
+    further tile follows) and only then takes the next one. The stream offers each problem's beats and
     then ``spare`` beats of the next problem; returns, per problem, the beats
     the loader saw and how many stream beats were taken.
     """
@@ -29,6 +30,7 @@ def run_problems(dut, problems, rows, rng, idle=0.3, stall=0.3, spare=5):
         for sequence, blocks in problems:
             sent = stream_for(sequence, blocks, dut.depth) + [0] * spare
             ctx.set(dut.start, 1)
+            ctx.set(dut.want_tile, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             seen, taken, tiles = [], 0, len(sequence) * blocks // rows
@@ -42,6 +44,7 @@ def run_problems(dut, problems, rows, rng, idle=0.3, stall=0.3, spare=5):
                 consume = in_tile == rows and wait == 0
                 tile = len(seen) // rows - 1
                 ctx.set(dut.block_end, consume and (tile + 1) % (len(sequence) // rows) == 0)
+                ctx.set(dut.want_tile, consume and tile + 1 < tiles)
                 took = offer and ctx.get(dut.i.ready)
                 if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
                     seen.append(ctx.get(dut.o.payload))
@@ -57,6 +60,7 @@ def run_problems(dut, problems, rows, rng, idle=0.3, stall=0.3, spare=5):
                 if len(seen) == len(sequence) * blocks and in_tile == 0 and tile + 1 == tiles:
                     break
             ctx.set(dut.block_end, 0)
+            ctx.set(dut.want_tile, 0)
             ctx.set(dut.i.valid, 0)
             ctx.set(dut.o.ready, 0)
             for _ in range(10):         # nothing more is taken once the problem ends
@@ -83,7 +87,7 @@ def test_every_block_sees_the_sequence_and_the_stream_carries_it_once(
     rows = 4
     rng = np.random.default_rng(depth * 100 + beats + blocks + int(10 * idle))
     sequence = [int(v) for v in rng.integers(0, 1 << 12, beats)]
-    dut = WeightBuffer(12, depth, max_beats=64)
+    dut = WeightBuffer(12, depth, max_beats=64, rows=rows)
     [(seen, taken)] = run_problems(dut, [(sequence, blocks)], rows, rng, idle, stall)
     assert seen == sequence * blocks
     assert taken == len(stream_for(sequence, blocks, depth))
@@ -91,7 +95,7 @@ def test_every_block_sees_the_sequence_and_the_stream_carries_it_once(
 
 def test_a_new_problem_records_again():
     rng = np.random.default_rng(7)
-    dut = WeightBuffer(12, 16, max_beats=64)
+    dut = WeightBuffer(12, 16, max_beats=64, rows=4)
     first = [int(v) for v in rng.integers(0, 1 << 12, 12)]
     second = [int(v) for v in rng.integers(0, 1 << 12, 24)]
     results = run_problems(dut, [(first, 3), (second, 3), (first, 2)], 4, rng)
@@ -100,8 +104,9 @@ def test_a_new_problem_records_again():
         assert taken == len(stream_for(sequence, blocks, 16))
 
 
-@pytest.mark.parametrize("name, value", [("depth", 0), ("max_beats", 0), ("depth", 2.5)])
+@pytest.mark.parametrize("name, value", [
+    ("depth", 0), ("max_beats", 0), ("depth", 2.5), ("rows", 0)])
 def test_bad_sizes_name_the_parameter(name, value):
-    kwargs = {"depth": 8, "max_beats": 8, name: value}
+    kwargs = {"depth": 8, "max_beats": 8, "rows": 4, name: value}
     with pytest.raises(ValueError, match=name):
         WeightBuffer(8, **kwargs)
