@@ -124,7 +124,7 @@ class AccelConfig:
         together: it walks every reduction and output tile over one block
         before the next, so its accumulator buffer holds ``array_block``
         x ``max_out_channels`` sums. Blocks of at least
-        ``array_rows + array_cols + 1`` vectors hide weight loading.
+        ``array_rows + 2`` vectors hide weight loading.
     weight_buffer_depth : int
         Beats (``array_cols`` weights each) of the on-chip weight buffer: a
         layer sends its weights once and the engine replays them for every

@@ -36,10 +36,12 @@ Timing contract (cycle numbers relative to a vector presented at cycle ``S``):
   from ``S + 1`` on (the tile's first vector comes the cycle after its swap)
   by the weight in its shadow register;
 * the weight-load beat for row ``r`` of the *next* tile may be presented at
-  any cycle in ``[S + cols, S']``, where ``S`` is the cycle of the current
-  tile's swap and ``S'`` the next one's. A full tile takes ``rows`` beats, so
-  tiles of at least ``rows + cols - 1`` vectors follow each other without a
-  bubble.
+  any cycle in ``[S + LOAD_GUARD, S']``, where ``S`` is the cycle of the
+  current tile's swap and ``S'`` the next one's. The load beats travel down
+  each column and enter column ``c`` ``c`` cycles late, as the swap flag
+  does, so a beat never overtakes the swap it must follow, whatever the
+  array's width. A full tile takes ``rows`` beats, so tiles of at least
+  ``rows + LOAD_GUARD`` vectors follow each other without a bubble.
 
 There is no stall input: vectors without ``act_valid`` are bubbles that flow
 through and come out with ``out_valid`` low. Flow control belongs to the
@@ -97,6 +99,9 @@ class SystolicArray(wiring.Component):
     out_valid : Out(1)
         ``psum_out`` belongs to a real vector.
     """
+
+    #: Cycles after a swap before the next tile's first load beat may come.
+    LOAD_GUARD = 1
 
     def __init__(self, config: AccelConfig):
         checked_config(config)
@@ -156,11 +161,15 @@ class SystolicArray(wiring.Component):
         for c in range(cols):
             top = grid[0][c]
             skew = c + MacPE.PRODUCT_DELAY
+            # The load beat enters column c c cycles late, like the swap
+            # flag: a beat presented the cycle after a swap then reaches
+            # every PE after the swap has (see LOAD_GUARD).
             m.d.comb += [
                 top.psum_in.eq(self._delayed(m, self.psum_in[c], skew, f"psum_skew{c}")),
-                top.wload_in.data.eq(self.wload_data[c]),
-                top.wload_in.row.eq(self.wload_row),
-                top.wload_in.valid.eq(self.wload_valid),
+                top.wload_in.data.eq(self._delayed(m, self.wload_data[c], c, f"wload_skew{c}")),
+                top.wload_in.row.eq(self._delayed(m, self.wload_row, c, f"wrow_skew{c}")),
+                top.wload_in.valid.eq(
+                    self._delayed(m, self.wload_valid, c, f"wvalid_skew{c}", flag=True)),
             ]
             for r in range(1, rows):
                 m.d.comb += [

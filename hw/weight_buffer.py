@@ -18,13 +18,14 @@ block, only beats ``depth ... L - 1`` (none when the layer's weights fit).
 of a block is consumed by the engine, and its first pulse of a problem ends
 the recording.
 
-Fetching is driven by the loader's demand, not by its ``ready``: each
+Beats go through a small register FIFO in front of the loader. Stream
+beats are fetched on the loader's demand, not on its ``ready``: each
 ``want_tile`` pulse (the problem's first tile, and every consume that has a
-further tile) allows ``rows`` more beats to be fetched, from the stream or
-the RAM, into a small register FIFO in front of the loader. The stream is
-therefore never read beyond the tiles the engine will load (no beat of the
-next block or layer is taken early), while the FIFO can fill during the
-loader's wait after a consume. Every hand-off is a register: the stream's
+further tile) allows ``rows`` more beats, so the stream is never read beyond
+the tiles the engine will load (no beat of the next block or layer is taken
+early). Replayed beats are read from the RAM whenever the FIFO has room,
+ahead of the demand (a read too many is harmless: ``start`` empties the
+FIFO), so the next tile waits in the FIFO while the current one runs. Every hand-off is a register: the stream's
 ``ready`` and the FIFO's ``valid`` are flip-flops or ANDs of flip-flops, the
 RAM's write port is registered, and its read data is registered once more
 after the bank multiplexer (so the replay's read latency is 3). ``start``
@@ -102,14 +103,15 @@ class WeightBuffer(wiring.Component):
         length = Signal(range(self.max_beats + 1))     # beats per block (L)
         place = Signal.like(length)     # recorded beats; then the next fetch's r
         from_ram = Signal()             # (replay) beat `place` is below depth
-        credit = Signal(range(2 * self.rows + 1))  # beats wanted, not yet fetched
+        # Beats wanted minus beats fetched (negative once the RAM reads ahead).
+        credit = Signal(range(-ahead, 2 * self.rows + 1))
         pending = Signal(range(ahead + 1))  # RAM reads in flight + FIFO entries
         arriving = Signal(self.READ_LATENCY)    # a RAM read is 1, 2, 3 cycles old
         read_data = Signal.like(ram.read_data)  # the bank multiplexer, registered
 
-        room = (credit != 0) & (pending < ahead)
+        room = pending < ahead
         read = replay & from_ram & room
-        m.d.comb += self.i.ready.eq((~replay | ~from_ram) & room & (arriving == 0))
+        m.d.comb += self.i.ready.eq((~replay | ~from_ram) & room & (credit > 0) & (arriving == 0))
         took = self.i.valid & self.i.ready
         fetched = read | took
         m.d.comb += [

@@ -4,9 +4,10 @@ A tile is ``array_rows`` beats of ``array_cols`` weights. The loader takes
 the beats of one tile while a tile is wanted and the shadow registers are
 free, then holds ``full`` until the tile is consumed (the engine issues the
 first vector of its step, which swaps the tile in). After a consume the
-next tile waits ``array_cols`` cycles, until the swap has crossed every
-column (see :mod:`convaccel.hw.systolic_array`). The load ports are
-registered: a beat accepted at cycle ``t`` reaches the array at ``t + 1``.
+next tile waits ``GUARD`` cycles, until the swap has entered the array
+(the load beats then follow it down the skewed columns, see
+:mod:`convaccel.hw.systolic_array`). The load ports are registered: a beat
+accepted at cycle ``t`` reaches the array at ``t + 1``.
 """
 
 from amaranth.hdl import Module, Signal, signed
@@ -14,6 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig, checked_config
+from .systolic_array import SystolicArray
 
 __all__ = ["WeightLoader"]
 
@@ -47,6 +49,12 @@ class WeightLoader(wiring.Component):
         The array's shadow-register load port (registered).
     """
 
+    #: Cycles the loader waits after a consume. The swap reaches the array
+    #: one cycle after the consume, a beat one cycle after it is taken, so
+    #: the first beat arrives GUARD + 1 cycles after the swap: one cycle more
+    #: than the array's LOAD_GUARD asks, kept as margin.
+    GUARD = SystolicArray.LOAD_GUARD
+
     def __init__(self, config: AccelConfig):
         checked_config(config)
         self.config = config
@@ -67,9 +75,9 @@ class WeightLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rows, cols = self.config.array_rows, self.config.array_cols
+        rows = self.config.array_rows
         wanted = Signal()                   # a tile is needed and not yet loaded
-        guard = Signal(range(cols + 2))     # cycles until the last swap has crossed
+        guard = Signal(range(self.GUARD + 1))   # cycles until the swap has entered
         row = Signal(range(rows))
         enable = self.running & wanted & ~self.full & (guard == 0)
         loaded = self.weights.valid & enable
@@ -85,7 +93,7 @@ class WeightLoader(wiring.Component):
         # A consume needs a full tile and a load an empty one: never together.
         m.d.sync += self.full.eq(~self.consume & self.full_unless_consumed)
         with m.If(self.consume):
-            m.d.sync += [guard.eq(cols), wanted.eq(self.more)]
+            m.d.sync += [guard.eq(self.GUARD), wanted.eq(self.more)]
         with m.Elif(guard != 0):
             m.d.sync += guard.eq(guard - 1)
         with m.If(loaded):

@@ -16,8 +16,9 @@ def golden_tile(a, w, psum):
     return conv2d(x, weights)[:, :, 0].T + psum
 
 
-def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0):
-    """Drive tiles through the array honouring its timing contract; return outputs, cycles."""
+def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0, guard=SystolicArray.LOAD_GUARD):
+    """Drive tiles through the array honouring its timing contract (loads from
+    ``guard`` cycles after a swap); return outputs, cycles."""
     dut = SystolicArray(config)
     rows, cols = dut.rows, dut.cols
     outputs = []
@@ -65,8 +66,8 @@ def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0):
             v = 0
             while v < len(a) or pending_loads:
                 load, carried = carried, None
-                # Next tile's rows only once this tile's swap has crossed the array.
-                if (load is None and pending_loads and cycle >= swap_cycle + cols
+                # Next tile's rows from LOAD_GUARD cycles after this tile's swap.
+                if (load is None and pending_loads and cycle >= swap_cycle + guard
                         and rng.random() >= load_gap):
                     r = pending_loads.pop(0)
                     load = (r, nxt[r])
@@ -77,7 +78,7 @@ def run_tiles(config, tiles, *, rng, bubble=0.0, load_gap=0.0):
                     present(load=load)
                 await tick()
                 # The contract allows the last row in the next swap's own cycle.
-                if v == len(a) and len(pending_loads) == 1 and cycle >= swap_cycle + cols:
+                if v == len(a) and len(pending_loads) == 1 and cycle >= swap_cycle + guard:
                     r = pending_loads.pop(0)
                     carried = (r, nxt[r])
         present()
@@ -130,15 +131,28 @@ def test_extreme_operands_everywhere():
     assert expected[0, 0] - tiles[0][2][0, 0] == 3 * 128 * 128  # by hand
 
 
-def test_tiles_of_rows_plus_cols_minus_one_need_no_bubble():
-    """The documented minimum tile length streams tiles back to back."""
-    config = PRESETS["tiny"].replace(array_rows=3, array_cols=4)
+def test_tiles_of_rows_plus_the_load_guard_need_no_bubble():
+    """The documented minimum tile length streams tiles back to back, however
+    wide the array (the load beats follow the swap down skewed columns)."""
+    config = PRESETS["tiny"].replace(array_rows=3, array_cols=6, max_out_channels=6)
     rng = np.random.default_rng(9)
-    length = 3 + 4 - 1
-    tiles = random_tiles(config, rng, [length] * 4)
+    length = 3 + SystolicArray.LOAD_GUARD
+    tiles = random_tiles(config, rng, [length] * 5)
     out, cycles = run_tiles(config, tiles, rng=rng)
     np.testing.assert_array_equal(
         out, np.concatenate([golden_tile(a, w, p) for a, w, p in tiles]))
-    # rows cycles of first load + 4 tiles of `length` vectors + the activations'
+    # rows cycles of first load + 5 tiles of `length` vectors + the activations'
     # cycle behind their swap + the latency (rows + cols + 2) + 2.
-    assert cycles == 3 + 4 * length + 1 + (3 + 4 + 2) + 2
+    assert cycles == 3 + 5 * length + 1 + (3 + 6 + 2) + 2
+
+
+@pytest.mark.parametrize("rows, cols", [(2, 3), (3, 4)])
+def test_a_load_before_the_guard_corrupts_the_running_tile(rows, cols):
+    """The contract's guard is needed: loads in the swap's own cycle reach a
+    PE before it has copied its shadow weight (so the test above can fail)."""
+    config = PRESETS["tiny"].replace(array_rows=rows, array_cols=cols)
+    rng = np.random.default_rng(rows + cols)
+    tiles = random_tiles(config, rng, [rows + cols] * 3)
+    out, _ = run_tiles(config, tiles, rng=rng, guard=SystolicArray.LOAD_GUARD - 1)
+    expected = np.concatenate([golden_tile(a, w, p) for a, w, p in tiles])
+    assert not np.array_equal(out, expected)

@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 from convaccel.hw import PRESETS
 from convaccel.hw.group_tiles import group_tile_ranges
 from convaccel.hw.systolic_engine import SystolicEngine
+from convaccel.hw.weight_loader import WeightLoader
 from convaccel.sim.amaranth_frames import drive_streams
 from convaccel.sim.engine_streams import (act_beats, golden_matmul, result_matrix, tile_counts,
                                           visited_tiles, weight_beats)
@@ -223,11 +224,14 @@ def test_a_tile_revisit_waits_exactly_until_its_write_back(block):
 
 def test_single_vector_steps_do_not_wait_for_write_back():
     # One vector per step (a fully connected layer): each step waits for its
-    # weight tile (2 rows + a 3-cycle guard), so a tile comes back long after
-    # its sums were written; write-back is counted in cycles, not issues.
+    # weight tile (2 rows + the loader's guard + 1: 4 cycles), so with 4
+    # output tiles an accumulator comes back 16 cycles after its sums left,
+    # after their write-back (engine latency 8 + 2 = 10 cycles); write-back is
+    # counted in cycles, not issues.
     config = PRESETS["tiny"].replace(array_rows=2, array_cols=3, array_block=4,
-                                     max_out_channels=8)
-    report = check_problem(config, 1, 8, 6, seed=7, idle=0.0, stall=0.0)
+                                     max_out_channels=12)
+    assert SystolicEngine(config).latency + 2 < 4 * (2 + WeightLoader.GUARD + 1)
+    report = check_problem(config, 1, 8, 12, seed=7, idle=0.0, stall=0.0)
     assert report["drain_stall"] == 0 and report["weight_stall"] > 0, report
 
 

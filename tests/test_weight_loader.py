@@ -55,11 +55,11 @@ def test_tiles_load_whole_in_order_after_the_swap_guard(seed):
     run_testbench(WeightLoader(CONFIG), testbench)
     assert [data for _, _, data in loads] == beats
     assert [row for _, row, _ in loads] == list(range(ROWS)) * tiles
-    # A tile's first beat reaches the array at least COLS + 1 cycles after
-    # the previous tile was consumed (the swap crosses COLS columns).
+    # A tile's first beat is taken GUARD + 1 cycles after the previous tile
+    # was consumed at the earliest (the swap has entered the array by then).
     for k, consumed_at in enumerate(consumes[:-1]):
         first_load = loads[(k + 1) * ROWS][0]
-        assert first_load >= consumed_at + COLS + 1, (k, consumed_at, first_load)
+        assert first_load >= consumed_at + WeightLoader.GUARD + 1, (k, consumed_at, first_load)
 
 
 def test_nothing_is_taken_while_not_running_or_not_wanted():
