@@ -245,7 +245,7 @@ class SystolicEngine(wiring.Component):
                 self.weights.payload.shape(), cfg.weight_buffer_depth, cfg.weight_beats_per_block,
                 rows)
             m.d.comb += [buffer.start.eq(start.launch),
-                         buffer.want_tile.eq(start.launch | (loader.consume & loader.more)),
+                         buffer.want_tile.eq(loader.consume & loader.more),
                          buffer.block_end.eq(issue & first & last_kt & last_mt)]
             wiring.connect(m, weights, buffer.i)
             weights = buffer.o

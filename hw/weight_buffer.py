@@ -20,16 +20,21 @@ the recording.
 
 Beats go through a small register FIFO in front of the loader. Stream
 beats are fetched on the loader's demand, not on its ``ready``: each
-``want_tile`` pulse (the problem's first tile, and every consume that has a
-further tile) allows ``rows`` more beats, so the stream is never read beyond
+``want_tile`` pulse (every consume that has a further tile; ``start``
+stands for the problem's first tile) allows ``rows`` more beats, so the
+stream is never read beyond
 the tiles the engine will load (no beat of the next block or layer is taken
 early). Replayed beats are read from the RAM whenever the FIFO has room,
 ahead of the demand (a read too many is harmless: ``start`` empties the
 FIFO), so the next tile waits in the FIFO while the current one runs. Every hand-off is a register: the stream's
 ``ready`` and the FIFO's ``valid`` are flip-flops or ANDs of flip-flops, the
 RAM's write port is registered, and its read data is registered once more
-after the bank multiplexer (so the replay's read latency is 3). ``start``
-(the engine's problem start) empties the FIFO and returns to recording.
+after the bank multiplexer (so the replay's read latency is 3).
+``want_tile`` and ``block_end`` come from the engine's issue decision, late
+in the cycle: both are registered on entry, and act a cycle later together
+(the recording ends before the stream may be read for the next block).
+``start`` (the engine's problem start) empties the FIFO and returns to
+recording.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
@@ -67,7 +72,8 @@ class WeightBuffer(wiring.Component):
     start : In(1)
         A problem starts: empty the FIFO, record from the next beat on.
     want_tile : In(1)
-        The loader will take ``rows`` more beats (may pulse with ``start``).
+        The loader will take ``rows`` more beats (a consume with a further
+        tile; the first tile comes with ``start``).
     block_end : In(1)
         The last tile of a block is consumed (ends the recording).
     """
@@ -109,6 +115,11 @@ class WeightBuffer(wiring.Component):
         arriving = Signal(self.READ_LATENCY)    # a RAM read is 1, 2, 3 cycles old
         read_data = Signal.like(ram.read_data)  # the bank multiplexer, registered
 
+        # The engine's late pulses, a cycle later (cleared by start).
+        want = Signal()
+        ended = Signal()
+        m.d.sync += [want.eq(self.want_tile), ended.eq(self.block_end)]
+
         room = pending < ahead
         read = replay & from_ram & room
         m.d.comb += self.i.ready.eq((~replay | ~from_ram) & room & (credit > 0) & (arriving == 0))
@@ -126,14 +137,15 @@ class WeightBuffer(wiring.Component):
             read_data.eq(ram.read_data),
             arriving.eq((arriving << 1) | read),
             pending.eq(pending + fetched - (fifo.o.valid & fifo.o.ready)),
-            credit.eq(credit - fetched + Mux(self.want_tile, self.rows, 0)),
+            credit.eq(credit - fetched + Mux(want, self.rows, 0)),
         ]
 
         with m.If(~replay):
             with m.If(took):
                 m.d.sync += place.eq(place + 1)
-            with m.If(self.block_end):
-                # The block's last tile is loaded and consumed: place = L.
+            with m.If(ended):
+                # The block's last tile is loaded and consumed, its successor
+                # not yet credited: place = L.
                 m.d.sync += [replay.eq(1), length.eq(place), place.eq(0), from_ram.eq(1)]
         with m.Elif(fetched):
             wrap = place == length - 1
@@ -144,5 +156,5 @@ class WeightBuffer(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [replay.eq(0), place.eq(0), pending.eq(0), arriving.eq(0),
-                         credit.eq(Mux(self.want_tile, self.rows, 0))]
+                         want.eq(0), ended.eq(0), credit.eq(self.rows)]
         return m

@@ -17,8 +17,7 @@ def stream_for(sequence, blocks, depth):
 def run_problems(dut, problems, rows, rng, idle=0.3, stall=0.3, spare=5):
     """Run ``problems`` (lists of (sequence, blocks)) one after another.
 
-    A model of the tile loader wants a tile at the start (``want_tile`` with
-    ``start``), takes its ``rows`` beats, waits a random time, then consumes
+    A model of the tile loader wants a tile at the start, takes its ``rows`` beats, waits a random time, then consumes
     the tile (``block_end`` on a block's last tile, ``want_tile`` when a
     further tile follows) and only then takes the next one. The stream offers each problem's beats and
     then ``spare`` beats of the next problem; returns, per problem, the beats
@@ -30,7 +29,6 @@ def run_problems(dut, problems, rows, rng, idle=0.3, stall=0.3, spare=5):
         for sequence, blocks in problems:
             sent = stream_for(sequence, blocks, dut.depth) + [0] * spare
             ctx.set(dut.start, 1)
-            ctx.set(dut.want_tile, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             seen, taken, tiles = [], 0, len(sequence) * blocks // rows
