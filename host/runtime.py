@@ -22,6 +22,7 @@ import numpy as np
 
 from .batch import batch_limit, batched_layer, split_batch
 from .device import Accelerator, LayerRun
+from .fold import Mapping, choose_mapping, mapped_layer, restore_output
 from .lowering import lower
 from .host_ops import run_host_op
 from .program import HardwareStep, HostStep, Program
@@ -53,11 +54,28 @@ class GoldenRunner:
 
 
 class AcceleratorRunner:
-    """Runs each pass of a hardware step on an :class:`Accelerator`."""
+    """Runs each pass of a hardware step on an :class:`Accelerator`.
 
-    def __init__(self, accelerator: Accelerator, name: str = "accelerator"):
+    With ``mapping="auto"`` (the default) a step that runs in one pass runs
+    under the mapping :func:`~convaccel.host.fold.choose_mapping` picks for
+    the build (a first layer's taps folded into the array's rows, output
+    positions into idle columns); ``"direct"`` runs every layer as written.
+    """
+
+    def __init__(self, accelerator: Accelerator, name: str = "accelerator",
+                 mapping: str = "auto"):
+        if mapping not in ("auto", "direct"):
+            raise ValueError(f"AcceleratorRunner mapping must be 'auto' or 'direct', "
+                             f"got {mapping!r}")
         self.accelerator = accelerator
         self.name = name
+        self.mapping = mapping
+
+    def mapping_for(self, step: HardwareStep, x: np.ndarray) -> Mapping:
+        """The mapping ``step`` runs under on input ``x``."""
+        if self.mapping == "direct" or len(step.passes) != 1:
+            return Mapping()
+        return choose_mapping(step.layer.with_input(x), self.accelerator.config)
 
     checks_itself = False
 
@@ -77,6 +95,14 @@ class AcceleratorRunner:
 
     def run_step(self, step: HardwareStep, x: np.ndarray, on_pass=None):
         """``(output, runs)`` of one step on input ``x (C, H, W)``: every pass, assembled."""
+        mapping = self.mapping_for(step, x)
+        if not mapping.direct:
+            layer = step.layer.with_input(x)
+            hw = mapped_layer(layer, mapping)
+            run = self.accelerator.run(lower(hw, self.accelerator.config), hw.x)
+            if on_pass:
+                on_pass(1, 1)
+            return restore_output(layer, mapping, run.output), [run]
         runs = []
         for number, (part, lowered) in enumerate(zip(step.passes, step.lowered, strict=True)):
             runs.append(self.accelerator.run(lowered, pass_input(step.layer, part, x)))
@@ -137,8 +163,11 @@ def _run_hardware(step: HardwareStep, images: list[dict], runner, check: bool,
             report.passes += len(step.passes)
         for run in runs:
             report.cycles += run.counters.get("busy_cycles", 0)
-            report.macs += run.counters.get("macs", 0)
             report.bytes_moved += run.bytes_sent + run.bytes_received + 4 * run.register_writes
+        # The layer's own MACs (a mapped layer's counter also counts the zero
+        # taps of a widened kernel).
+        if any(run.counters for run in runs):
+            report.macs += step.layer.real_macs() * len(group)
     for x, output, tensors in zip(xs, outputs, images, strict=True):
         if check and not runner.checks_itself:
             want = step.layer.with_input(x).golden()

@@ -16,6 +16,8 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..hw.config import PRESETS
 
 
@@ -111,8 +113,8 @@ def array_table(results: list[dict]) -> str:
 
 def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = "bench-layers",
                shallow_trace: bool = False, progress: bool = False,
-               fmax_mhz: float | None = None, backend: str = "fast", specs: dict | None = None
-               ) -> tuple[list[dict], object, "Path"]:
+               fmax_mhz: float | None = None, backend: str = "fast", specs: dict | None = None,
+               mapping: str = "auto") -> tuple[list[dict], object, "Path"]:
     """Run named layers (:data:`~convaccel.sim.layer_suite.ALL_LAYERS`) through ``conv_accel``.
 
     ``specs`` adds layers of one's own (``key: spec``, e.g. from
@@ -131,7 +133,16 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     ``fmax_mhz`` each result also gets the layer's time and GOPS (2
     operations per MAC) at that clock. Returns the per-layer figures, the
     build and the folder of the last run's waveform.
+
+    ``mapping``: ``auto`` runs each layer under the mapping
+    :func:`~convaccel.host.fold.choose_mapping` picks for the build (taps
+    folded into rows, positions into columns; the figures' ``mapping``),
+    ``direct`` as it is. Utilization and the minimum traffic count the
+    layer's own MACs and sizes, not the rewritten layer's.
     """
+    if mapping not in ("auto", "direct"):
+        raise ValueError(f"mapping must be 'auto' or 'direct', got {mapping!r}")
+    from ..host.fold import Mapping, choose_mapping, mapped_layer, restore_output
     from ..sim.build import waves_root
     from ..sim.layer_program import run_layers as run_programs
     from ..sim.layer_suite import ALL_LAYERS, fit_spec, real_macs, spec_layer
@@ -155,15 +166,23 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     results, run_dir = [], None
     for key in keys:
         layer = layers[key]
+        chosen = choose_mapping(layer, config) if mapping == "auto" else Mapping()
+        hw = mapped_layer(layer, chosen)
+        # The rewrite is exact: the hardware's layer, put back, is the layer
+        # (the run below checks the hardware against the hardware's layer).
+        bits = dict(bits=config.act_width, weight_bits=config.weight_width)
+        if not np.array_equal(restore_output(layer, chosen, hw.golden(**bits)),
+                              layer.golden(**bits)):
+            raise AssertionError(f"{layer.name}: mapping {chosen} changes the output")
         run_dir = waves_root() / name
         vcd = run_dir / f"{name}.vcd" if waves else None
-        (outcome,), result = run_programs(runner, [layer], seed=seed, vcd=vcd)
+        (outcome,), result = run_programs(runner, [hw], seed=seed, vcd=vcd)
         counters, macs = outcome["counters"], real_macs(layer)
         figures = {
-            "key": key, "layer": layer.name, "backend": backend,
+            "key": key, "layer": layer.name, "backend": backend, "mapping": str(chosen),
             "output_beats": len(outcome["received"]),
-            "pixel_beats": len(layer.pixel_beats(config)),
-            "weight_beats": len(layer.weight_beats(config)),
+            "pixel_beats": len(hw.pixel_beats(config)),
+            "weight_beats": len(hw.weight_beats(config)),
             "cycles": counters["busy_cycles"], "counters": counters, "real_macs": macs,
             "pes": pes, "ideal_cycles": macs / pes,
             "utilization": macs / pes / counters["busy_cycles"],
@@ -240,6 +259,10 @@ def layers_table(results: list[dict]) -> str:
         rule += " ---: |"
     # Simulation speed: every simulated edge of the layer's program (register
     # writes and reads included) per wall second of its run.
+    mapped = any(r.get("mapping", "direct") != "direct" for r in results)
+    if mapped:
+        head += " mapping |"
+        rule += " --- |"
     lines = [head + " wall s | sim cycles/s |", rule + " ---: | ---: |"]
     for r in results:
         c = r["counters"]
@@ -250,6 +273,8 @@ def layers_table(results: list[dict]) -> str:
             line += f" {r['gops_at_fmax']:.2f} |"
         if traffic:
             line += f" {r['stream_bytes']} ({r['traffic_ratio']:.1f}x) |"
+        if mapped:
+            line += f" {r.get('mapping', 'direct')} |"
         # Rows measured before the edge count was recorded have no speed.
         speed = (f"{r['simulated_edges'] / r['wall_seconds']:.0f}"
                  if r.get("simulated_edges") and r.get("wall_seconds") else "-")

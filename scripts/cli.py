@@ -429,7 +429,7 @@ def cmd_demo(args) -> int:
     # The README's main job stays on cocotb: Python drives the AXI ports.
     results, built, run_dir = run_layers(["lenet_conv1"], config, seed=args.seed, waves=True,
                                          name="lenet_conv1", shallow_trace=True,
-                                         backend="cocotb")
+                                         backend="cocotb", mapping="direct")
     how = "reused cached build" if built.cached else f"built in {built.build_seconds:.1f} s"
     print(f"conv_accel: Verilator {how} ({built.build_dir})")
     # The Verilog that ran (the build's own copy) and its register map.
@@ -506,7 +506,8 @@ def cmd_bench(args) -> int:
             list(SWEEP_LAYERS) if args.sweep else [])
         fmax, _ = _clock(args, config) if (args.fmax or args.synth_json) else (None, "")
         results, built, _ = run_layers(keys, config, seed=args.seed, progress=True,
-                                       fmax_mhz=fmax, backend=args.backend, specs=specs)
+                                       fmax_mhz=fmax, backend=args.backend, specs=specs,
+                                       mapping=args.mapping)
         how = "cached" if built.cached else f"{built.build_seconds:.1f} s"
         print(f"conv_accel {_label(args)}: Verilator build ({args.backend} backend) {how}")
         table = layers_table(results)
@@ -761,6 +762,10 @@ def make_parser() -> argparse.ArgumentParser:
     layers.add_argument("--backend", choices=BACKEND_CHOICES, default="fast",
                         help="fast (default): the compiled testbench; cocotb: the cocotb "
                              "program player (same cycles and counters)")
+    layers.add_argument("--mapping", choices=("auto", "direct"), default="auto",
+                        help="auto (default): each layer as the host maps it for the build "
+                             "(taps folded into rows, output positions into columns); "
+                             "direct: as written")
     layers.add_argument("--md", help="also write the Markdown table here")
     layers.add_argument("--plot", help="utilization and roofline plot (PNG)")
     for target in (array, windows, layers):
