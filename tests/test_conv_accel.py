@@ -120,8 +120,9 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     from convaccel.sim.layer_suite import parse_layer_spec
 
     config = PRESETS["default"]
-    (figures,), built, _ = run_layers(["lenet_conv2"], config, fmax_mhz=100.0)
+    (figures,), built, _ = run_layers(["lenet_conv2"], config, fmax_mhz=100.0, mapping="direct")
     assert figures["key"] == "lenet_conv2" and figures["output_beats"] == 5 * 5 * 2
+    assert figures["mapping"] == "direct"
     assert figures["real_macs"] == 10 * 10 * 16 * 6 * 5 * 5    # P Q M C R S by hand
     assert figures["pes"] == 64 and figures["ideal_cycles"] == figures["real_macs"] / 64
     counters = figures["counters"]
@@ -136,10 +137,10 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     assert figures["weight_beats"] == 25 * 2 * 8
     # The hardware's beat counters saw exactly those (and the 50 output beats).
     assert (counters["pixel_beats"], counters["weight_beats"], counters["out_beats"]) == (
-        14 * 14, 10 * 25 * 2 * 8, 5 * 5 * 2)
+        14 * 14, 25 * 2 * 8, 5 * 5 * 2)
     # Bytes at 8 lanes of one byte per beat; the least: input 6x14x14, weights
     # 16x6x5x5, pooled output 16x5x5, one byte each.
-    assert figures["stream_bytes"] == (14 * 14 + 10 * 25 * 2 * 8 + 5 * 5 * 2) * 8
+    assert figures["stream_bytes"] == (14 * 14 + 25 * 2 * 8 + 5 * 5 * 2) * 8
     assert figures["min_bytes"] == 6 * 14 * 14 + 16 * 6 * 5 * 5 + 16 * 5 * 5
     assert figures["traffic_ratio"] == pytest.approx(figures["stream_bytes"] / figures["min_bytes"])
     assert figures["gops_at_fmax"] == pytest.approx(
@@ -147,7 +148,7 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     assert figures["peak_gops"] == pytest.approx(2 * 64 * 0.1)
     assert figures["gops_at_fmax"] == pytest.approx(figures["peak_gops"] * figures["utilization"])
     # The cocotb program player gives the same cycles and counters (and is slower).
-    (slow,), _, _ = run_layers(["lenet_conv2"], config, backend="cocotb")
+    (slow,), _, _ = run_layers(["lenet_conv2"], config, backend="cocotb", mapping="direct")
     assert (slow["cycles"], slow["counters"]) == (figures["cycles"], figures["counters"])
     table = layers_table([figures])
     assert "| LeNet-5 conv2" in table and "GOPS @ 100.0 MHz" in table
@@ -156,6 +157,15 @@ def test_layer_benchmark_reports_consistent_figures(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A typed layer gives the same row: LeNet conv2 typed gives its figures.
     typed = parse_layer_spec("c=6,h=14,w=14,m=16,k=5,act=relu,pool=max:2")
-    (mine,), _, _ = run_layers([], config, specs={"mine": typed})
+    (mine,), _, _ = run_layers([], config, specs={"mine": typed}, mapping="direct")
     assert mine["key"] == "mine" and mine["real_macs"] == figures["real_macs"]
     assert (mine["cycles"], mine["counters"]) == (figures["cycles"], figures["counters"])
+    # Mapped (the default): C = 6 of 8 rows, so the 5 width taps fold into 30
+    # channels (4 pixel beats per position) over the 10 output columns, an
+    # R x 1 kernel: 5 taps x 4 channel groups x 2 output tiles x 8 rows of
+    # weights; the layer's own MACs, fewer cycles.
+    (folded,), _, _ = run_layers(["lenet_conv2"], config)
+    assert folded["mapping"] == "width taps in rows"
+    assert folded["pixel_beats"] == 14 * 10 * 4 and folded["weight_beats"] == 5 * 4 * 2 * 8
+    assert folded["real_macs"] == figures["real_macs"] and folded["cycles"] < figures["cycles"]
+    assert "| width taps in rows |" in layers_table([figures, folded])
