@@ -16,7 +16,7 @@ is slower than a window, a window also waits until the windows before it
 are through.
 """
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -118,20 +118,31 @@ class PoolOutput(wiring.Component):
         # An average over a power of two starts from the finish's rounding
         # term (round_bias, else 0), so the finish needs no adder.
         m.submodules.finish = finish = ResetInserter(self.clear)(PoolFinish(cfg))
+        # The running sum and the running max are registers of their own, so
+        # the max's compare drives one multiplexer (or clock enable) and no
+        # more: the compare of the tap against the running max is the fold's
+        # slowest path, and it loops back into itself every cycle.
+        # The max is kept in offset binary (sign bit flipped), where signed
+        # order is unsigned order: the compare is a bare carry chain.
         acc = Signal(data.ArrayLayout(pool_sum_shape(cfg), lanes), reset_less=True)
+        maxes = Signal(data.ArrayLayout(unsigned(cfg.act_width), lanes), reset_less=True)
+        flip = 1 << (cfg.act_width - 1)
         with m.If(tap_tag.valid):
             for lane in range(lanes):
-                value, sofar = tap[lane], acc[lane]
-                # A running max stays an activation: compare act_width bits only.
-                larger = value > sofar[:cfg.act_width].as_signed()
-                merged = Mux(self.average, sofar + value, Mux(larger, value, sofar))
-                m.d.sync += acc[lane].eq(Mux(tap_tag.first, value + finish.round_bias, merged))
+                value = tap[lane]
+                offset = value[:cfg.act_width] ^ flip
+                m.d.sync += acc[lane].eq(Mux(tap_tag.first, value + finish.round_bias,
+                                             acc[lane] + value))
+                with m.If(tap_tag.first | (offset > maxes[lane])):
+                    m.d.sync += maxes[lane].eq(offset)
         window_done, window_last = Signal(), Signal()
         m.d.sync += [window_done.eq(tap_tag.valid & tap_tag.end), window_last.eq(tap_tag.last)]
 
         m.d.comb += [finish.kernel.eq(self.kernel), finish.average.eq(self.average),
                      finish.valid.eq(window_done), finish.last.eq(window_last),
-                     finish.sums.eq(acc)]
+                     *[finish.sums[lane].eq(Mux(self.average, acc[lane],
+                                                (maxes[lane] ^ flip).as_signed()))
+                       for lane in range(lanes)]]
 
         m.submodules.fifo = fifo = ResetInserter(self.clear)(
             SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=depth))
