@@ -66,6 +66,7 @@ def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
     ``config`` (:func:`check_digits_fit`).
     """
     from ..golden.digits import LAYERS, digits_layers, load_digits_cnn
+    from ..host.fold import choose_mapping, mapped_layer, restore_output
     from ..sim.build import waves_root
     from ..sim.conv_driver import raster_array
     from ..sim.layer_program import run_layers
@@ -101,12 +102,18 @@ def run_digits(count: int, config, *, seed: int = 1, progress: bool = True,
         for position, name in enumerate(LAYERS):
             layers = [digits_layer(net, name, x, f"image {index} {name}")
                       for index, x in zip(indices, inputs)]
+            # Each layer as the host maps it for the build (host/fold.py).
+            mappings = [choose_mapping(layer, config) for layer in layers]
+            hardware = [mapped_layer(layer, mapping) for layer, mapping in zip(layers, mappings)]
             outputs = []
-            for outcome, layer, want, rows in zip(run(layers), layers, golden, per_image):
-                x = raster_array(outcome["received"], *want[position].shape, config.array_cols)
+            for outcome, layer, hw, mapping, want, rows in zip(
+                    run(hardware), layers, hardware, mappings, golden, per_image):
+                x = restore_output(layer, mapping, raster_array(
+                    outcome["received"], hw.out_channels, *hw.out_size(), config.array_cols))
                 assert np.array_equal(x, want[position]), layer.name
                 cycles = outcome["counters"]["busy_cycles"]
-                rows.append({"layer": name, "cycles": cycles, "real_macs": real_macs(layer),
+                rows.append({"layer": name, "mapping": str(mapping), "cycles": cycles,
+                             "real_macs": real_macs(layer),
                              "utilization": real_macs(layer) / pes / cycles,
                              "output": x.tolist()})
                 outputs.append(x)
