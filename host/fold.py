@@ -42,7 +42,12 @@ import numpy as np
 from ..hw.config import AccelConfig
 from .layer import ConvLayer
 
-__all__ = ["Mapping", "choose_mapping", "estimated_cycles", "mapped_layer", "restore_output"]
+__all__ = ["MAPPING_CHOICES", "Mapping", "choose_mapping", "estimated_cycles", "mapped_layer",
+           "check_mapping_choice", "pick_mapping", "restore_output"]
+
+#: How a caller asks for a layer's mapping: ``auto`` (:func:`choose_mapping`)
+#: or ``direct`` (the layer as written).
+MAPPING_CHOICES = ("auto", "direct")
 
 
 @dataclass(frozen=True)
@@ -197,3 +202,22 @@ def choose_mapping(layer: ConvLayer, config: AccelConfig) -> Mapping:
             if cycles < best_cycles:
                 best, best_cycles = mapping, cycles
     return best
+
+
+def pick_mapping(layer: ConvLayer, config: AccelConfig, how: str = "auto") -> Mapping:
+    """The mapping ``how`` (one of :data:`MAPPING_CHOICES`) gives ``layer`` on ``config``.
+
+    Raises
+    ------
+    ValueError
+        If ``how`` is not one of :data:`MAPPING_CHOICES`.
+    """
+    check_mapping_choice(how)
+    return choose_mapping(layer, config) if how == "auto" else Mapping()
+
+
+def check_mapping_choice(how: str) -> None:
+    """Raise ``ValueError`` naming ``how`` unless it is one of :data:`MAPPING_CHOICES`."""
+    if how not in MAPPING_CHOICES:
+        raise ValueError(f"mapping must be one of {', '.join(map(repr, MAPPING_CHOICES))}, "
+                         f"got {how!r}")

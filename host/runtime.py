@@ -22,7 +22,7 @@ import numpy as np
 
 from .batch import batch_limit, batched_layer, split_batch
 from .device import Accelerator, LayerRun
-from .fold import Mapping, choose_mapping, mapped_layer, restore_output
+from .fold import Mapping, check_mapping_choice, mapped_layer, pick_mapping, restore_output
 from .lowering import lower
 from .host_ops import run_host_op
 from .program import HardwareStep, HostStep, Program
@@ -64,18 +64,19 @@ class AcceleratorRunner:
 
     def __init__(self, accelerator: Accelerator, name: str = "accelerator",
                  mapping: str = "auto"):
-        if mapping not in ("auto", "direct"):
-            raise ValueError(f"AcceleratorRunner mapping must be 'auto' or 'direct', "
-                             f"got {mapping!r}")
+        check_mapping_choice(mapping)
         self.accelerator = accelerator
         self.name = name
         self.mapping = mapping
 
     def mapping_for(self, step: HardwareStep, x: np.ndarray) -> Mapping:
-        """The mapping ``step`` runs under on input ``x``."""
-        if self.mapping == "direct" or len(step.passes) != 1:
+        """The mapping ``step`` runs under on input ``x`` (direct when it needs passes)."""
+        return self._mapping(step, step.layer.with_input(x))
+
+    def _mapping(self, step: HardwareStep, layer) -> Mapping:
+        if len(step.passes) != 1:
             return Mapping()
-        return choose_mapping(step.layer.with_input(x), self.accelerator.config)
+        return pick_mapping(layer, self.accelerator.config, self.mapping)
 
     checks_itself = False
 
@@ -95,9 +96,9 @@ class AcceleratorRunner:
 
     def run_step(self, step: HardwareStep, x: np.ndarray, on_pass=None):
         """``(output, runs)`` of one step on input ``x (C, H, W)``: every pass, assembled."""
-        mapping = self.mapping_for(step, x)
+        layer = step.layer.with_input(x)
+        mapping = self._mapping(step, layer)
         if not mapping.direct:
-            layer = step.layer.with_input(x)
             hw = mapped_layer(layer, mapping)
             run = self.accelerator.run(lower(hw, self.accelerator.config), hw.x)
             if on_pass:

@@ -140,9 +140,9 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     ``direct`` as it is. Utilization and the minimum traffic count the
     layer's own MACs and sizes, not the rewritten layer's.
     """
-    if mapping not in ("auto", "direct"):
-        raise ValueError(f"mapping must be 'auto' or 'direct', got {mapping!r}")
-    from ..host.fold import Mapping, choose_mapping, mapped_layer, restore_output
+    from ..host.fold import check_mapping_choice, mapped_layer, pick_mapping, restore_output
+
+    check_mapping_choice(mapping)
     from ..sim.build import waves_root
     from ..sim.layer_program import run_layers as run_programs
     from ..sim.layer_suite import ALL_LAYERS, fit_spec, real_macs, spec_layer
@@ -166,7 +166,7 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     results, run_dir = [], None
     for key in keys:
         layer = layers[key]
-        chosen = choose_mapping(layer, config) if mapping == "auto" else Mapping()
+        chosen = pick_mapping(layer, config, mapping)
         hw = mapped_layer(layer, chosen)
         # The rewrite is exact: the hardware's layer, put back, is the layer
         # (the run below checks the hardware against the hardware's layer).

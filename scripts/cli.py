@@ -762,6 +762,7 @@ def make_parser() -> argparse.ArgumentParser:
     layers.add_argument("--backend", choices=BACKEND_CHOICES, default="fast",
                         help="fast (default): the compiled testbench; cocotb: the cocotb "
                              "program player (same cycles and counters)")
+    # host.fold.MAPPING_CHOICES, spelt out: importing it would load NumPy at start-up.
     layers.add_argument("--mapping", choices=("auto", "direct"), default="auto",
                         help="auto (default): each layer as the host maps it for the build "
                              "(taps folded into rows, output positions into columns); "
