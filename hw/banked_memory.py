@@ -28,6 +28,11 @@ writes, port B reads) or 512 x 36 (both ports' data pins form one 36-bit
 word: written through port A's clock and byte enables, read through port
 B's); 36 suits a shallow, wide memory (half the RAMs of 18 for 512 words or
 fewer).
+
+``read_latency=3`` adds a fabric register after each bank's output, before
+the multiplexer: for a memory of many banks that the placer spreads over the
+die (the line buffer's RAMs sit up to 50 rows from the logic that reads
+them), so the long wire from a RAM and the multiplexer are not one cycle.
 """
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, Value
@@ -42,7 +47,7 @@ __all__ = ["BankedMemory"]
 
 
 class BankedMemory(wiring.Component):
-    """Memory of ``depth`` words in banks of ``bank_depth``, read latency 2.
+    """Memory of ``depth`` words in banks of ``bank_depth``, read latency 2 or 3.
 
     Parameters
     ----------
@@ -57,21 +62,24 @@ class BankedMemory(wiring.Component):
         Register the write port (one more cycle before a write is seen).
     ram_width : int
         ECP5 only: 18 (1024 x 18 RAMs) or 36 (512 x 36 RAMs).
+    read_latency : int
+        2, or 3 for a register between each bank and the multiplexer.
 
     Attributes
     ----------
     write_en, write_addr, write_data : In
     read_addr : In(unsigned)
     read_data : Out(shape)
-        The word at ``read_addr`` of two cycles before.
+        The word at ``read_addr`` of ``read_latency`` cycles before.
     """
 
+    #: The shortest read latency (the default).
     READ_LATENCY = 2
     #: ECP5 block RAM shapes (width: depth) the memory can be built from.
     ECP5_RAM_DEPTHS = {18: 1024, 36: 512}
 
     def __init__(self, shape, depth: int, bank_depth: int, *, registered_write: bool = True,
-                 ram_width: int = 18):
+                 ram_width: int = 18, read_latency: int = READ_LATENCY):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"BankedMemory depth must be a positive integer, got {depth!r}")
         if not isinstance(bank_depth, int) or bank_depth < 1 or bank_depth & (bank_depth - 1):
@@ -79,7 +87,9 @@ class BankedMemory(wiring.Component):
         if ram_width not in self.ECP5_RAM_DEPTHS:
             raise ValueError(f"BankedMemory ram_width must be one of "
                              f"{sorted(self.ECP5_RAM_DEPTHS)}, got {ram_width!r}")
-        self.shape, self.depth = shape, depth
+        if read_latency not in (2, 3):
+            raise ValueError(f"BankedMemory read_latency must be 2 or 3, got {read_latency!r}")
+        self.shape, self.depth, self.read_latency = shape, depth, read_latency
         self.registered_write, self.ram_width = registered_write, ram_width
         self.bank_depth = min(bank_depth, 1 << ceil_log2(depth))
         self.banks = -(-depth // self.bank_depth)
@@ -93,12 +103,18 @@ class BankedMemory(wiring.Component):
         })
 
     def _select(self, m, bank_depth, outputs):
-        """Drive ``read_data`` from the registered bank outputs, two cycles on."""
-        bank_of_read = Signal(range(max(2, len(outputs))))
-        bank_of_data = Signal.like(bank_of_read)
-        m.d.sync += [bank_of_read.eq(self.read_addr[ceil_log2(bank_depth):]),
-                     bank_of_data.eq(bank_of_read)]
-        with m.Switch(bank_of_data):
+        """Drive ``read_data`` from the registered bank outputs, ``read_latency`` cycles on."""
+        if self.read_latency == 3:
+            staged = [Signal.like(output, name=f"{output.name}_staged") for output in outputs]
+            m.d.sync += [stage.eq(output) for stage, output in zip(staged, outputs)]
+            outputs = staged
+        bank = Signal(range(max(2, len(outputs))), name="bank_of_read")
+        m.d.sync += bank.eq(self.read_addr[ceil_log2(bank_depth):])
+        for cycle in range(self.read_latency - 1):
+            later = Signal.like(bank, name=f"bank_of_read{cycle + 1}")
+            m.d.sync += later.eq(bank)
+            bank = later
+        with m.Switch(bank):
             for index, registered in enumerate(outputs):
                 with m.Case(index):
                     m.d.comb += Value.cast(self.read_data).eq(registered)

@@ -1,8 +1,9 @@
 """The window generator's output side: a free-running read pipeline into a FIFO.
 
 A slice is issued with its line-buffer read address; its data comes back
-:attr:`BankedMemory.READ_LATENCY <convaccel.hw.banked_memory.BankedMemory.READ_LATENCY>`
-cycles later and is registered once more before the FIFO (:attr:`SliceOutput.PIPELINE`),
+``read_latency`` cycles later (the line buffer's, see
+:class:`~convaccel.hw.banked_memory.BankedMemory`) and is registered once
+more before the FIFO (:attr:`SliceOutput.pipeline`),
 with nothing able to stall it on the way. So a slice may
 issue only with a place in the output FIFO reserved for it: a registered
 credit count, one credit per place, taken by an issue and given back when the
@@ -42,6 +43,8 @@ class SliceOutput(wiring.Component):
     ----------
     config : AccelConfig
         ``array_rows`` (lanes) and ``act_width``.
+    read_latency : int
+        Cycles from a read address to its data on ``read_data``.
 
     Attributes
     ----------
@@ -51,7 +54,7 @@ class SliceOutput(wiring.Component):
     tag : In(slice_tag_layout())
         The issued slice: all padding, of the last channel group, the frame's last.
     read_data : In(ArrayLayout(signed(act_width), lanes))
-        The line buffer's read data (of the address issued ``READ_LATENCY`` cycles before).
+        The line buffer's read data (of the address issued ``read_latency`` cycles before).
     zero_point : In(signed(act_width))
         The value of padded lanes.
     unused_lanes : In(lanes)
@@ -66,17 +69,18 @@ class SliceOutput(wiring.Component):
         The slices, in issue order.
     """
 
-    #: Cycles from an issue to the FIFO's input: the memory's read latency
-    #: plus a register after it, so the bank selection and the padding
-    #: choice are not one cycle's logic.
-    PIPELINE = BankedMemory.READ_LATENCY + 1
-    #: Output FIFO places: the read pipeline's slices plus a few, so that a
+    #: Output FIFO places beyond the read pipeline's slices, so that a
     #: steady output stream never waits for credits.
-    FIFO_DEPTH = PIPELINE + 4
+    SPARE_PLACES = 4
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, read_latency: int = BankedMemory.READ_LATENCY):
         checked_config(config)
         self.config = config
+        #: Cycles from an issue to the FIFO's input: the memory's read
+        #: latency plus a register after it, so the bank selection and the
+        #: padding choice are not one cycle's logic.
+        self.pipeline = read_latency + 1
+        self.fifo_depth = self.pipeline + self.SPARE_PLACES
         lanes = config.array_rows
         super().__init__({
             "issue": In(1),
@@ -92,7 +96,7 @@ class SliceOutput(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        depth = self.FIFO_DEPTH
+        depth = self.fifo_depth
         m.submodules.fifo = fifo = ResetInserter(self.clear)(
             SyncFIFOBuffered(width=len(self.o.payload.as_value()), depth=depth))
         credits = Signal(range(depth + 1), init=depth)
@@ -111,7 +115,7 @@ class SliceOutput(wiring.Component):
 
         # The tags travel beside the reads, one register per cycle of latency.
         in_flight = data.StructLayout({"valid": 1, **slice_tag_layout().members})
-        stages = [Signal(in_flight, name=f"slice_tag{k}") for k in range(self.PIPELINE)]
+        stages = [Signal(in_flight, name=f"slice_tag{k}") for k in range(self.pipeline)]
         m.d.sync += [stages[0].valid.eq(self.issue & ~self.clear),
                      stages[0].pad.eq(self.tag.pad),
                      stages[0].last_group.eq(self.tag.last_group),

@@ -137,14 +137,15 @@ class WindowGenerator(wiring.Component):
         cfg = self.config
         job = self.job
         # Banks of 512 words (one 512 x 36 block RAM per 36 bits of width):
-        # each bank's output is registered before the bank is chosen.
+        # each bank's output is registered twice before the bank is chosen
+        # (the placer spreads the many RAMs far from the walk).
         m.submodules.line_buffer = line_buffer = BankedMemory(
             data.ArrayLayout(signed(cfg.act_width), self.lanes), self.memory_depth,
-            bank_depth=512)
+            bank_depth=512, read_latency=3)
         m.submodules.setup = setup = WindowGeometry(cfg)
         m.submodules.writer = writer = RingWriter(cfg)
         m.submodules.walk = walk = WindowWalk(cfg)
-        m.submodules.output = output = SliceOutput(cfg)
+        m.submodules.output = output = SliceOutput(cfg, line_buffer.read_latency)
         shape, geo = setup.frame_shape, setup.geometry
         zero_point = Signal.like(self.zero_point)        # padded taps read as this
 

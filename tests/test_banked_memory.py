@@ -1,5 +1,5 @@
-"""Banked memory: every word reads back two cycles after its address, across banks,
-and a write is seen by reads presented two cycles after it."""
+"""Banked memory: every word reads back ``read_latency`` cycles after its address, across
+banks, and a write is seen by reads presented two cycles after it."""
 
 import numpy as np
 import pytest
@@ -8,10 +8,13 @@ from amaranth.sim import Simulator
 from convaccel.hw.banked_memory import BankedMemory
 
 
+@pytest.mark.parametrize("read_latency", [2, 3])
 @pytest.mark.parametrize("registered_write", [True, False])
 @pytest.mark.parametrize("depth, bank_depth", [(100, 32), (64, 64), (70, 16), (5, 8)])
-def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth, registered_write):
-    dut = BankedMemory(12, depth, bank_depth, registered_write=registered_write)
+def test_reads_return_the_last_write_after_the_read_latency(depth, bank_depth, registered_write,
+                                                            read_latency):
+    dut = BankedMemory(12, depth, bank_depth, registered_write=registered_write,
+                       read_latency=read_latency)
     rng = np.random.default_rng(depth + bank_depth)
     model = [0] * depth
     problems = []
@@ -28,7 +31,7 @@ def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth, registe
             if not registered_write and write and address == waddr:
                 address = (address + 1) % depth    # undefined without the register
             ctx.set(dut.read_addr, address)
-            pending.append((cycle + dut.READ_LATENCY, address, model[address]))
+            pending.append((cycle + dut.read_latency, address, model[address]))
             ctx.set(dut.write_en, write)
             if write:
                 value = int(rng.integers(0, 1 << 12))
@@ -55,6 +58,11 @@ def test_reads_return_the_last_write_after_two_cycles(depth, bank_depth, registe
     sim.run()
     assert not problems, problems[:5]
     assert dut.banks == -(-depth // min(bank_depth, 1 << (depth - 1).bit_length()))
+
+
+def test_read_latency_is_2_or_3():
+    with pytest.raises(ValueError, match="read_latency"):
+        BankedMemory(8, 100, 64, read_latency=4)
 
 
 def test_ram_width_must_be_an_ecp5_shape():

@@ -1,6 +1,7 @@
 """Slice output: the read pipeline and credit-counted FIFO, with a memory modelled in Python."""
 
 import numpy as np
+import pytest
 
 from convaccel.hw import PRESETS
 from convaccel.hw.banked_memory import BankedMemory
@@ -8,7 +9,7 @@ from convaccel.hw.slice_output import SliceOutput
 from convaccel.sim.amaranth_frames import run_testbench
 
 CONFIG = PRESETS["tiny"]          # 2 lanes of 8 bits
-LATENCY = BankedMemory.READ_LATENCY
+LATENCIES = [BankedMemory.READ_LATENCY, BankedMemory.READ_LATENCY + 1]
 
 
 def random_slices(rng, count):
@@ -23,14 +24,14 @@ def expected_beat(word, pad, last_group, zero_point, unused_lanes):
             for lane in range(CONFIG.array_rows)]
 
 
-def simulate(testbench):
-    run_testbench(SliceOutput(CONFIG), testbench)
+def simulate(testbench, read_latency=BankedMemory.READ_LATENCY):
+    run_testbench(SliceOutput(CONFIG, read_latency), testbench)
 
 
 async def stream_slices(ctx, dut, slices, rng, *, issue_rate, ready_rate, max_cycles=2000):
-    """Issue ``slices`` whenever allowed, acting as a memory of read latency LATENCY;
+    """Issue ``slices`` whenever allowed, acting as a memory of the DUT's read latency;
     returns the beats taken from ``o`` and the most slices ever in flight."""
-    pending = [None] * LATENCY            # words addressed in the last LATENCY cycles
+    pending = [None] * (dut.pipeline - 1)     # words addressed in the last read-latency cycles
     issued, taken, in_flight, most = 0, [], 0, 0
     for _ in range(max_cycles):
         want = issued < len(slices) and rng.random() < issue_rate
@@ -62,7 +63,8 @@ async def stream_slices(ctx, dut, slices, rng, *, issue_rate, ready_rate, max_cy
     raise AssertionError(f"{len(taken)} of {len(slices)} slices out")
 
 
-def test_slices_come_out_in_order_with_the_zero_point_in_padded_lanes():
+@pytest.mark.parametrize("read_latency", LATENCIES)
+def test_slices_come_out_in_order_with_the_zero_point_in_padded_lanes(read_latency):
     rng = np.random.default_rng(11)
     slices = random_slices(rng, 300)
     zero_point, unused_lanes = -37, 0b10
@@ -78,11 +80,11 @@ def test_slices_come_out_in_order_with_the_zero_point_in_padded_lanes():
                 for index, (word, pad, last_group) in enumerate(slices)]
         assert taken == want
         # Never more slices issued than FIFO places, and all of them in use at times.
-        assert most == SliceOutput.FIFO_DEPTH
+        assert most == dut.fifo_depth
         await ctx.tick()
         assert ctx.get(dut.empty) and not ctx.get(dut.o.valid)
 
-    simulate(testbench)
+    simulate(testbench, read_latency)
 
 
 def test_a_steady_stream_issues_every_cycle():
@@ -101,10 +103,11 @@ def test_a_steady_stream_issues_every_cycle():
     simulate(testbench)
 
 
-def test_without_takers_space_runs_out_after_the_fifo_depth():
+@pytest.mark.parametrize("read_latency", LATENCIES)
+def test_without_takers_space_runs_out_after_the_fifo_depth(read_latency):
     async def testbench(ctx, dut):
         ctx.set(dut.o.ready, 0)
-        for _ in range(SliceOutput.FIFO_DEPTH):
+        for _ in range(dut.fifo_depth):
             assert ctx.get(dut.space)
             ctx.set(dut.issue, 1)
             await ctx.tick()
@@ -114,7 +117,7 @@ def test_without_takers_space_runs_out_after_the_fifo_depth():
             await ctx.tick()
         assert ctx.get(dut.o.valid)
 
-    simulate(testbench)
+    simulate(testbench, read_latency)
 
 
 def test_clear_drops_the_slices_in_flight():
@@ -131,7 +134,7 @@ def test_clear_drops_the_slices_in_flight():
         ctx.set(dut.issue, 0)
         ctx.set(dut.clear, 0)
         ctx.set(dut.o.ready, 1)
-        for _ in range(2 * LATENCY + 2):
+        for _ in range(2 * dut.pipeline):
             assert not ctx.get(dut.o.valid)
             assert ctx.get(dut.empty) and ctx.get(dut.space)
             await ctx.tick()
