@@ -232,7 +232,6 @@ class SystolicEngine(wiring.Component):
         # The tile is consumed the moment its first vector issues (not a cycle
         # later at the array), or a one-vector step would reuse it.
         m.d.comb += [
-            loader.running.eq(running),
             loader.consume.eq(issue & first),
             loader.more.eq(~(last_kt & last_mt & last_block)),
             array.wload_valid.eq(loader.wload_valid),

@@ -8,6 +8,12 @@ next tile waits ``GUARD`` cycles, until the swap has entered the array
 (the load beats then follow it down the skewed columns, see
 :mod:`convaccel.hw.systolic_array`). The load ports are registered: a beat
 accepted at cycle ``t`` reaches the array at ``t + 1``.
+
+Only ``first_tile`` (the problem's launch) and a consume with ``more`` make
+a tile wanted, and the last tile's consume has no ``more``: between problems
+nothing is wanted, so no beat is taken (the engine resets the loader on
+cancel). No "problem running" term gates the stream's ``ready``: it was a
+far-placed, high-fan-out flip-flop in front of the issue decision.
 """
 
 from amaranth.hdl import Module, Signal, signed
@@ -32,8 +38,6 @@ class WeightLoader(wiring.Component):
     ----------
     weights : In(stream.Signature(ArrayLayout(signed(weight_width), cols)))
         Weight tile rows, ``rows`` beats per tile.
-    running : In(1)
-        A problem is running; no beat is taken otherwise.
     first_tile : In(1)
         The problem's first tile is wanted from the next cycle.
     consume : In(1)
@@ -62,7 +66,6 @@ class WeightLoader(wiring.Component):
         row = data.ArrayLayout(signed(config.weight_width), cols)
         super().__init__({
             "weights": In(stream.Signature(row)),
-            "running": In(1),
             "first_tile": In(1),
             "consume": In(1),
             "more": In(1),
@@ -79,7 +82,7 @@ class WeightLoader(wiring.Component):
         wanted = Signal()                   # a tile is needed and not yet loaded
         guard = Signal(range(self.GUARD + 1))   # cycles until the swap has entered
         row = Signal(range(rows))
-        enable = self.running & wanted & ~self.full & (guard == 0)
+        enable = wanted & ~self.full & (guard == 0)
         loaded = self.weights.valid & enable
         m.d.comb += [
             self.weights.ready.eq(enable),

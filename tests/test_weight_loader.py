@@ -20,7 +20,6 @@ def test_tiles_load_whole_in_order_after_the_swap_guard(seed):
 
     async def testbench(ctx, dut):
         sent, consumed, cycle = 0, 0, 0
-        ctx.set(dut.running, 1)
         ctx.set(dut.first_tile, 1)
         await ctx.tick()
         ctx.set(dut.first_tile, 0)
@@ -62,28 +61,25 @@ def test_tiles_load_whole_in_order_after_the_swap_guard(seed):
         assert first_load >= consumed_at + WeightLoader.GUARD + 1, (k, consumed_at, first_load)
 
 
-def test_nothing_is_taken_while_not_running_or_not_wanted():
+def test_nothing_is_taken_until_a_tile_is_wanted_and_after_the_last():
     async def testbench(ctx, dut):
         ctx.set(dut.weights.valid, 1)
-        for running, first_tile in ((0, 1), (1, 0)):
-            ctx.set(dut.running, running)
-            ctx.set(dut.first_tile, first_tile)
+        for _ in range(4):
+            assert not ctx.get(dut.weights.ready)
             await ctx.tick()
-            ctx.set(dut.first_tile, 0)
-            for _ in range(4):
-                assert not ctx.get(dut.weights.ready)
-                await ctx.tick()
-            if not running:
-                # The wish stays until the problem runs: then the tile loads.
-                ctx.set(dut.running, 1)
-                for _ in range(ROWS):
-                    assert ctx.get(dut.weights.ready)
-                    await ctx.tick()
-                assert ctx.get(dut.full) and not ctx.get(dut.weights.ready)
-                ctx.set(dut.consume, 1)
-                ctx.set(dut.more, 0)
-                await ctx.tick()
-                ctx.set(dut.consume, 0)
-                ctx.set(dut.running, 0)
+        ctx.set(dut.first_tile, 1)
+        await ctx.tick()
+        ctx.set(dut.first_tile, 0)
+        for _ in range(ROWS):
+            assert ctx.get(dut.weights.ready)
+            await ctx.tick()
+        assert ctx.get(dut.full) and not ctx.get(dut.weights.ready)
+        ctx.set(dut.consume, 1)            # the problem's last tile: no more wanted
+        ctx.set(dut.more, 0)
+        await ctx.tick()
+        ctx.set(dut.consume, 0)
+        for _ in range(2 * ROWS + WeightLoader.GUARD):
+            assert not ctx.get(dut.weights.ready) and not ctx.get(dut.full)
+            await ctx.tick()
 
     run_testbench(WeightLoader(CONFIG), testbench)
