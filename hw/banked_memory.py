@@ -29,13 +29,18 @@ word: written through port A's clock and byte enables, read through port
 B's); 36 suits a shallow, wide memory (half the RAMs of 18 for 512 words or
 fewer).
 
-``read_latency=3`` adds a fabric register after each bank's output, before
-the multiplexer: for a memory of many banks that the placer spreads over the
-die (the line buffer's RAMs sit up to 50 rows from the logic that reads
-them), so the long wire from a RAM and the multiplexer are not one cycle.
+``read_latency=3`` adds a fabric register after each bank's output, which
+holds the bank's word when that bank is the one read and 0 otherwise; the
+output is the OR of those registers. For a memory of many banks that the
+placer spreads over the die (the line buffer's RAMs sit up to 50 rows from
+the logic that reads them), the long wire from a RAM, the wide select net
+and the multiplexer are then not one cycle.
 """
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, Value
+import functools
+import operator
+
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -104,17 +109,25 @@ class BankedMemory(wiring.Component):
 
     def _select(self, m, bank_depth, outputs):
         """Drive ``read_data`` from the registered bank outputs, ``read_latency`` cycles on."""
-        if self.read_latency == 3:
-            staged = [Signal.like(output, name=f"{output.name}_staged") for output in outputs]
-            m.d.sync += [stage.eq(output) for stage, output in zip(staged, outputs)]
-            outputs = staged
         bank = Signal(range(max(2, len(outputs))), name="bank_of_read")
         m.d.sync += bank.eq(self.read_addr[ceil_log2(bank_depth):])
-        for cycle in range(self.read_latency - 1):
-            later = Signal.like(bank, name=f"bank_of_read{cycle + 1}")
-            m.d.sync += later.eq(bank)
-            bank = later
-        with m.Switch(bank):
+        if self.read_latency == 3:
+            # Each bank's word is registered beside the bank, zeroed unless
+            # it is the one read (a one-hot flag per bank, so no wide select
+            # net crosses the die); the output is the OR of the registers.
+            chosen = Signal(len(outputs), name="bank_chosen")
+            m.d.sync += chosen.eq(1 << bank)
+            staged = []
+            for index, output in enumerate(outputs):
+                stage = Signal.like(output, name=f"{output.name}_staged")
+                m.d.sync += stage.eq(Mux(chosen[index], output, 0))
+                staged.append(stage)
+            m.d.comb += Value.cast(self.read_data).eq(
+                functools.reduce(operator.or_, staged))
+            return
+        bank_of_data = Signal.like(bank, name="bank_of_data")
+        m.d.sync += bank_of_data.eq(bank)
+        with m.Switch(bank_of_data):
             for index, registered in enumerate(outputs):
                 with m.Case(index):
                     m.d.comb += Value.cast(self.read_data).eq(registered)

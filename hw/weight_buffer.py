@@ -78,8 +78,10 @@ class WeightBuffer(wiring.Component):
         The last tile of a block is consumed (ends the recording).
     """
 
-    #: Cycles from a RAM read to its word entering the FIFO.
-    READ_LATENCY = BankedMemory.READ_LATENCY + 1
+    #: Cycles from a RAM read to its word entering the FIFO: the banked
+    #: RAM's latency with its bank registers (its banks spread over the
+    #: die), and a register after the bank multiplexer.
+    READ_LATENCY = BankedMemory.READ_LATENCY + 2
 
     def __init__(self, shape, depth: int, max_beats: int, rows: int):
         for name, value in (("depth", depth), ("max_beats", max_beats), ("rows", rows)):
@@ -101,7 +103,8 @@ class WeightBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth, ahead = self.depth, self.ahead
-        m.submodules.ram = ram = BankedMemory(self.shape, depth, bank_depth=512, ram_width=36)
+        m.submodules.ram = ram = BankedMemory(self.shape, depth, bank_depth=512, ram_width=36,
+                                              read_latency=self.READ_LATENCY - 1)
         m.submodules.fifo = fifo = ResetInserter(self.start)(RegisterFIFO(self.shape, ahead))
         wiring.connect(m, fifo.o, wiring.flipped(self.o))
 
@@ -112,7 +115,7 @@ class WeightBuffer(wiring.Component):
         # Beats wanted minus beats fetched (negative once the RAM reads ahead).
         credit = Signal(range(-ahead, 2 * self.rows + 1))
         pending = Signal(range(ahead + 1))  # RAM reads in flight + FIFO entries
-        arriving = Signal(self.READ_LATENCY)    # a RAM read is 1, 2, 3 cycles old
+        arriving = Signal(self.READ_LATENCY)    # a RAM read is 1 .. READ_LATENCY cycles old
         read_data = Signal.like(ram.read_data)  # the bank multiplexer, registered
 
         # The engine's late pulses, a cycle later (cleared by start).

@@ -105,27 +105,37 @@ class WindowWalk(wiring.Component):
                                          "capture": 1}), init={"n": 1})   # _moves(reset)
         m.d.comb += after.eq(now)
         m.d.sync += [now.eq(after), move.eq(_moves(after))]
-        loops = {"n": (n, after.n_last, block_last == 0),
-                 "g": (tap.group, after.g_last, geo.groups_last == 0),
-                 "s": (s, after.s_last, geo.kernel_w_last == 0),
-                 "r": (r, after.r_last, geo.kernel_h_last == 0)}
+        # A loop's value one below its last, so "the next value is the last"
+        # is an equality test, not an adder's carry chain in front of `move`.
+        # The frame's limits are settled cycles before the first step.
+        n_penultimate = Signal.like(block_last)
+        penultimate = {"g": Signal.like(geo.groups_last), "s": Signal.like(geo.kernel_w_last),
+                       "r": Signal.like(geo.kernel_h_last)}
+        m.d.sync += [penultimate["g"].eq(geo.groups_last - 1),
+                     penultimate["s"].eq(geo.kernel_w_last - 1),
+                     penultimate["r"].eq(geo.kernel_h_last - 1)]
+        loops = {"n": (n, after.n_last, block_last == 0, n_penultimate),
+                 "g": (tap.group, after.g_last, geo.groups_last == 0, penultimate["g"]),
+                 "s": (s, after.s_last, geo.kernel_w_last == 0, penultimate["s"]),
+                 "r": (r, after.r_last, geo.kernel_h_last == 0, penultimate["r"])}
 
         def restart(*names):
             for name in names:
-                value, last, single = loops[name]
+                value, last, single, _ = loops[name]
                 m.d.sync += value.eq(0)
                 m.d.comb += last.eq(single)
 
-        def advance(name, limit):
-            value, last, _ = loops[name]
+        def advance(name):
+            # Only called below the loop's last value.
+            value, last, _, before_last = loops[name]
             m.d.sync += value.eq(value + 1)
-            m.d.comb += last.eq(value + 1 == limit)
+            m.d.comb += last.eq(value == before_last)
 
         def start_block(x_first, positions):
             size_last = Mux(positions > block, block - 1, positions - 1)
             restart("g", "s", "r")
             m.d.sync += [
-                n.eq(0), block_last.eq(size_last),
+                n.eq(0), block_last.eq(size_last), n_penultimate.eq(size_last - 1),
                 rest.eq(Mux(positions > block, positions - block, 0)),
                 tap.y.eq(self.row_top), tap.slot.eq(self.row_top_slot),
                 x_s.eq(x_first), tap.x.eq(x_first), x0.eq(x_first),
@@ -147,22 +157,22 @@ class WindowWalk(wiring.Component):
             with m.If(move.capture):
                 m.d.sync += next_x0.eq(tap.x + shape.stride_w)
             with m.If(move.n):
-                advance("n", block_last)
+                advance("n")
                 m.d.sync += tap.x.eq(tap.x + shape.stride_w)
             with m.Elif(move.g):
                 restart("n")
-                advance("g", geo.groups_last)
+                advance("g")
                 m.d.sync += tap.x.eq(x_s)
                 m.d.comb += after.first_pass.eq(0)
             with m.Elif(move.s):
                 restart("n", "g")
-                advance("s", geo.kernel_w_last)
+                advance("s")
                 m.d.sync += [x_s.eq(x_s + shape.dilation_w), tap.x.eq(x_s + shape.dilation_w)]
                 m.d.comb += after.first_pass.eq(0)
             with m.Elif(move.r):
                 next_slot = tap.slot + shape.dilation_h
                 restart("n", "g", "s")
-                advance("r", geo.kernel_h_last)
+                advance("r")
                 m.d.sync += [x_s.eq(x0), tap.x.eq(x0), tap.y.eq(tap.y + shape.dilation_h),
                              tap.slot.eq(Mux(next_slot >= geo.ring, next_slot - geo.ring,
                                              next_slot))]
