@@ -109,23 +109,26 @@ class BankedMemory(wiring.Component):
 
     def _select(self, m, bank_depth, outputs):
         """Drive ``read_data`` from the registered bank outputs, ``read_latency`` cycles on."""
-        bank = Signal(range(max(2, len(outputs))), name="bank_of_read")
+        # Data-path registers: no reset (a reset net to hundreds of flip-flops
+        # spread with the banks was a critical path); nothing reads
+        # read_data without having presented an address.
+        bank = Signal(range(max(2, len(outputs))), name="bank_of_read", reset_less=True)
         m.d.sync += bank.eq(self.read_addr[ceil_log2(bank_depth):])
         if self.read_latency == 3:
             # Each bank's word is registered beside the bank, zeroed unless
             # it is the one read (a one-hot flag per bank, so no wide select
             # net crosses the die); the output is the OR of the registers.
-            chosen = Signal(len(outputs), name="bank_chosen")
+            chosen = Signal(len(outputs), name="bank_chosen", reset_less=True)
             m.d.sync += chosen.eq(1 << bank)
             staged = []
             for index, output in enumerate(outputs):
-                stage = Signal.like(output, name=f"{output.name}_staged")
+                stage = Signal.like(output, name=f"{output.name}_staged", reset_less=True)
                 m.d.sync += stage.eq(Mux(chosen[index], output, 0))
                 staged.append(stage)
             m.d.comb += Value.cast(self.read_data).eq(
                 functools.reduce(operator.or_, staged))
             return
-        bank_of_data = Signal.like(bank, name="bank_of_data")
+        bank_of_data = Signal.like(bank, name="bank_of_data")   # reset_less, like bank
         m.d.sync += bank_of_data.eq(bank)
         with m.Switch(bank_of_data):
             for index, registered in enumerate(outputs):
@@ -163,7 +166,8 @@ class BankedMemory(wiring.Component):
                 write.data.eq(write_bits),
                 read.addr.eq(self.read_addr[:low]),
             ]
-            registered = Signal(len(Value.cast(self.read_data)), name=f"bank{index}_data")
+            registered = Signal(len(Value.cast(self.read_data)), name=f"bank{index}_data",
+                                reset_less=True)
             m.d.sync += registered.eq(read.data)
             outputs.append(registered)
         self._select(m, self.bank_depth, outputs)

@@ -83,6 +83,7 @@ class CoreState(enum.Enum, shape=3):
     FAILED = 3     # an error: later units held in reset until the input is done
     CANCEL = 4
     LAUNCH = 5     # set-up done: the output size check is read, the units start
+    FINISH = 6     # the layer ends: done and the input ports' closing are registered
 
 
 def conv_layer_layout(config: AccelConfig) -> data.StructLayout:
@@ -333,8 +334,7 @@ class ConvCore(wiring.Component):
                 # the group map its tile ranges, the counters (C/G)*R*S.
                 with m.If(window.job.done & window.job.error.as_value().any()):
                     capture_errors()
-                    m.d.comb += finish.eq(1)
-                    m.next = "IDLE"
+                    m.next = "FINISH"
                 with m.Elif(group_map.error):
                     capture_errors()
                     m.next = "FAILED"
@@ -361,8 +361,7 @@ class ConvCore(wiring.Component):
                     # The window generator is idle only once it has read the
                     # whole input frame: the next start will be taken.
                     capture_errors()
-                    m.d.comb += finish.eq(1)
-                    m.next = "IDLE"
+                    m.next = "FINISH"
                 leave_on_cancel()
             with m.State("FAILED"):
                 m.d.comb += self.state.eq(CoreState.FAILED)
@@ -379,18 +378,22 @@ class ConvCore(wiring.Component):
                 with m.If(out_free):
                     m.d.sync += closing.eq(1)
                 with m.If(~window.job.busy & closing):
-                    m.d.comb += finish.eq(1)
                     m.d.sync += closing.eq(0)
-                    m.next = "IDLE"
+                    m.next = "FINISH"
             with m.State("CANCEL"):
                 m.d.comb += self.state.eq(CoreState.CANCEL)
                 m.d.comb += cancel_window.eq(1)
                 with m.If(out_free):
                     m.d.sync += closing.eq(1)
                 with m.If(closing):
-                    m.d.comb += finish.eq(1)
                     m.d.sync += [job.error.cancelled.eq(1), closing.eq(0)]
-                    m.next = "IDLE"
+                    m.next = "FINISH"
+            with m.State("FINISH"):
+                # A state of its own, so `finish` (which closes the input
+                # ports and sets done) is a register's decode, not the end of
+                # every unit's busy and error logic.
+                m.d.comb += [self.state.eq(CoreState.FINISH), finish.eq(1)]
+                m.next = "IDLE"
         # The output stage holds from the cycle after the state turns to
         # FAILED or CANCEL: a beat it offers then is still taken first.
         m.d.sync += stopping.eq(fsm.ongoing("FAILED") | fsm.ongoing("CANCEL"))

@@ -75,10 +75,16 @@ class IssueCredits(wiring.Component):
             self.credit_left_if_issued.eq(self.popped | (credits != 1)),
         ]
         m.d.sync += [
-            in_flight.eq(in_flight + self.issue_acc - self.written),
-            credits.eq(credits - self.issue_out + self.popped),
+            in_flight.eq(_step(in_flight, self.issue_acc, self.written)),
+            credits.eq(_step(credits, self.popped, self.issue_out)),
             self.acc_idle.eq(~self.issue_acc & self.acc_idle_unless_issued),
             self.credit_left.eq(Mux(self.issue_out, self.credit_left_if_issued,
                                     self.credit_left_unless_issued)),
         ]
         return m
+
+
+def _step(count, up, down):
+    """``count + up - down``, with the sums from the register alone: ``up`` and
+    ``down`` (the late issue decision) only choose among them, not ride a carry chain."""
+    return Mux(up == down, count, Mux(up, count + 1, count - 1))

@@ -116,7 +116,7 @@ class WeightBuffer(wiring.Component):
         credit = Signal(range(-ahead, 2 * self.rows + 1))
         pending = Signal(range(ahead + 1))  # RAM reads in flight + FIFO entries
         arriving = Signal(self.READ_LATENCY)    # a RAM read is 1 .. READ_LATENCY cycles old
-        read_data = Signal.like(ram.read_data)  # the bank multiplexer, registered
+        read_data = Signal.like(ram.read_data, reset_less=True)  # the banks' OR, registered
 
         # The engine's late pulses, a cycle later (cleared by start).
         want = Signal()

@@ -88,10 +88,12 @@ class WeightLoader(wiring.Component):
             self.weights.ready.eq(enable),
             self.full_unless_consumed.eq(self.full | (loaded & (row == rows - 1))),
         ]
+        data_out = Signal.like(self.wload_data, reset_less=True)   # valid says when it counts
+        m.d.comb += self.wload_data.eq(data_out)
         m.d.sync += [
             self.wload_valid.eq(loaded),
             self.wload_row.eq(row),
-            self.wload_data.eq(self.weights.payload),
+            data_out.eq(self.weights.payload),
         ]
         # A consume needs a full tile and a load an empty one: never together.
         m.d.sync += self.full.eq(~self.consume & self.full_unless_consumed)
