@@ -177,7 +177,6 @@ class SystolicEngine(wiring.Component):
         n, mt, first = seq.n, seq.mt, seq.first
         last_kt, last_mt, last_block = seq.last_kt, seq.last_mt, seq.last_block
         to_output, from_stream = seq.to_output, seq.from_stream
-        m_total = start.held.m_outputs          # for the issued-MAC counter
 
         m.submodules.issue_credits = credits = IssueCredits(
             max_in_flight=block * mt_max * 2 + lat + 4, places=self.fifo_depth)
@@ -255,21 +254,26 @@ class SystolicEngine(wiring.Component):
             seq.job.start.eq(start.launch), loader.first_tile.eq(start.launch),
         ]
 
-        # ---- performance counters --------------------------------------
-        valid_rows = Mux(last_kt, seq.k_left, rows)
-        cols_left = Signal(range(-cols * mt_max, cfg.max_out_channels + 1))
-        m.d.comb += cols_left.eq(m_total - times_constant(mt, cols))
-        m.submodules.engine_counters = counters = EngineCounters(cfg)
+        self._counters(m, seq, start, gate, mt_max)
+        return m
+
+    def _counters(self, m, seq, start, gate, mt_max):
+        """The performance counters: the MACs each issue does, and the stall causes."""
+        rows, cols = self.rows, self.cols
+        valid_rows = Mux(seq.last_kt, seq.k_left, rows)
+        cols_left = Signal(range(-cols * mt_max, self.config.max_out_channels + 1))
+        m.d.comb += cols_left.eq(start.held.m_outputs - times_constant(seq.mt, cols))
+        m.submodules.engine_counters = counters = EngineCounters(self.config)
         status = counters.status
         m.d.comb += [
             counters.clear.eq(start.launch),
             counters.rows.eq(valid_rows),
             counters.cols.eq(Mux(cols_left < cols, cols_left, cols)),
-            status.running.eq(running), status.issue.eq(issue), status.issued_all.eq(issued_all),
+            status.running.eq(start.running), status.issue.eq(gate.issue),
+            status.issued_all.eq(seq.job.done),
             *[getattr(status, name).eq(getattr(gate.terms, name))
               for name in ("weights_ok", "drain_ok", "credit_ok", "settled")],
             status.out_blocked.eq(self.result.valid & ~self.result.ready),
             self.counters.eq(counters.counters),
         ]
-        return m
 
