@@ -132,16 +132,18 @@ class WindowWalk(wiring.Component):
             m.d.comb += last.eq(value == before_last)
 
         def start_block(x_first, positions):
-            size_last = Mux(positions > block, block - 1, positions - 1)
+            longer = positions > block      # more positions than one block
             restart("g", "s", "r")
             m.d.sync += [
-                n.eq(0), block_last.eq(size_last), n_penultimate.eq(size_last - 1),
-                rest.eq(Mux(positions > block, positions - block, 0)),
+                # Both choices' differences side by side, not after the compare.
+                n.eq(0), block_last.eq(Mux(longer, block - 1, positions - 1)),
+                n_penultimate.eq(Mux(longer, block - 2, positions - 2)),
+                rest.eq(Mux(longer, positions - block, 0)),
                 tap.y.eq(self.row_top), tap.slot.eq(self.row_top_slot),
                 x_s.eq(x_first), tap.x.eq(x_first), x0.eq(x_first),
             ]
             m.d.comb += [after.n_last.eq(positions == 1), after.first_pass.eq(1),
-                         after.more_blocks.eq(positions > block)]
+                         after.more_blocks.eq(longer)]
 
         block_end = now.r_last & now.s_last & now.g_last & now.n_last
         m.d.comb += [
