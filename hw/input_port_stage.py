@@ -61,10 +61,13 @@ class InputPortStage(wiring.Component):
                          out.eq(Mux(skid_full, skid, self.i.payload))]
             m.d.comb += skid_full_next.eq(0)
         with m.Elif(take):
-            m.d.sync += skid.eq(self.i.payload)
             m.d.comb += skid_full_next.eq(1)
         with m.Else():
             m.d.comb += skid_full_next.eq(skid_full)
+        # An empty skid register follows the port every cycle (its enable is
+        # one flip-flop); it holds once a beat has landed in it.
+        with m.If(~skid_full):
+            m.d.sync += skid.eq(self.i.payload)
         m.d.sync += [skid_full.eq(skid_full_next),
                      ready.eq(~skid_full_next & self.open_next)]
         return m

@@ -58,5 +58,10 @@ class SkidBuffer(wiring.Component):
                          out.eq(Mux(skid_full, skid, self.i.payload)),
                          skid_full.eq(0)]
         with m.Elif(self.i.valid & ~skid_full):
-            m.d.sync += [skid.eq(self.i.payload), skid_full.eq(1)]
+            m.d.sync += skid_full.eq(1)
+        # An empty skid register follows the input every cycle: its wide
+        # enable is then `i.ready`, one flip-flop, not the far side's valid
+        # and ready through logic.
+        with m.If(~skid_full):
+            m.d.sync += skid.eq(self.i.payload)
         return m
