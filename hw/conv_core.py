@@ -302,10 +302,11 @@ class ConvCore(wiring.Component):
         unit_failed = (window.job.error.as_value().any() | engine.job.error
                        | pool.job.error.as_value().any())
         # The window generator's cancel is a register: the core's state
-        # decode does not run on into the generator's control. It stops with
-        # the layer's finish, so a start taken next is never cancelled.
+        # decode does not run on into the generator's control. No state after
+        # FAILED and CANCEL asks for it, so it is 0 from the cycle after
+        # FINISH on, and a start taken next is never cancelled.
         cancel_window = Signal()
-        m.d.sync += window.job.cancel.eq(cancel_window & ~finish)
+        m.d.sync += window.job.cancel.eq(cancel_window)
 
         def capture_errors():
             m.d.sync += [

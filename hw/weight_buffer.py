@@ -78,10 +78,12 @@ class WeightBuffer(wiring.Component):
         The last tile of a block is consumed (ends the recording).
     """
 
-    #: Cycles from a RAM read to its word entering the FIFO: the banked
-    #: RAM's latency with its bank registers (its banks spread over the
-    #: die), and a register after the bank multiplexer.
-    READ_LATENCY = BankedMemory.READ_LATENCY + 2
+    #: The banked RAM's read latency, with its bank registers (its banks
+    #: spread over the die).
+    RAM_LATENCY = BankedMemory.READ_LATENCY + 1
+    #: Cycles from a RAM read to its word entering the FIFO: the RAM's,
+    #: and a register after the banks' OR.
+    READ_LATENCY = RAM_LATENCY + 1
 
     def __init__(self, shape, depth: int, max_beats: int, rows: int):
         for name, value in (("depth", depth), ("max_beats", max_beats), ("rows", rows)):
@@ -104,7 +106,7 @@ class WeightBuffer(wiring.Component):
         m = Module()
         depth, ahead = self.depth, self.ahead
         m.submodules.ram = ram = BankedMemory(self.shape, depth, bank_depth=512, ram_width=36,
-                                              read_latency=self.READ_LATENCY - 1)
+                                              read_latency=self.RAM_LATENCY)
         m.submodules.fifo = fifo = ResetInserter(self.start)(RegisterFIFO(self.shape, ahead))
         wiring.connect(m, fifo.o, wiring.flipped(self.o))
 

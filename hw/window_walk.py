@@ -108,13 +108,12 @@ class WindowWalk(wiring.Component):
         # A loop's value one below its last, so "the next value is the last"
         # is an equality test, not an adder's carry chain in front of `move`.
         # The frame's limits are settled cycles before the first step.
-        n_penultimate = Signal.like(block_last)
-        penultimate = {"g": Signal.like(geo.groups_last), "s": Signal.like(geo.kernel_w_last),
-                       "r": Signal.like(geo.kernel_h_last)}
+        penultimate = {"n": Signal.like(block_last), "g": Signal.like(geo.groups_last),
+                       "s": Signal.like(geo.kernel_w_last), "r": Signal.like(geo.kernel_h_last)}
         m.d.sync += [penultimate["g"].eq(geo.groups_last - 1),
                      penultimate["s"].eq(geo.kernel_w_last - 1),
                      penultimate["r"].eq(geo.kernel_h_last - 1)]
-        loops = {"n": (n, after.n_last, block_last == 0, n_penultimate),
+        loops = {"n": (n, after.n_last, block_last == 0, penultimate["n"]),
                  "g": (tap.group, after.g_last, geo.groups_last == 0, penultimate["g"]),
                  "s": (s, after.s_last, geo.kernel_w_last == 0, penultimate["s"]),
                  "r": (r, after.r_last, geo.kernel_h_last == 0, penultimate["r"])}
@@ -137,7 +136,7 @@ class WindowWalk(wiring.Component):
             m.d.sync += [
                 # Both choices' differences side by side, not after the compare.
                 n.eq(0), block_last.eq(Mux(longer, block - 1, positions - 1)),
-                n_penultimate.eq(Mux(longer, block - 2, positions - 2)),
+                penultimate["n"].eq(Mux(longer, block - 2, positions - 2)),
                 rest.eq(Mux(longer, positions - block, 0)),
                 tap.y.eq(self.row_top), tap.slot.eq(self.row_top_slot),
                 x_s.eq(x_first), tap.x.eq(x_first), x0.eq(x_first),

@@ -141,13 +141,12 @@ def run_layers(keys, config, *, seed: int = 1, waves: bool = False, name: str = 
     layer's own MACs and sizes, not the rewritten layer's.
     """
     from ..host.fold import check_mapping_choice, mapped_layer, pick_mapping, restore_output
-
-    check_mapping_choice(mapping)
     from ..sim.build import waves_root
     from ..sim.layer_program import run_layers as run_programs
     from ..sim.layer_suite import ALL_LAYERS, fit_spec, real_macs, spec_layer
     from ..sim.sessions import session
 
+    check_mapping_choice(mapping)
     unknown = [key for key in keys if key not in ALL_LAYERS]
     if unknown:
         raise ValueError(f"unknown layer {unknown[0]!r}; choose from {', '.join(ALL_LAYERS)}")
