@@ -8,7 +8,7 @@ operand width already decides.
 from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 
 __all__ = ["above", "address", "bad_range", "count_step", "counter", "smallest_of",
-           "times_constant", "times_small"]
+           "times_constant", "times_small", "up_down", "up_down_test"]
 
 
 def counter(limit):
@@ -80,3 +80,18 @@ def times_small(value, factor):
     for bit in range(len(factor)):
         total = total + Mux(factor[bit], value << bit, 0)
     return total
+
+
+def up_down(count, up, down):
+    """``count + up - down``, with the sums from the register alone: ``up`` and
+    ``down`` (late decisions) only choose among them, not ride a carry chain."""
+    return Mux(up == down, count, Mux(up, count + 1, count - 1))
+
+
+def up_down_test(count, flag, up, down, test):
+    """``test(up_down(count, up, down))`` for a register ``flag == test(count)``.
+
+    The tests of ``count + 1`` and ``count - 1`` start from the register;
+    ``up`` and ``down`` only choose among them and ``flag``.
+    """
+    return Mux(up == down, flag, Mux(up, test(count + 1), test(count - 1)))

@@ -7,13 +7,16 @@ vector of the last reduction tile claims an output-FIFO place at its issue;
 the place is returned when a result leaves the FIFO (``credit_left``: a
 place is free).
 
-Both facts are flip-flops worked out from the current counts and this
+Both facts, and "the count is 1" of each count (on which the next cycle's
+facts turn), are flip-flops worked out from the current counts and this
 cycle's events, so the issue decision reads them without a compare.
 """
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .helpers import up_down, up_down_test
 
 __all__ = ["IssueCredits"]
 
@@ -67,16 +70,21 @@ class IssueCredits(wiring.Component):
         m = Module()
         in_flight = Signal(range(self.max_in_flight + 1))
         credits = Signal(range(self.places + 1), init=self.places)
+        # "count == 1" of both counts, as registers beside them.
+        one_in_flight = Signal()
+        one_credit = Signal(init=self.places == 1)
         # An issue and a write-back together leave a count above zero; so do
         # an output issue and a pop together.
         m.d.comb += [
-            self.acc_idle_unless_issued.eq(Mux(self.written, in_flight == 1, self.acc_idle)),
+            self.acc_idle_unless_issued.eq(Mux(self.written, one_in_flight, self.acc_idle)),
             self.credit_left_unless_issued.eq(self.popped | self.credit_left),
-            self.credit_left_if_issued.eq(self.popped | (credits != 1)),
+            self.credit_left_if_issued.eq(self.popped | ~one_credit),
         ]
         m.d.sync += [
-            in_flight.eq(_step(in_flight, self.issue_acc, self.written)),
-            credits.eq(_step(credits, self.popped, self.issue_out)),
+            in_flight.eq(up_down(in_flight, self.issue_acc, self.written)),
+            one_in_flight.eq(up_down_test(in_flight, one_in_flight, self.issue_acc, self.written, _is_one)),
+            credits.eq(up_down(credits, self.popped, self.issue_out)),
+            one_credit.eq(up_down_test(credits, one_credit, self.popped, self.issue_out, _is_one)),
             self.acc_idle.eq(~self.issue_acc & self.acc_idle_unless_issued),
             self.credit_left.eq(Mux(self.issue_out, self.credit_left_if_issued,
                                     self.credit_left_unless_issued)),
@@ -84,7 +92,5 @@ class IssueCredits(wiring.Component):
         return m
 
 
-def _step(count, up, down):
-    """``count + up - down``, with the sums from the register alone: ``up`` and
-    ``down`` (the late issue decision) only choose among them, not ride a carry chain."""
-    return Mux(up == down, count, Mux(up, count + 1, count - 1))
+def _is_one(count):
+    return count == 1

@@ -158,16 +158,19 @@ class TileSequencer(wiring.Component):
             n_left=Signal.like(self.n_vectors, name="n_left"),
             row_left=Signal.like(self.row_length, name="row_left"),
             block_size=Signal.like(self.n_vectors, name="block_size"),
-            # Vectors of the step still to issue.
+            # Vectors of the step still to issue, and "remaining == 2" (the
+            # next issue ends the step), a register for the issue decision.
             remaining=Signal.like(self.n_vectors, name="remaining"),
+            two_left=Signal(name="two_left"),
             # Tiles with sums in this block (before mt).
             seen=Signal(self.mt_max, name="seen"),
             # Cycles since each tile's last issue (saturating at writeback).
             since=Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max), name="since"),
             settle=Signal(range(3), name="settle"),
-            # The two tests on since[t] against spacing_m2 (see _spacing_flags).
+            # since[t] >= spacing_m2 for each tile, and since[mt] > spacing_m2
+            # for the current tile (see _spacing_flags).
             spaced_at=Signal(self.mt_max, name="spaced_at"),
-            spaced_past=Signal(self.mt_max, name="spaced_past"),
+            spaced_past=Signal(name="spaced_past"),
             # block_size >= writeback: no wait at all.
             big_block=Signal(name="big_block"),
             # writeback - 3 - block_size and writeback - 2 - block_size, set
@@ -230,11 +233,16 @@ class TileSequencer(wiring.Component):
         b = Signal(data.StructLayout({
             "kind": 2, "mt": len(self.mt), "chunk": len(r.chunk), "next_chunk": len(r.chunk),
             "k_left": len(self.k_left), "n_left": len(r.n_left), "row_left": len(r.row_left),
-            "block_size": len(r.block_size),
+            "block_size": len(r.block_size), "size_one": 1, "size_two": 1,
             "last_mt": 1, "last_kt": 1, "last_block": 1, "to_output": 1, "has_sums": 1,
             "spaced": 1}))
         # The next block: up to `block` positions, within the row and the problem.
         next_size, block_is_last = smallest_of(a.n_left, a.row_left, self.block)
+        # min(n_left, row_left, block) is 1 (2) when one of them is and none
+        # is smaller (all are >= 1 when the block is used): no compare after
+        # the min.
+        any_one = (a.n_left == 1) | (a.row_left == 1) | int(self.block == 1)
+        any_two = (a.n_left == 2) | (a.row_left == 2) | int(self.block == 2)
         visits = self.tile_map[a.chunk]
         after_next = self.tile_map[a.chunk_after]
         # The write-back rule for the next visit: it shares this block's size
@@ -245,6 +253,8 @@ class TileSequencer(wiring.Component):
             b.next_chunk.eq(a.chunk_after),
             b.n_left.eq(a.n_left), b.row_left.eq(a.row_left),
             b.block_size.eq(Mux(a.kind == 2, next_size, r.block_size)),
+            b.size_one.eq(Mux(a.kind == 2, any_one, r.block_size == 1)),
+            b.size_two.eq(Mux(a.kind == 2, ~any_one & any_two, r.block_size == 2)),
             b.last_mt.eq(Mux(grouped, a.mt == visits.hi,
                              times_constant(a.mt, self.cols) >= r.m_last_base)),
             b.last_kt.eq(a.k_left <= rows),
@@ -264,17 +274,18 @@ class TileSequencer(wiring.Component):
                 m.d.sync += r.since[tile].eq(0)
             with m.Elif(r.since[tile] < self.writeback):
                 m.d.sync += r.since[tile].eq(r.since[tile] + 1)
-        self._spacing_flags(m, r)
+        self._spacing_flags(m, r, b)
         # A step waiting for its first issue (for weights, say) becomes
         # spaced once enough cycles have passed: the new visit's vector n
         # issues at t + n or later and needs since + block_size >= writeback
         # at t, i.e. since > spacing_m2 a cycle before.
         with m.If(self.first & ~self.spaced):
-            m.d.sync += self.spaced.eq(r.spaced_past.bit_select(self.mt, 1))
+            m.d.sync += self.spaced.eq(r.spaced_past)
         with m.If(self.issue):
             with m.If(~self.step_end):
                 m.d.sync += [self.n.eq(self.n + 1), r.remaining.eq(r.remaining - 1),
-                             self.first.eq(0), self.step_end.eq(r.remaining == 2)]
+                             r.two_left.eq(r.remaining == 3),
+                             self.first.eq(0), self.step_end.eq(r.two_left)]
             with m.Elif(self.last_mt & self.last_kt & self.last_block):
                 m.d.sync += [self.job.done.eq(1), self.job.busy.eq(0)]
             with m.Else():
@@ -283,8 +294,8 @@ class TileSequencer(wiring.Component):
                     r.next_chunk.eq(b.next_chunk),
                     self.k_left.eq(b.k_left), r.n_left.eq(b.n_left), r.row_left.eq(b.row_left),
                     r.block_size.eq(b.block_size), r.remaining.eq(b.block_size),
-                    *self._thresholds(r, b.block_size),
-                    self.step_end.eq(b.block_size == 1),
+                    r.two_left.eq(b.size_two), *self._thresholds(r, b.block_size),
+                    self.step_end.eq(b.size_one),
                     self.last_mt.eq(b.last_mt), self.last_kt.eq(b.last_kt),
                     self.last_block.eq(b.last_block), self.to_output.eq(b.to_output),
                     self.from_stream.eq(b.kind != 0), self.has_sums.eq(b.has_sums),
@@ -298,46 +309,55 @@ class TileSequencer(wiring.Component):
     def _next_facts(self, m, r, b):
         """``next_if_idle`` and ``next_if_issue``: what the updates above will leave."""
         idle, issued = self.next_if_idle, self.next_if_issue
-        remaining, settle, spaced_past = r.remaining, r.settle, r.spaced_past
+        settle = r.settle
         m.d.comb += [
             idle.first.eq(self.first), idle.step_end.eq(self.step_end),
             idle.to_output.eq(self.to_output), idle.has_sums.eq(self.has_sums),
-            idle.spaced.eq(Mux(self.first & ~self.spaced,
-                               spaced_past.bit_select(self.mt, 1), self.spaced)),
+            idle.spaced.eq(Mux(self.first & ~self.spaced, r.spaced_past, self.spaced)),
             idle.settled.eq(settle <= 1), idle.done.eq(self.job.done),
         ]
         with m.If(~self.step_end):          # the next vector of this step
-            m.d.comb += [issued.step_end.eq(remaining == 2), issued.to_output.eq(self.to_output),
+            m.d.comb += [issued.step_end.eq(r.two_left), issued.to_output.eq(self.to_output),
                          issued.has_sums.eq(self.has_sums), issued.spaced.eq(1),
                          issued.settled.eq(settle <= 1)]
         with m.Elif(self.last_mt & self.last_kt & self.last_block):
             m.d.comb += issued.done.eq(1)
         with m.Else():                      # the next step, from stage B; settled is 0
-            m.d.comb += [issued.first.eq(1), issued.step_end.eq(b.block_size == 1),
+            m.d.comb += [issued.first.eq(1), issued.step_end.eq(b.size_one),
                          issued.to_output.eq(b.to_output), issued.has_sums.eq(b.has_sums),
                          issued.spaced.eq(b.spaced)]
 
-    def _spacing_flags(self, m, r):
-        """Next cycle's ``since[t] >= spacing_m2`` and ``since[t] > spacing_m2``.
+    def _spacing_flags(self, m, r, b):
+        """Next cycle's ``since[t] >= spacing_m2`` (each tile) and ``since[mt] > spacing_m2``.
 
         With ``spacing_m2 = writeback - 2 - block_size`` (of this cycle's
         block size: it is the next cycle's threshold) and the next ``since``:
         0 after an issue of the tile or a start, else ``since + 1`` up to
         ``writeback`` (then both hold). The issue picks between two results
-        at the end, so it does not wait for the adds.
+        at the end, so it does not wait for the adds. The second test is kept
+        for the next cycle's tile only (the current one, or stage B's at a
+        step's last issue), so the issue decision reads one flip-flop, not a
+        multiplexer of tiles.
         """
         wb, since = self.writeback, r.since
         # since + 1 (>, >=) wb - 2 - block_size is since >= the thresholds,
         # registers set with block_size: one compare, no add before it.
         zero_at = r.past_threshold <= 0         # 0 >= spacing_m2
         zero_past = r.past_threshold < 0        # 0 > spacing_m2
+        past = Signal(self.mt_max)
         for tile in range(self.mt_max):
             held = since[tile] >= wb
             at = held | (since[tile] >= r.at_threshold)
-            past = held | (since[tile] >= r.past_threshold)
+            m.d.comb += past[tile].eq(held | (since[tile] >= r.past_threshold))
             reset = self.job.start | (self.issue & (self.mt == tile))
-            m.d.sync += [r.spaced_at[tile].eq(Mux(reset, zero_at, at)),
-                         r.spaced_past[tile].eq(Mux(reset, zero_past, past))]
+            m.d.sync += r.spaced_at[tile].eq(Mux(reset, zero_at, at))
+        # An issue resets the current tile's count; at a step's last issue
+        # the next tile is stage B's (reset too when it is the same tile).
+        new_tile = (self.step_end & ~(self.last_mt & self.last_kt & self.last_block)
+                    & (b.mt != self.mt))
+        at_issue = Mux(new_tile, past.bit_select(b.mt, 1), zero_past)
+        m.d.sync += r.spaced_past.eq(Mux(self.job.start, zero_past,
+                                         Mux(self.issue, at_issue, past.bit_select(self.mt, 1))))
 
     def _thresholds(self, r, block_size):
         """Assignments of the write-back thresholds for a step of ``block_size``."""
@@ -358,7 +378,7 @@ class TileSequencer(wiring.Component):
             r.n_left.eq(self.n_vectors), r.row_left.eq(self.row_length),
             r.block_size.eq(size), r.remaining.eq(size), self.first.eq(1),
             *self._thresholds(r, size),
-            self.step_end.eq(size == 1),
+            self.step_end.eq(size == 1), r.two_left.eq(size == 2),
             self.last_mt.eq(Mux(grouped, visits.hi == 0, self.m_outputs <= cols)),
             self.last_kt.eq(self.k_terms <= rows),
             self.last_block.eq((self.n_vectors <= self.row_length) & (self.n_vectors <= block)),

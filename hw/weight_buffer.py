@@ -42,6 +42,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .banked_memory import BankedMemory
+from .helpers import up_down, up_down_test
 from .register_fifo import RegisterFIFO
 
 __all__ = ["WeightBuffer"]
@@ -125,11 +126,17 @@ class WeightBuffer(wiring.Component):
         ended = Signal()
         m.d.sync += [want.eq(self.want_tile), ended.eq(self.block_end)]
 
-        room = pending < ahead
+        # pending < ahead, credit > 0 and arriving == 0, as registers beside
+        # the counts, so the stream's ready is an AND of flip-flops.
+        room = Signal(init=1)
+        credit_left = Signal()
+        quiet = Signal(init=1)
         read = replay & from_ram & room
-        m.d.comb += self.i.ready.eq((~replay | ~from_ram) & room & (credit > 0) & (arriving == 0))
+        m.d.comb += self.i.ready.eq((~replay | ~from_ram) & room & credit_left & quiet)
         took = self.i.valid & self.i.ready
         fetched = read | took
+        popped = fifo.o.valid & fifo.o.ready
+        plus = Mux(want, self.rows, 0)
         m.d.comb += [
             fifo.i.valid.eq(arriving[-1] | took),
             fifo.i.payload.eq(Mux(arriving[-1], read_data, self.i.payload)),
@@ -141,8 +148,14 @@ class WeightBuffer(wiring.Component):
         m.d.sync += [
             read_data.eq(ram.read_data),
             arriving.eq((arriving << 1) | read),
-            pending.eq(pending + fetched - (fifo.o.valid & fifo.o.ready)),
-            credit.eq(credit - fetched + Mux(want, self.rows, 0)),
+            quiet.eq(~read & (arriving[:-1] == 0)),
+            pending.eq(up_down(pending, fetched, popped)),
+            room.eq(up_down_test(pending, room, fetched, popped, lambda p: p < ahead)),
+            # The fetch (late: the stream's valid) only picks between sums of
+            # registers.
+            credit.eq(Mux(fetched, credit + plus - 1, credit + plus)),
+            credit_left.eq(Mux(fetched, Mux(want, credit > 1 - self.rows, credit > 1),
+                               Mux(want, credit > -self.rows, credit > 0))),
         ]
 
         with m.If(~replay):
@@ -161,5 +174,6 @@ class WeightBuffer(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [replay.eq(0), place.eq(0), pending.eq(0), arriving.eq(0),
-                         want.eq(0), ended.eq(0), credit.eq(self.rows)]
+                         want.eq(0), ended.eq(0), credit.eq(self.rows),
+                         room.eq(1), credit_left.eq(1), quiet.eq(1)]
         return m
