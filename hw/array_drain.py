@@ -15,20 +15,17 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from .array_feed import issued_vector_layout
 from .config import AccelConfig, checked_config
+from .stage_payloads import sum_beat_layout
 
 __all__ = ["ArrayDrain", "engine_result_layout"]
 
 
 def engine_result_layout(config: AccelConfig) -> data.StructLayout:
-    """A result beat: ``cols`` exact sums, the output tile ``group`` and ``last``."""
-    mt_max = -(-config.max_out_channels // config.array_cols)
-    return data.StructLayout({
-        "psum": data.ArrayLayout(signed(config.acc_width), config.array_cols),
-        "group": max(1, ceil_log2(mt_max)), "last": 1})
+    """A result beat: ``array_cols`` exact sums, the output tile ``group`` and ``last``."""
+    return sum_beat_layout(config, config.array_cols)
 
 
 class ArrayDrain(wiring.Component):

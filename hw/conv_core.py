@@ -220,8 +220,13 @@ class ConvCore(wiring.Component):
         slices = stage("slice_stage", window.o, flush, RegisterFIFO)
         results = stage("result_stage", engine.result, flush)
         values = stage("value_stage", requant.o, flush, RegisterFIFO)   # pool ready: its state
+        # Each stage's output and the next unit's input share a signature
+        # (the payloads of convaccel.hw.stage_payloads).
         wiring.connect(m, pixels, window.i)
         wiring.connect(m, weights, engine.weights)
+        wiring.connect(m, slices, engine.act)
+        wiring.connect(m, results, requant.i)
+        wiring.connect(m, values, pool.i)
         # The output port leaves from flip-flops; while the core ends a failed
         # or cancelled layer (`stopping`) it offers no new beat, so once none
         # is left waiting the flush withdraws nothing (see elaborate()).
@@ -230,20 +235,6 @@ class ConvCore(wiring.Component):
         m.d.comb += out_stage.hold.eq(stopping)
         wiring.connect(m, pool.o, out_stage.i)
         wiring.connect(m, out_stage.o, wiring.flipped(self.out))
-        m.d.comb += [
-            engine.act.valid.eq(slices.valid),
-            engine.act.payload.eq(slices.payload.data),
-            slices.ready.eq(engine.act.ready),
-            requant.i.valid.eq(results.valid),
-            requant.i.payload.acc.eq(results.payload.psum),
-            requant.i.payload.group.eq(results.payload.group),
-            requant.i.payload.last.eq(results.payload.last),
-            results.ready.eq(requant.i.ready),
-            pool.i.valid.eq(values.valid),
-            pool.i.payload.data.eq(values.payload.value),
-            pool.i.payload.last.eq(values.payload.last),
-            values.ready.eq(pool.i.ready),
-        ]
         return out_stage
 
     def _configure_units(self, m):

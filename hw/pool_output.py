@@ -24,14 +24,14 @@ from amaranth.lib.wiring import In, Out
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
 from .pool_finish import PoolFinish, pool_sum_shape
+from .stage_payloads import lane_beat_layout
 
 __all__ = ["PoolOutput", "pool_beat_layout", "pool_tap_tag_layout"]
 
 
 def pool_beat_layout(config: AccelConfig) -> data.StructLayout:
-    """A beat of ``lanes = array_cols`` activations and ``last`` (the pooling unit's streams)."""
-    return data.StructLayout({
-        "data": data.ArrayLayout(signed(config.act_width), config.array_cols), "last": 1})
+    """A beat of ``array_cols`` activations and ``last`` (the pooling unit's streams)."""
+    return lane_beat_layout(config, config.array_cols)
 
 
 def pool_tap_tag_layout() -> data.StructLayout:

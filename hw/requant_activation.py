@@ -62,6 +62,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .config import AccelConfig, checked_config
+from .stage_payloads import lane_beat_layout, sum_beat_layout
 from .registered_multiplier import RegisteredMultiplier
 
 __all__ = ["Activation", "RequantActivation", "channel_params_layout"]
@@ -103,11 +104,11 @@ class RequantActivation(wiring.Component):
 
     Attributes
     ----------
-    i : In(stream.Signature(...))
-        Payload ``acc`` (``lanes`` x signed ``acc_width``), ``group``,
-        ``last`` (passed through, e.g. end of frame).
-    o : Out(stream.Signature(...))
-        Payload ``value`` (``lanes`` x signed ``act_width``), ``group``, ``last``.
+    i : In(stream.Signature(sum_beat_layout(config, lanes)))
+        Payload ``psum`` (``lanes`` x signed ``acc_width``), ``group`` (the
+        channel group), ``last`` (passed through, e.g. end of frame).
+    o : Out(stream.Signature(lane_beat_layout(config, lanes)))
+        Payload ``data`` (``lanes`` x signed ``act_width``) and ``last``.
     activation : In(Activation)
         Applied to every beat; change it only while the unit is empty.
     clamp_high : In(signed(act_width))
@@ -141,17 +142,10 @@ class RequantActivation(wiring.Component):
         #: Output FIFO places: a beat per pipeline stage plus slack, so a
         #: ready output never throttles the input.
         self.fifo_depth = self.LATENCY + 2
-        group = unsigned(max(1, ceil_log2(self.groups)))
         channel = unsigned(max(1, ceil_log2(config.max_out_channels)))
-        in_layout = data.StructLayout({
-            "acc": data.ArrayLayout(signed(config.acc_width), lanes), "group": group,
-            "last": 1})
-        out_layout = data.StructLayout({
-            "value": data.ArrayLayout(signed(config.act_width), lanes), "group": group,
-            "last": 1})
         super().__init__({
-            "i": In(stream.Signature(in_layout)),
-            "o": Out(stream.Signature(out_layout)),
+            "i": In(stream.Signature(sum_beat_layout(config, lanes))),
+            "o": Out(stream.Signature(lane_beat_layout(config, lanes))),
             "activation": In(Activation),
             "clamp_high": In(signed(config.act_width)),
             "zero_point": In(signed(config.act_width)),
@@ -193,11 +187,13 @@ class RequantActivation(wiring.Component):
         ]
 
         reads = self._parameter_memories(m)
-        # Beat bookkeeping (valid, group, last) travels beside the lanes.
-        tag = data.StructLayout({"valid": 1, "group": len(self.i.payload.group), "last": 1})
+        # Beat bookkeeping (valid, last) travels beside the lanes; the group
+        # is needed only in the first stage (lanes without parameters).
+        tag = data.StructLayout({"valid": 1, "last": 1})
         tags = [Signal(tag, name=f"tag{stage}") for stage in range(self.STAGES)]
-        m.d.sync += [tags[0].valid.eq(taken), tags[0].group.eq(self.i.payload.group),
-                     tags[0].last.eq(self.i.payload.last)]
+        group = Signal.like(self.i.payload.group)
+        m.d.sync += [tags[0].valid.eq(taken), tags[0].last.eq(self.i.payload.last),
+                     group.eq(self.i.payload.group)]
         for earlier, later in zip(tags, tags[1:]):
             m.d.sync += later.eq(earlier)
 
@@ -205,9 +201,9 @@ class RequantActivation(wiring.Component):
         # (a beat reaches them STAGES - 1 cycles after it is taken).
         limits = self._limits(m)
 
-        acc = Signal.like(self.i.payload.acc, reset_less=True)
+        acc = Signal.like(self.i.payload.psum, reset_less=True)
         bad_group = Signal(reset_less=True)
-        m.d.sync += [acc.eq(self.i.payload.acc),
+        m.d.sync += [acc.eq(self.i.payload.psum),
                      bad_group.eq(self._beyond(self.i.payload.group, self.groups))]
         result = Signal(out_layout)
         for lane in range(lanes):
@@ -215,12 +211,12 @@ class RequantActivation(wiring.Component):
             # parameters (their bank is one row shorter): they give 0.
             missing = bad_group
             if lane >= cfg.max_out_channels - (self.groups - 1) * lanes:
-                missing = missing | (tags[0].group == self.groups - 1)
-            m.d.comb += result.value[lane].eq(
+                missing = missing | (group == self.groups - 1)
+            m.d.comb += result.data[lane].eq(
                 self._lane(m, lane, acc[lane], reads[lane].data, missing, limits))
         last_tag = tags[-1]
         m.d.comb += [
-            result.group.eq(last_tag.group), result.last.eq(last_tag.last),
+            result.last.eq(last_tag.last),
             fifo.w_en.eq(last_tag.valid), fifo.w_data.eq(result),
         ]
 

@@ -21,14 +21,14 @@ from amaranth.lib.wiring import In, Out
 
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
+from .stage_payloads import lane_beat_layout
 
 __all__ = ["SliceOutput", "slice_beat_layout", "slice_tag_layout"]
 
 
 def slice_beat_layout(config: AccelConfig) -> data.StructLayout:
-    """A beat of ``lanes`` activations and ``last`` (the window generator's streams)."""
-    return data.StructLayout({
-        "data": data.ArrayLayout(signed(config.act_width), config.array_rows), "last": 1})
+    """A beat of ``array_rows`` activations and ``last`` (the window generator's streams)."""
+    return lane_beat_layout(config, config.array_rows)
 
 
 def slice_tag_layout() -> data.StructLayout:

@@ -71,6 +71,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .array_drain import ArrayDrain, engine_result_layout
+from .stage_payloads import lane_beat_layout
 from .array_feed import ArrayFeed
 from .banked_memory import BankedMemory
 from .config import AccelConfig, checked_config
@@ -98,8 +99,9 @@ class SystolicEngine(wiring.Component):
 
     Attributes
     ----------
-    act : In(stream.Signature(ArrayLayout(signed(act_width), rows)))
-        Activation slices (order in the module docstring).
+    act : In(stream.Signature(lane_beat_layout(config, rows)))
+        Activation slices (order in the module docstring) in ``data``;
+        ``last`` is not used (the problem's size says where it ends).
     weights : In(stream.Signature(ArrayLayout(signed(weight_width), cols)))
         Weight tile rows.
     result : Out(stream.Signature(StructLayout({"psum": ..., "group": ..., "last": 1})))
@@ -137,7 +139,7 @@ class SystolicEngine(wiring.Component):
         self.fifo_depth = self.latency + 5
         self.chunk_max = -(-config.max_in_channels // self.rows)
         super().__init__({
-            "act": In(stream.Signature(data.ArrayLayout(signed(config.act_width), self.rows))),
+            "act": In(stream.Signature(lane_beat_layout(config, self.rows))),
             "weights": In(stream.Signature(
                 data.ArrayLayout(signed(config.weight_width), self.cols))),
             "result": Out(stream.Signature(engine_result_layout(config))),
@@ -208,7 +210,7 @@ class SystolicEngine(wiring.Component):
             feed.issued.last.eq(last_kt & last_mt & last_block & seq.step_end),
             feed.issued.addr.eq((n << mt_bits) | mt),
             feed.swap.eq(first), feed.from_stream.eq(from_stream), feed.zero.eq(~seq.has_sums),
-            feed.act.eq(self.act.payload), feed.psum.eq(acc_buffer.read_data),
+            feed.act.eq(self.act.payload.data), feed.psum.eq(acc_buffer.read_data),
             array.act.eq(feed.array_act), array.act_valid.eq(feed.array_act_valid),
             array.swap.eq(feed.array_swap), array.psum_in.eq(feed.array_psum),
         ]

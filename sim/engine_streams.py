@@ -31,8 +31,12 @@ def tile_counts(config: AccelConfig, n: int, k: int, m: int,
 
 
 def act_beats(config: AccelConfig, a: np.ndarray,
-              row_length: int | None = None) -> list[list[int]]:
-    """``A (N x K)`` as the engine's ``act`` stream: block, kt, vector; zero padded."""
+              row_length: int | None = None) -> list[dict]:
+    """``A (N x K)`` as the engine's ``act`` stream: block, kt, vector; zero padded.
+
+    Beats are ``{"data": lanes, "last": ...}`` (the slice beat; ``last`` on
+    the problem's last one, as the window generator sends it).
+    """
     n, k = a.shape
     rows = config.array_rows
     _, kts, _ = tile_counts(config, n, k, 1)
@@ -41,7 +45,9 @@ def act_beats(config: AccelConfig, a: np.ndarray,
     beats = []
     for start, stop in blocks(config, n, row_length):
         for kt in range(kts):
-            beats.extend(padded[start:stop, kt * rows:(kt + 1) * rows].tolist())
+            beats.extend({"data": row, "last": 0}
+                         for row in padded[start:stop, kt * rows:(kt + 1) * rows].tolist())
+    beats[-1]["last"] = 1
     return beats
 
 

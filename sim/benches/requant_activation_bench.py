@@ -95,7 +95,7 @@ class RequantBench:
                 - self.bias[channels])
         accs = np.where((kind == 3) & (shift > 0), np.clip(half, low, high), accs)
         lasts = (rng.random(count) < 0.1).astype(np.int64)
-        return [{"acc": [int(a) for a in row], "group": int(g), "last": int(last)}
+        return [{"psum": [int(a) for a in row], "group": int(g), "last": int(last)}
                 for row, g, last in zip(accs, groups, lasts)]
 
     def expected(self, beats, activation):
@@ -105,13 +105,13 @@ class RequantBench:
             channels = beat["group"] * lanes + np.arange(lanes)
             real = channels < cfg.max_out_channels
             safe = np.where(real, channels, 0)
-            accs = np.array(beat["acc"], dtype=np.int64) + self.bias[safe]
+            accs = np.array(beat["psum"], dtype=np.int64) + self.bias[safe]
             # Each lane is its own "channel" for the per-element golden call.
             values = golden_requant(accs, self.multiplier[safe], self.shift[safe],
                                     bits=cfg.act_width, activation=activation,
                                     zero_point=self.zero_point, clamp_high=self.clamp_high)
             values = np.where(real, values, 0)
-            out.append({"value": [int(v) for v in values], "group": beat["group"],
+            out.append({"data": [int(v) for v in values],
                         "last": beat["last"]})
         return out
 
@@ -144,11 +144,11 @@ async def requant_power_up_parameters_pass_through(dut):
               cfg.acc_high - cfg.bias_max, cfg.acc_low - cfg.bias_min]
     hand = [0, 5, -7, cfg.act_max, cfg.act_max, cfg.act_min, cfg.act_min, cfg.act_max,
             cfg.act_min]
-    beats = [{"acc": [v] * tb.lanes, "group": 0, "last": 0} for v in values]
+    beats = [{"psum": [v] * tb.lanes, "group": 0, "last": 0} for v in values]
     await tb.stream(beats, Activation.NONE)
     real = min(tb.lanes, cfg.max_out_channels)
     # Hand-checked: saturation to the activation range.
-    assert [b["value"][:real] for b in tb.monitor.beats] == [[v] * real for v in hand]
+    assert [b["data"][:real] for b in tb.monitor.beats] == [[v] * real for v in hand]
 
 
 @cocotb.test()
@@ -205,15 +205,15 @@ async def requant_out_of_range_sets_error(dut):
     for channel in range(cfg.max_out_channels):
         await tb.write_params(channel, 0, 1, 0)
     await tb.write_params(0, 0, 5, 1)
-    await tb.stream([{"acc": [3] * tb.lanes, "group": 0, "last": 0}], Activation.NONE)
-    assert tb.monitor.beats[0]["value"][0] == 8  # (3*5 + 1) >> 1, by hand
+    await tb.stream([{"psum": [3] * tb.lanes, "group": 0, "last": 0}], Activation.NONE)
+    assert tb.monitor.beats[0]["data"][0] == 8  # (3*5 + 1) >> 1, by hand
     if tb.groups < 1 << group_bits:
-        bad = {"acc": [1000] * tb.lanes, "group": tb.groups, "last": 1}
+        bad = {"psum": [1000] * tb.lanes, "group": tb.groups, "last": 1}
         tb.monitor.beats = []
         receiver = cocotb.start_soon(tb.monitor.receive(1))
         await tb.driver.send([bad])
         received = await receiver
-        assert received == [{"value": [0] * tb.lanes, "group": tb.groups, "last": 1}], received
+        assert received == [{"data": [0] * tb.lanes, "last": 1}], received
         await ReadOnly()
         assert int(dut.error.value) == 1, "error flag not set by an out-of-range group"
         await RisingEdge(dut.clk)
@@ -229,5 +229,5 @@ async def requant_out_of_range_sets_error(dut):
         assert int(dut.error.value) == 1, "error flag not set by an out-of-range write"
         await RisingEdge(dut.clk)
     # Channel 0 still has its parameters.
-    await tb.stream([{"acc": [3] * tb.lanes, "group": 0, "last": 0}], Activation.NONE)
-    assert tb.monitor.beats[0]["value"][0] == 8
+    await tb.stream([{"psum": [3] * tb.lanes, "group": 0, "last": 0}], Activation.NONE)
+    assert tb.monitor.beats[0]["data"][0] == 8
