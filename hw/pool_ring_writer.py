@@ -109,6 +109,7 @@ class PoolRingWriter(wiring.Component):
         after_block = Signal(range(cfg.max_width + 1))    # columns after this block
         fill_end = Signal(range(cfg.max_height + cfg.max_pool_stride + cfg.max_pool_kernel + 1))
         # The input's ready comes from these two: registers, not compares.
+        fill_last = Signal.like(fill_end)                  # fill_end - 1
         below_fill = Signal()                              # y_in < fill_end
         rows_left = self.rows_left                         # y_in < H
 
@@ -138,9 +139,12 @@ class PoolRingWriter(wiring.Component):
         with m.If(self.restart):
             start_block(0, shape.width)
             m.d.sync += [y_in.eq(0), slot_in.eq(0), fill_end.eq(shape.kernel),
+                         fill_last.eq(shape.kernel - 1),
                          rows_left.eq(shape.height != 0), below_fill.eq(shape.kernel != 0)]
         with m.Elif(self.extend):
-            m.d.sync += [fill_end.eq(fill_end + 1), below_fill.eq(y_in < fill_end + 1)]
+            # y_in < fill_end + 1, with no add in front of the compare.
+            m.d.sync += [fill_end.eq(fill_end + 1), fill_last.eq(fill_end),
+                         below_fill.eq(y_in <= fill_end)]
         with m.Elif(self.accept):
             with m.If(n_in != block_last):
                 m.d.sync += [n_in.eq(n_in + 1), x_in.eq(x_in + 1)]
@@ -156,5 +160,6 @@ class PoolRingWriter(wiring.Component):
                 m.d.sync += [y_in.eq(y_in + 1),
                              slot_in.eq(Mux(slot_in == shape.kernel - 1, 0, slot_in + 1)),
                              rows_left.eq(y_in + 1 < shape.height),
-                             below_fill.eq(y_in + 1 < fill_end)]
+                             # y_in + 1 < fill_end: an equality, no carry chain.
+                             below_fill.eq(below_fill & (y_in != fill_last))]
         return m

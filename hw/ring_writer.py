@@ -131,6 +131,7 @@ class RingWriter(wiring.Component):
         g_in = counter(-(-cfg.max_in_channels // cfg.array_rows))
         slot_in = counter((cfg.max_kernel - 1) * cfg.max_dilation + 1)
         fill_end = Signal(tap_coordinate(cfg))  # first input row the output row does not need
+        fill_last = Signal.like(fill_end)       # fill_end - 1
         below_fill = Signal()                    # y_in < fill_end, registered
         rows_left = self.rows_left
 
@@ -146,9 +147,12 @@ class RingWriter(wiring.Component):
         with m.If(self.restart):
             m.d.sync += [y_in.eq(0), x_in.eq(0), g_in.eq(0), slot_in.eq(0), rows_left.eq(1),
                          fill_end.eq(geo.ring - self.shape.pad_top),
+                         fill_last.eq(geo.ring - self.shape.pad_top - 1),
                          below_fill.eq(geo.ring > self.shape.pad_top)]
         with m.Elif(self.extend):
-            m.d.sync += [fill_end.eq(fill_end + 1), below_fill.eq(y_in < fill_end + 1)]
+            # y_in < fill_end + 1, with no add in front of the compare.
+            m.d.sync += [fill_end.eq(fill_end + 1), fill_last.eq(fill_end),
+                         below_fill.eq(y_in <= fill_end)]
         with m.Elif(self.accept):
             with m.If(g_in != geo.groups_last):
                 m.d.sync += g_in.eq(g_in + 1)
@@ -157,7 +161,8 @@ class RingWriter(wiring.Component):
             with m.Else():
                 # The row is complete: on to the next slot of the ring.
                 m.d.sync += [g_in.eq(0), x_in.eq(0), y_in.eq(y_in + 1),
-                             slot_in.eq(Mux(slot_in == geo.ring - 1, 0, slot_in + 1)),
+                             slot_in.eq(Mux(slot_in == geo.ring_last, 0, slot_in + 1)),
                              rows_left.eq(y_in != geo.height_last),
-                             below_fill.eq(y_in + 1 < fill_end)]
+                             # y_in + 1 < fill_end: an equality, no carry chain.
+                             below_fill.eq(below_fill & (y_in != fill_last))]
         return m

@@ -229,7 +229,7 @@ class WindowGenerator(wiring.Component):
                 with m.Elif(advance_steps != 0):
                     m.d.comb += writer.extend.eq(1)
                     m.d.sync += [advance_steps.eq(advance_steps - 1), y0.eq(y0 + 1),
-                                 slot_y0.eq(Mux(slot_y0 == geo.ring - 1, 0, slot_y0 + 1))]
+                                 slot_y0.eq(Mux(slot_y0 == geo.ring_last, 0, slot_y0 + 1))]
                 with m.Else():
                     m.d.sync += p.eq(p + 1)
                     m.next = "FILL"

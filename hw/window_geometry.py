@@ -56,6 +56,7 @@ def window_geometry_layout(config: AccelConfig) -> data.StructLayout:
     out_size = range(max(config.max_height, config.max_width) + 2 * config.max_padding + 1)
     return data.StructLayout({
         "ring": range(ring_max + 1),                      # L, input rows held
+        "ring_last": range(max(2, ring_max)),             # L - 1 (the ring's last slot)
         "kernel_h_last": range(config.max_kernel + 1),    # R - 1
         "kernel_w_last": range(config.max_kernel + 1),    # S - 1
         "height_last": range(config.max_height + 1),      # H - 1
@@ -119,8 +120,8 @@ class WindowGeometry(wiring.Component):
         One cycle: the kernel is larger than the padded input; the set-up ends
         with no geometry (``valid`` stays clear).
     counted : Out(1)
-        One cycle: ``ring``, ``groups``, ``out_height``, ``out_width`` and
-        ``top_slot`` are final; the rest of ``geometry`` and ``valid`` follow
+        One cycle: ``ring``, ``ring_last``, ``groups``, ``out_height``,
+        ``out_width`` and ``top_slot`` are final; the rest of ``geometry`` and ``valid`` follow
         in the next cycle, when the unit is idle again.
     valid : Out(1)
         All of ``geometry`` holds for ``frame_shape``, until the next ``start``.
@@ -182,6 +183,7 @@ class WindowGeometry(wiring.Component):
                     rest_w.eq(shape.width + shape.pad_left + shape.pad_right - span_w),
                     geo.out_height.eq(1), geo.out_width.eq(1),
                     pad_steps.eq(shape.pad_top), geo.top_slot.eq(0),
+                    geo.ring_last.eq(geo.ring - 1),
                 ]
                 m.next = "COUNT"
                 self._leave_on_cancel(m)
@@ -220,7 +222,7 @@ class WindowGeometry(wiring.Component):
         with m.If(pad_steps != 0):
             # The slot of row -pad_top is (-pad_top) mod L: step back pad_top times.
             m.d.sync += [pad_steps.eq(pad_steps - 1),
-                         geo.top_slot.eq(Mux(geo.top_slot == 0, geo.ring - 1, geo.top_slot - 1))]
+                         geo.top_slot.eq(Mux(geo.top_slot == 0, geo.ring_last, geo.top_slot - 1))]
         with m.If(~counting):
             m.next = "PREPARE"
 

@@ -40,7 +40,7 @@ def test_rows_are_taken_as_each_output_row_needs_them(frame):
     writes, taken_per_row = [], []
 
     async def testbench(ctx):
-        for name, value in dict(ring=L, height_last=H - 1, width_last=W - 1,
+        for name, value in dict(ring=L, ring_last=L - 1, height_last=H - 1, width_last=W - 1,
                                 groups_last=groups - 1,
                                 last_lanes=C - (groups - 1) * LANES).items():
             ctx.set(getattr(dut.geometry, name), value)
