@@ -121,6 +121,9 @@ class PoolGeometry(wiring.Component):
         rest_c = Signal(range(cfg.max_out_channels + 1))
         rest_h = Signal(signed(ceil_log2(cfg.max_height + 1) + 2))
         rest_w = Signal(signed(ceil_log2(cfg.max_width + 1) + 2))
+        # No count took a step last cycle (so none will): a register, so
+        # the counts' compares drive only their own registers' enables.
+        counts_idle = Signal()
 
         m.d.comb += self.invalid.eq(pool_shape_invalid(self.shape, cfg))
         with m.FSM(name="setup"):
@@ -132,7 +135,7 @@ class PoolGeometry(wiring.Component):
                             rest_c.eq(self.shape.channels), geo.groups.eq(1),
                             rest_h.eq(self.shape.height - self.shape.kernel),
                             rest_w.eq(self.shape.width - self.shape.kernel),
-                            geo.out_height.eq(1), geo.out_width.eq(1),
+                            geo.out_height.eq(1), geo.out_width.eq(1), counts_idle.eq(0),
                         ]
                         m.next = "COUNT"
 
@@ -142,7 +145,8 @@ class PoolGeometry(wiring.Component):
                                          geo.out_height)
                             | count_step(m, rest_w >= shape.stride, rest_w, shape.stride,
                                          geo.out_width))
-                with m.If(~counting):
+                m.d.sync += counts_idle.eq(~counting)
+                with m.If(counts_idle):
                     m.d.sync += [
                         geo.last_lanes.eq(rest_c), geo.groups_last.eq(geo.groups - 1),
                         geo.height_last.eq(shape.height - 1), geo.width_last.eq(shape.width - 1),

@@ -154,6 +154,7 @@ class WindowGeometry(wiring.Component):
         rest_h = Signal(coord)
         rest_w = Signal(coord)
         pad_steps = Signal(range(cfg.max_padding + 1))
+        counts_idle = Signal()     # no count stepped last cycle (see _count)
 
         with m.FSM(name="setup"):
             with m.State("IDLE"):
@@ -183,7 +184,7 @@ class WindowGeometry(wiring.Component):
                     rest_w.eq(shape.width + shape.pad_left + shape.pad_right - span_w),
                     geo.out_height.eq(1), geo.out_width.eq(1),
                     pad_steps.eq(shape.pad_top), geo.top_slot.eq(0),
-                    geo.ring_last.eq(geo.ring - 1),
+                    geo.ring_last.eq(geo.ring - 1), counts_idle.eq(0),
                 ]
                 m.next = "COUNT"
                 self._leave_on_cancel(m)
@@ -193,7 +194,7 @@ class WindowGeometry(wiring.Component):
                     m.d.comb += self.too_large.eq(1)
                     m.next = "IDLE"
                 with m.Else():
-                    self._count(m, rest_c, rest_h, rest_w, pad_steps)
+                    self._count(m, rest_c, rest_h, rest_w, pad_steps, counts_idle)
                 self._leave_on_cancel(m)
 
             with m.State("PREPARE"):
@@ -210,8 +211,12 @@ class WindowGeometry(wiring.Component):
                 m.next = "IDLE"
         return m
 
-    def _count(self, m, rest_c, rest_h, rest_w, pad_steps):
-        """One ``COUNT`` cycle: every count still running takes a step; none left: PREPARE."""
+    def _count(self, m, rest_c, rest_h, rest_w, pad_steps, counts_idle):
+        """One ``COUNT`` cycle: every count still running takes a step.
+
+        When none took one last cycle (``counts_idle``, a register: the
+        compares drive only their counts' enables), none will: PREPARE.
+        """
         shape, geo, lanes = self.frame_shape, self.geometry, self.config.array_rows
         counting = (count_step(m, above(rest_c, lanes), rest_c, lanes, geo.groups)
                     | count_step(m, rest_h >= shape.stride_h, rest_h, shape.stride_h,
@@ -223,7 +228,8 @@ class WindowGeometry(wiring.Component):
             # The slot of row -pad_top is (-pad_top) mod L: step back pad_top times.
             m.d.sync += [pad_steps.eq(pad_steps - 1),
                          geo.top_slot.eq(Mux(geo.top_slot == 0, geo.ring_last, geo.top_slot - 1))]
-        with m.If(~counting):
+        m.d.sync += counts_idle.eq(~counting)
+        with m.If(counts_idle):
             m.next = "PREPARE"
 
     def _leave_on_cancel(self, m):

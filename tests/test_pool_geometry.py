@@ -73,9 +73,10 @@ def test_geometry_matches_the_formulas_and_the_cycle_budget(fields):
         await ctx.tick()
         assert not ctx.get(dut.counted)
         assert geometry_of(ctx, dut) == want
-        # One COUNT cycle per step of the longest count, then the counted one
-        # (its own state, a cycle after the last COUNT).
-        assert cycles == max(want["groups"], want["out_height"], want["out_width"])
+        # One COUNT cycle per step of the longest count, one more that sees
+        # the registered "no count stepped", then the counted one (its own
+        # state, a cycle after the last COUNT).
+        assert cycles == max(want["groups"], want["out_height"], want["out_width"]) + 1
         for _ in range(5):                     # idle: nothing moves
             await ctx.tick()
             assert not ctx.get(dut.counted) and geometry_of(ctx, dut) == want

@@ -81,11 +81,12 @@ def test_geometry_matches_the_formulas_and_the_cycle_budget(fields):
         assert ctx.get(dut.valid) and not ctx.get(dut.counted)
         geometry = ctx.get(dut.geometry)
         assert {name: getattr(geometry, name) for name in want} == want
-        # SPAN, SETUP, one COUNT cycle per step of the longest count and one
-        # with nothing left, then PREPARE (the counted cycle).
+        # SPAN, SETUP, one COUNT cycle per step of the longest count and two
+        # with nothing left (the second sees the first's registered "idle"),
+        # then PREPARE (the counted cycle).
         steps = max(want["groups"] - 1, want["out_height"] - 1, want["out_width"] - 1,
                     fields["pad_top"])
-        assert cycles == 2 + steps + 1 + 1
+        assert cycles == 2 + steps + 2 + 1
 
     run(testbench)
 
