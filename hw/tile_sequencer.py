@@ -167,10 +167,12 @@ class TileSequencer(wiring.Component):
             # Cycles since each tile's last issue (saturating at writeback).
             since=Signal(data.ArrayLayout(range(self.writeback + 1), self.mt_max), name="since"),
             settle=Signal(range(3), name="settle"),
-            # since[t] >= spacing_m2 for each tile, and since[mt] > spacing_m2
-            # for the current tile (see _spacing_flags).
+            # since[t] >= spacing_m2 per tile, and since[mt] > spacing_m2 of
+            # the current tile from three registers (see _spacing_flags).
             spaced_at=Signal(self.mt_max, name="spaced_at"),
-            spaced_past=Signal(name="spaced_past"),
+            spaced_now=Signal(name="spaced_now"),
+            spaced_fresh=Signal(name="spaced_fresh"),
+            spaced_reset=Signal(name="spaced_reset"),
             # block_size >= writeback: no wait at all.
             big_block=Signal(name="big_block"),
             # writeback - 3 - block_size and writeback - 2 - block_size, set
@@ -278,9 +280,9 @@ class TileSequencer(wiring.Component):
         # A step waiting for its first issue (for weights, say) becomes
         # spaced once enough cycles have passed: the new visit's vector n
         # issues at t + n or later and needs since + block_size >= writeback
-        # at t, i.e. since > spacing_m2 a cycle before.
+        # at t, i.e. since[mt] > spacing_m2 a cycle before (_spaced_past_now).
         with m.If(self.first & ~self.spaced):
-            m.d.sync += self.spaced.eq(r.spaced_past)
+            m.d.sync += self.spaced.eq(self._spaced_past_now(r))
         with m.If(self.issue):
             with m.If(~self.step_end):
                 m.d.sync += [self.n.eq(self.n + 1), r.remaining.eq(r.remaining - 1),
@@ -313,7 +315,8 @@ class TileSequencer(wiring.Component):
         m.d.comb += [
             idle.first.eq(self.first), idle.step_end.eq(self.step_end),
             idle.to_output.eq(self.to_output), idle.has_sums.eq(self.has_sums),
-            idle.spaced.eq(Mux(self.first & ~self.spaced, r.spaced_past, self.spaced)),
+            idle.spaced.eq(Mux(self.first & ~self.spaced, self._spaced_past_now(r),
+                               self.spaced)),
             idle.settled.eq(settle <= 1), idle.done.eq(self.job.done),
         ]
         with m.If(~self.step_end):          # the next vector of this step
@@ -328,36 +331,45 @@ class TileSequencer(wiring.Component):
                          issued.spaced.eq(b.spaced)]
 
     def _spacing_flags(self, m, r, b):
-        """Next cycle's ``since[t] >= spacing_m2`` (each tile) and ``since[mt] > spacing_m2``.
+        """Next cycle's ``since[t] >= spacing_m2``, and the registers of ``since[mt] > spacing_m2``.
 
         With ``spacing_m2 = writeback - 2 - block_size`` (of this cycle's
         block size: it is the next cycle's threshold) and the next ``since``:
         0 after an issue of the tile or a start, else ``since + 1`` up to
         ``writeback`` (then both hold). The issue picks between two results
-        at the end, so it does not wait for the adds. The second test is kept
-        for the next cycle's tile only (the current one, or stage B's at a
-        step's last issue), so the issue decision reads one flip-flop, not a
-        multiplexer of tiles.
+        at the end, so it does not wait for the adds.
+
+        ``since[mt] > spacing_m2`` (the current tile's) is kept without a
+        multiplexer of tiles after the late issue: with no issue or start
+        last cycle (``spaced_fresh``), it is ``spaced_at[mt]`` of last cycle
+        (``since`` has grown by one since; ``spaced_now``). After one, it is
+        the reset value when the tile is the one that issued, or after a
+        start (``spaced_reset``); after the last issue of a step that moves
+        to another tile it is stage B's ``spaced``, already the step's, and
+        never read.
         """
         wb, since = self.writeback, r.since
         # since + 1 (>, >=) wb - 2 - block_size is since >= the thresholds,
         # registers set with block_size: one compare, no add before it.
         zero_at = r.past_threshold <= 0         # 0 >= spacing_m2
         zero_past = r.past_threshold < 0        # 0 > spacing_m2
-        past = Signal(self.mt_max)
         for tile in range(self.mt_max):
             held = since[tile] >= wb
             at = held | (since[tile] >= r.at_threshold)
-            m.d.comb += past[tile].eq(held | (since[tile] >= r.past_threshold))
             reset = self.job.start | (self.issue & (self.mt == tile))
             m.d.sync += r.spaced_at[tile].eq(Mux(reset, zero_at, at))
-        # An issue resets the current tile's count; at a step's last issue
-        # the next tile is stage B's (reset too when it is the same tile).
         new_tile = (self.step_end & ~(self.last_mt & self.last_kt & self.last_block)
                     & (b.mt != self.mt))
-        at_issue = Mux(new_tile, past.bit_select(b.mt, 1), zero_past)
-        m.d.sync += r.spaced_past.eq(Mux(self.job.start, zero_past,
-                                         Mux(self.issue, at_issue, past.bit_select(self.mt, 1))))
+        m.d.sync += [
+            r.spaced_now.eq(r.spaced_at.bit_select(self.mt, 1)),
+            r.spaced_fresh.eq(~self.issue & ~self.job.start),
+            r.spaced_reset.eq(zero_past & (self.job.start | ~new_tile)),
+        ]
+
+    @staticmethod
+    def _spaced_past_now(r):
+        """``since[mt] > spacing_m2`` from registers alone (see _spacing_flags)."""
+        return Mux(r.spaced_fresh, r.spaced_now, r.spaced_reset)
 
     def _thresholds(self, r, block_size):
         """Assignments of the write-back thresholds for a step of ``block_size``."""
