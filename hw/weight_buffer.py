@@ -112,8 +112,8 @@ class WeightBuffer(wiring.Component):
         wiring.connect(m, fifo.o, wiring.flipped(self.o))
 
         replay = Signal()               # the recording is over
-        length = Signal(range(self.max_beats + 1))     # beats per block (L)
-        place = Signal.like(length)     # recorded beats; then the next fetch's r
+        length_last = Signal(range(-1, self.max_beats + 1))    # beats per block - 1 (L - 1)
+        place = Signal(range(self.max_beats + 1))   # recorded beats; then the next fetch's r
         from_ram = Signal()             # (replay) beat `place` is below depth
         # Beats wanted minus beats fetched (negative once the RAM reads ahead).
         credit = Signal(range(-ahead, 2 * self.rows + 1))
@@ -164,9 +164,10 @@ class WeightBuffer(wiring.Component):
             with m.If(ended):
                 # The block's last tile is loaded and consumed, its successor
                 # not yet credited: place = L.
-                m.d.sync += [replay.eq(1), length.eq(place), place.eq(0), from_ram.eq(1)]
+                m.d.sync += [replay.eq(1), length_last.eq(place - 1), place.eq(0),
+                             from_ram.eq(1)]
         with m.Elif(fetched):
-            wrap = place == length - 1
+            wrap = place == length_last     # a register: no subtraction before it
             m.d.sync += [
                 place.eq(Mux(wrap, 0, place + 1)),
                 from_ram.eq(wrap | (from_ram & (place != depth - 1))),
