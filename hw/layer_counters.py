@@ -91,21 +91,28 @@ class LayerCounters(wiring.Component):
         with m.If(self.start):
             m.d.sync += out_channels.eq(self.out_channels)
 
-        # ---- real MACs: four stages per result beat --------------------
+        # ---- real MACs: five stages per result beat --------------------
         # The beat is registered first: the engine's result port is placed
         # far away, and its route should not add to the lane arithmetic.
+        # terms * lanes is two registered halves (low and high bits of
+        # lanes, a short chain of adds each) and then their sum.
         s0_valid = Signal()
         s0_tile = Signal.like(self.result_tile)
         s1_valid = Signal()
         s1_lanes = Signal(range(cols + 1))
-        s2_macs = Signal.like(ctr.macs)
+        half = (len(s1_lanes) + 1) // 2
+        s2_low = Signal(range(self.terms_max * (1 << half) + 1))
+        s2_high = Signal(range(self.terms_max * (1 << (len(s1_lanes) - half)) + 1))
+        s3_macs = Signal.like(ctr.macs)
         left = Signal(signed(len(out_channels) + 1))
         m.d.comb += left.eq(out_channels - times_constant(s0_tile, cols))
         m.d.sync += [
             s0_valid.eq(self.result), s0_tile.eq(self.result_tile),
             s1_valid.eq(s0_valid),
             s1_lanes.eq(Mux(left >= cols, cols, left)),
-            s2_macs.eq(Mux(s1_valid, times_small(self.terms, s1_lanes), 0)),
+            s2_low.eq(Mux(s1_valid, times_small(self.terms, s1_lanes[:half]), 0)),
+            s2_high.eq(Mux(s1_valid, times_small(self.terms, s1_lanes[half:]), 0)),
+            s3_macs.eq(s2_low + (s2_high << half)),
         ]
 
         # Each stream's valid and ready are registered before they are
@@ -126,7 +133,7 @@ class LayerCounters(wiring.Component):
             m.d.sync += [ctr.busy_cycles.eq(1), ctr.macs.eq(0), counting.eq(1),
                          ctr.pixel_beats.eq(0), ctr.weight_beats.eq(0), ctr.out_beats.eq(0)]
         with m.Else():
-            m.d.sync += [ctr.macs.eq(ctr.macs + s2_macs),
+            m.d.sync += [ctr.macs.eq(ctr.macs + s3_macs),
                          ctr.pixel_beats.eq(ctr.pixel_beats + beats[0]),
                          ctr.weight_beats.eq(ctr.weight_beats + beats[1]),
                          ctr.out_beats.eq(ctr.out_beats + beats[2])]
